@@ -1,0 +1,36 @@
+/* Small shared utilities: monotonic time, logging, files, fingerprints. */
+#ifndef LS_UTIL_H
+#define LS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ls_error.h"
+
+/* Monotonic wall clock in milliseconds. */
+double ls_now_ms(void);
+
+/* Log levels: 0 quiet, 1 info (default), 2 debug. Messages go to stderr. */
+extern int ls_log_level;
+void ls_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define ls_info(...) ls_log(1, __VA_ARGS__)
+#define ls_debug(...) ls_log(2, __VA_ARGS__)
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer. */
+int ls_read_file(const char *path, char **out, size_t *len, ls_err *err);
+
+/* Writes data to path atomically: path.tmp.PID, fsync, rename. No half files. */
+int ls_write_file_atomic(const char *path, const void *data, size_t len, ls_err *err);
+
+/* SHA-256 of a file (or a buffer) as 64 lowercase hex digits + NUL (OpenSSL libcrypto). */
+int ls_sha256_file(const char *path, char hex[65], ls_err *err);
+void ls_sha256_buf(const void *data, size_t len, char hex[65]);
+
+/* Project version and the git commit it was built from. */
+const char *ls_version(void);
+const char *ls_git_commit(void);
+
+/* ISO-8601 UTC time, e.g. 2026-11-25T10:31:11Z. */
+void ls_utc_now(char out[32]);
+
+#endif

@@ -1,0 +1,65 @@
+/* The forward pass: one context per concurrent sequence (KV cache, activation
+ * buffers, thread pool), all allocated by ls_ctx_new() so that the token loop
+ * allocates nothing.
+ *
+ * Skip masks: `skip` is NULL (run everything) or n_layers bytes, each an OR of
+ * LS_SKIP_ATTN and LS_SKIP_FFN. A skipped sub-layer adds nothing to the
+ * residual stream. A skipped attention sub-layer also writes no K/V for those
+ * positions: the KV cache policy is that every stage prefills its own prompt
+ * with its own mask (DESIGN.md), so a layer's cache is only read by calls that
+ * run that layer with the same mask. */
+#ifndef LS_FORWARD_H
+#define LS_FORWARD_H
+
+#include <stdint.h>
+
+#include "ls_error.h"
+#include "ls_model.h"
+
+enum { LS_SKIP_ATTN = 1, LS_SKIP_FFN = 2 };
+
+typedef struct ls_ctx ls_ctx;
+
+typedef struct ls_ctx_params {
+  int n_ctx;     /* KV cache length in positions (<= 0: the model's seq_len) */
+  int max_batch; /* most tokens per ls_forward() call (prefill chunk); <= 0: 512 */
+  int n_threads; /* worker threads including the caller (<= 0: 1) */
+} ls_ctx_params;
+
+/* Per-sub-layer redundancy statistics, accumulated during forward calls when
+ * attached with ls_ctx_set_stats(): for sub-layer s = 2*layer + (0 attn,
+ * 1 ffn), cos_sum[s] += cos(residual before, residual after) per token and
+ * count[s] += 1. Accumulated in token order, so identical for any thread count. */
+typedef struct ls_sublayer_stats {
+  int n_sublayers; /* 2 * n_layers */
+  double *cos_sum;
+  int64_t *count;
+} ls_sublayer_stats;
+
+int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *err);
+void ls_ctx_free(ls_ctx *c);
+
+/* Runs tokens[0..n) at positions pos..pos+n-1 (n <= max_batch, pos+n <= n_ctx).
+ * If all_logits, logits for every token are computed, else only for the last.
+ * Logits are then at ls_ctx_logits(): [all_logits ? n : 1][vocab]. */
+int ls_forward(ls_ctx *c, const int *tokens, int n, int pos, const uint8_t *skip, int all_logits, ls_err *err);
+const float *ls_ctx_logits(const ls_ctx *c);
+
+/* Attach (or detach with NULL) redundancy statistics. */
+void ls_ctx_set_stats(ls_ctx *c, ls_sublayer_stats *stats);
+
+int ls_ctx_n_ctx(const ls_ctx *c);
+int ls_ctx_max_batch(const ls_ctx *c);
+int ls_ctx_n_threads(const ls_ctx *c);
+const ls_model *ls_ctx_model(const ls_ctx *c);
+
+/* Sub-layer names: "L3.attn", "L17.ffn" (0-based layer index). Parses a name
+ * into (layer, LS_SKIP_*); returns LS_EINVAL with a message naming it if the
+ * name is malformed or the layer is >= n_layers. */
+int ls_sublayer_parse(const char *name, int n_layers, int *layer, int *kind, ls_err *err);
+/* Parses a comma-separated list ("L3.attn,L4.ffn") into a skip mask of n_layers bytes. */
+int ls_skip_mask_parse(const char *list, int n_layers, uint8_t *mask, ls_err *err);
+/* Number of sub-layers executed (not skipped) under a mask (NULL: 2*n_layers). */
+int ls_skip_mask_executed(const uint8_t *mask, int n_layers);
+
+#endif

@@ -1,0 +1,110 @@
+/* A loaded Llama-architecture model: its shape, its weights (pointers into the
+ * memory-mapped file wherever the file's layout allows) and its vocabulary.
+ * Loaders: ls_model_load() dispatches on the file's magic to the GGUF reader
+ * (gguf.c) or the llama2.c reader (llama2c.c). */
+#ifndef LS_MODEL_H
+#define LS_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ls_error.h"
+#include "ls_quant.h"
+
+typedef struct ls_config {
+  int dim;        /* embedding length */
+  int hidden_dim; /* feed-forward length */
+  int n_layers;
+  int n_heads;
+  int n_kv_heads;
+  int head_dim;   /* dim / n_heads */
+  int vocab_size;
+  int seq_len;    /* context length the model was trained for */
+  int rope_dim;   /* rotated dimensions per head (== head_dim for llama) */
+  float rope_theta;
+  float norm_eps;
+} ls_config;
+
+/* A weight matrix as stored: `rows` rows of `cols` elements of `type`, row
+ * major, each row `row_bytes` long. y = W x maps cols -> rows. (GGUF lists
+ * dims fastest first, so GGUF ne = [cols, rows].) */
+typedef struct ls_mat {
+  uint32_t type; /* ls_dtype */
+  int64_t rows, cols;
+  size_t row_bytes;
+  const void *data;
+} ls_mat;
+
+typedef struct ls_layer {
+  const float *attn_norm; /* [dim] */
+  ls_mat wq;              /* [n_heads*head_dim rows, dim cols] */
+  ls_mat wk;              /* [n_kv_heads*head_dim, dim] */
+  ls_mat wv;              /* [n_kv_heads*head_dim, dim] */
+  ls_mat wo;              /* [dim, n_heads*head_dim] */
+  const float *ffn_norm;  /* [dim] */
+  ls_mat w_gate;          /* [hidden_dim, dim]  (llama2.c w1) */
+  ls_mat w_up;            /* [hidden_dim, dim]  (llama2.c w3) */
+  ls_mat w_down;          /* [dim, hidden_dim]  (llama2.c w2) */
+} ls_layer;
+
+/* Token kinds, as GGUF's tokenizer.ggml.token_type numbers them. */
+enum { LS_TOK_NORMAL = 1, LS_TOK_UNKNOWN = 2, LS_TOK_CONTROL = 3, LS_TOK_USER = 4, LS_TOK_UNUSED = 5, LS_TOK_BYTE = 6 };
+
+/* The vocabulary as loaded. Token text uses a plain ' ' for SentencePiece's
+ * U+2581 word marker (the loaders convert), as llama2.c's tokenizer.bin does. */
+typedef struct ls_vocab {
+  int n_tokens;
+  char **tokens;   /* [n_tokens] NUL-terminated */
+  float *scores;   /* [n_tokens] merge priorities */
+  int32_t *types;  /* [n_tokens] LS_TOK_* */
+  int bos_id, eos_id, unk_id;
+  int max_token_len;
+  int add_bos;     /* prepend BOS when encoding a prompt */
+  int add_space_prefix; /* prepend a space to non-empty text (SentencePiece) */
+} ls_vocab;
+
+typedef enum { LS_FMT_GGUF = 1, LS_FMT_LLAMA2C = 2 } ls_model_format;
+
+typedef struct ls_model {
+  ls_config cfg;
+  ls_mat tok_embd;        /* [vocab rows, dim cols] */
+  ls_layer *layers;       /* [n_layers] */
+  const float *out_norm;  /* [dim] */
+  ls_mat output;          /* [vocab, dim]; same data as tok_embd when tied */
+  int tied_output;
+  ls_vocab vocab;         /* n_tokens == 0 if the file has none */
+
+  ls_model_format format;
+  char path[1024];
+  char name[256];         /* general.name or the file's base name */
+  uint32_t gguf_version;  /* 0 for llama2.c */
+  size_t file_size;
+  size_t weight_bytes;    /* bytes of all weight tensors */
+
+  /* ownership: the mapping and any buffers the loader had to create */
+  void *map;
+  size_t map_size;
+  void **owned;
+  int n_owned, cap_owned;
+} ls_model;
+
+/* Loads a model file (GGUF by magic, otherwise llama2.c). For a llama2.c
+ * checkpoint, tokenizer_path names its tokenizer.bin (NULL: no vocabulary);
+ * for GGUF a non-NULL tokenizer_path replaces the embedded vocabulary. */
+int ls_model_load(ls_model *m, const char *path, const char *tokenizer_path, ls_err *err);
+void ls_model_free(ls_model *m);
+
+/* Format-specific loaders (used by ls_model_load). */
+int ls_model_load_gguf(ls_model *m, const char *path, ls_err *err);
+int ls_model_load_llama2c(ls_model *m, const char *path, ls_err *err);
+int ls_vocab_load_tokenizer_bin(ls_vocab *v, const char *path, int vocab_size, ls_err *err);
+void ls_vocab_free(ls_vocab *v);
+
+/* Helpers for loaders: memory-map a whole file read-only; remember a buffer
+ * that ls_model_free() releases. */
+int ls_model_map_file(ls_model *m, const char *path, ls_err *err);
+int ls_model_own(ls_model *m, void *buf, ls_err *err);
+/* Checks the shape in cfg is sane (positive, divisible, not absurd). */
+int ls_config_validate(const ls_config *c, const char *path, ls_err *err);
+
+#endif

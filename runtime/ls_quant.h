@@ -1,0 +1,55 @@
+/* Tensor element types (numbered as GGML/GGUF numbers them), half-precision
+ * conversions and the block quantisation formats Q8_0 and Q4_0. */
+#ifndef LS_QUANT_H
+#define LS_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum ls_dtype {
+  LS_F32 = 0,
+  LS_F16 = 1,
+  LS_Q4_0 = 2,
+  LS_Q8_0 = 8,
+  LS_BF16 = 30,
+} ls_dtype;
+
+#define LS_QK 32 /* elements per quantisation block */
+
+/* Q8_0: 32 int8 values and one fp16 scale; x = d * q. 34 bytes. */
+typedef struct {
+  uint16_t d;
+  int8_t qs[LS_QK];
+} ls_block_q8_0;
+
+/* Q4_0: 32 4-bit values and one fp16 scale; x = d * (q - 8). Element j<16 is
+ * the low nibble of qs[j], element j+16 the high nibble. 18 bytes. */
+typedef struct {
+  uint16_t d;
+  uint8_t qs[LS_QK / 2];
+} ls_block_q4_0;
+
+_Static_assert(sizeof(ls_block_q8_0) == 34, "Q8_0 block is 34 bytes");
+_Static_assert(sizeof(ls_block_q4_0) == 18, "Q4_0 block is 18 bytes");
+
+/* 1 if the engine can compute with this type (as GGUF numbers it). */
+int ls_dtype_supported(uint32_t type);
+const char *ls_dtype_name(uint32_t type);
+/* Elements per block (1 for float types) and bytes per block. 0 if unknown. */
+int ls_dtype_block_elems(uint32_t type);
+size_t ls_dtype_block_bytes(uint32_t type);
+/* Bytes of one row of `cols` elements; 0 if cols is not a multiple of the block. */
+size_t ls_dtype_row_bytes(uint32_t type, int64_t cols);
+
+float ls_fp16_to_fp32(uint16_t h);
+uint16_t ls_fp32_to_fp16(float f);
+float ls_bf16_to_fp32(uint16_t h);
+uint16_t ls_fp32_to_bf16(float f);
+
+/* k must be a multiple of LS_QK. Scalar reference implementations. */
+void ls_quantize_row_q8_0(const float *x, ls_block_q8_0 *y, int64_t k);
+void ls_quantize_row_q4_0(const float *x, ls_block_q4_0 *y, int64_t k);
+/* Converts one row of any supported type to fp32. */
+void ls_dequantize_row(uint32_t type, const void *row, float *y, int64_t k);
+
+#endif

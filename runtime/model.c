@@ -1,0 +1,129 @@
+/* Format dispatch, memory mapping, ownership and shape validation shared by
+ * the GGUF and llama2.c loaders. */
+#include "ls_model.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int ls_model_map_file(ls_model *m, const char *path, ls_err *err) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return ls_err_set(err, LS_EIO, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return ls_err_set(err, LS_EIO, "%s: not a regular file", path);
+  }
+  if (st.st_size == 0) {
+    close(fd);
+    return ls_err_set(err, LS_EFORMAT, "%s: file is empty", path);
+  }
+  void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return ls_err_set(err, LS_EIO, "%s: cannot mmap: %s", path, strerror(errno));
+  m->map = p;
+  m->map_size = (size_t)st.st_size;
+  m->file_size = (size_t)st.st_size;
+  snprintf(m->path, sizeof m->path, "%s", path);
+  const char *base = strrchr(path, '/');
+  snprintf(m->name, sizeof m->name, "%s", base ? base + 1 : path);
+  return LS_OK;
+}
+
+int ls_model_own(ls_model *m, void *buf, ls_err *err) {
+  if (m->n_owned == m->cap_owned) {
+    int cap = m->cap_owned ? 2 * m->cap_owned : 16;
+    void **n = realloc(m->owned, (size_t)cap * sizeof *n);
+    if (!n) {
+      free(buf);
+      return ls_err_set(err, LS_ENOMEM, "out of memory tracking model buffers");
+    }
+    m->owned = n;
+    m->cap_owned = cap;
+  }
+  m->owned[m->n_owned++] = buf;
+  return LS_OK;
+}
+
+void ls_vocab_free(ls_vocab *v) {
+  if (v->tokens)
+    for (int i = 0; i < v->n_tokens; i++) free(v->tokens[i]);
+  free(v->tokens);
+  free(v->scores);
+  free(v->types);
+  memset(v, 0, sizeof *v);
+}
+
+void ls_model_free(ls_model *m) {
+  if (!m) return;
+  if (m->map) munmap(m->map, m->map_size);
+  for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+  free(m->owned);
+  free(m->layers);
+  ls_vocab_free(&m->vocab);
+  memset(m, 0, sizeof *m);
+}
+
+int ls_config_validate(const ls_config *c, const char *path, ls_err *err) {
+  const long lim_dim = 1 << 16, lim_layers = 1024, lim_vocab = 1 << 22, lim_seq = 1 << 22;
+  if (c->dim <= 0 || c->dim > lim_dim)
+    return ls_err_set(err, LS_EFORMAT, "%s: absurd embedding length %d", path, c->dim);
+  if (c->hidden_dim <= 0 || c->hidden_dim > 8 * lim_dim)
+    return ls_err_set(err, LS_EFORMAT, "%s: absurd feed-forward length %d", path, c->hidden_dim);
+  if (c->n_layers <= 0 || c->n_layers > lim_layers)
+    return ls_err_set(err, LS_EFORMAT, "%s: absurd layer count %d", path, c->n_layers);
+  if (c->n_heads <= 0 || c->n_heads > c->dim || c->dim % c->n_heads)
+    return ls_err_set(err, LS_EFORMAT, "%s: head count %d does not divide embedding length %d", path,
+                      c->n_heads, c->dim);
+  if (c->n_kv_heads <= 0 || c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads)
+    return ls_err_set(err, LS_EFORMAT, "%s: KV head count %d does not divide head count %d", path,
+                      c->n_kv_heads, c->n_heads);
+  if (c->head_dim != c->dim / c->n_heads || c->head_dim % 2)
+    return ls_err_set(err, LS_EFORMAT, "%s: head dimension %d must be even and dim/heads", path, c->head_dim);
+  if (c->rope_dim <= 0 || c->rope_dim > c->head_dim || c->rope_dim % 2)
+    return ls_err_set(err, LS_EFORMAT, "%s: bad rope dimension count %d", path, c->rope_dim);
+  if (c->vocab_size <= 0 || c->vocab_size > lim_vocab)
+    return ls_err_set(err, LS_EFORMAT, "%s: absurd vocabulary size %d", path, c->vocab_size);
+  if (c->seq_len <= 0 || c->seq_len > lim_seq)
+    return ls_err_set(err, LS_EFORMAT, "%s: absurd context length %d", path, c->seq_len);
+  if (!(c->norm_eps > 0.0f && c->norm_eps < 1.0f))
+    return ls_err_set(err, LS_EFORMAT, "%s: bad RMS norm epsilon %g", path, (double)c->norm_eps);
+  if (!(c->rope_theta > 0.0f))
+    return ls_err_set(err, LS_EFORMAT, "%s: bad rope frequency base %g", path, (double)c->rope_theta);
+  return LS_OK;
+}
+
+static int is_gguf(const char *path, int *yes, ls_err *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return ls_err_set(err, LS_EIO, "%s: cannot open: %s", path, strerror(errno));
+  char magic[4] = {0};
+  size_t n = fread(magic, 1, 4, f);
+  fclose(f);
+  *yes = n == 4 && memcmp(magic, "GGUF", 4) == 0;
+  return LS_OK;
+}
+
+int ls_model_load(ls_model *m, const char *path, const char *tokenizer_path, ls_err *err) {
+  memset(m, 0, sizeof *m);
+  int gguf = 0;
+  LS_TRY(is_gguf(path, &gguf, err));
+  int rc = gguf ? ls_model_load_gguf(m, path, err) : ls_model_load_llama2c(m, path, err);
+  if (rc) {
+    ls_model_free(m);
+    return rc;
+  }
+  if (tokenizer_path) {
+    ls_vocab_free(&m->vocab);
+    rc = ls_vocab_load_tokenizer_bin(&m->vocab, tokenizer_path, m->cfg.vocab_size, err);
+    if (rc) {
+      ls_model_free(m);
+      return rc;
+    }
+  }
+  return LS_OK;
+}

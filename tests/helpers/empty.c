@@ -1,0 +1,2 @@
+/* Keeps the helper library non-empty. */
+typedef int ls_testhelpers_empty;
