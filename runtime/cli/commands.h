@@ -1,0 +1,15 @@
+/* litestage-run subcommands. Each takes argv after the subcommand name
+ * (argv[0] is the subcommand), prints errors as one line
+ * "litestage-run CMD: FILE: problem" on stderr and returns the exit status
+ * (0 ok, 1 runtime error, 2 usage error). */
+#ifndef LS_CLI_COMMANDS_H
+#define LS_CLI_COMMANDS_H
+
+int ls_cli_generate(int argc, char **argv);
+int ls_cli_inspect(int argc, char **argv);
+int ls_cli_convert(int argc, char **argv);
+int ls_cli_synth(int argc, char **argv);
+int ls_cli_pipeline(int argc, char **argv);
+int ls_cli_profile(int argc, char **argv);
+
+#endif
