@@ -1,0 +1,55 @@
+/* Small jansson helpers. Every error message names the file (and line, key)
+ * it is about: "data/x.json:3:14: ..." for syntax errors, and
+ * "WHERE: key \"k\": expected a string" for typed getters, where WHERE is the
+ * caller's context (a path, "path:LINE" for a JSONL line, or
+ * "path: stages[1]"). */
+#ifndef LS_JSON_H
+#define LS_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "ls_error.h"
+#include "ls_strbuf.h"
+
+/* Loads a JSON file; syntax errors read "PATH:LINE:COL: message". *out is a new reference. */
+int ls_json_load_file(const char *path, json_t **out, ls_err *err);
+/* Parses one JSON text (e.g. a JSONL line); errors read "WHERE:LINE:COL: message" with
+ * line = first_line + jansson's line - 1 (pass the file line of the text). */
+int ls_json_load_text(const char *text, size_t len, const char *where, int first_line, json_t **out,
+                      ls_err *err);
+
+/* Typed getters of a required key; the value is borrowed (owned by obj). */
+int ls_json_get(const json_t *obj, const char *key, const char *where, json_t **out, ls_err *err);
+int ls_json_get_object(const json_t *obj, const char *key, const char *where, json_t **out, ls_err *err);
+int ls_json_get_array(const json_t *obj, const char *key, const char *where, json_t **out, ls_err *err);
+int ls_json_get_string(const json_t *obj, const char *key, const char *where, const char **out, ls_err *err);
+int ls_json_get_int(const json_t *obj, const char *key, const char *where, long long *out, ls_err *err);
+/* Accepts integers and reals. */
+int ls_json_get_number(const json_t *obj, const char *key, const char *where, double *out, ls_err *err);
+int ls_json_get_bool(const json_t *obj, const char *key, const char *where, int *out, ls_err *err);
+
+/* Optional keys: absent (or JSON null) leaves *out = dflt; a wrong type is an error. */
+int ls_json_opt_string(const json_t *obj, const char *key, const char *where, const char *dflt,
+                       const char **out, ls_err *err);
+int ls_json_opt_int(const json_t *obj, const char *key, const char *where, long long dflt, long long *out,
+                    ls_err *err);
+int ls_json_opt_number(const json_t *obj, const char *key, const char *where, double dflt, double *out,
+                       ls_err *err);
+int ls_json_opt_bool(const json_t *obj, const char *key, const char *where, int dflt, int *out, ls_err *err);
+
+/* Refuses keys of obj that are not in the NULL-terminated list `allowed` (catches typos such
+ * as "max_new_token"): "WHERE: unknown key \"k\"". */
+int ls_json_check_keys(const json_t *obj, const char *const *allowed, const char *where, ls_err *err);
+
+/* Pretty printer for files people read: 2-space indent, arrays of scalars on one line, reals in
+ * the shortest form that reads back to the same double (0.3, not 0.29999999999999999), non-finite
+ * reals as null. Appends to out, ending with a newline. */
+int ls_json_dump(const json_t *root, ls_strbuf *out, ls_err *err);
+/* ls_json_dump to a file, atomically (ls_write_file_atomic). */
+int ls_json_write_file(const json_t *root, const char *path, ls_err *err);
+
+/* Shortest "%.Ng" form of a finite double that strtod reads back exactly (buf >= 32 bytes). */
+void ls_json_format_double(double v, char *buf, size_t size);
+
+#endif
