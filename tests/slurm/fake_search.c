@@ -168,7 +168,13 @@ static int cmd_export(int argc, char **argv) {
   if (step != steps) { fprintf(stderr, "litestage-search: %s: search not finished\n", store); return 1; }
   FILE *o = fopen(out, "w");
   if (!o) return 1;
-  fprintf(o, "{\"fake\": true, \"sum\": %llu, \"ranks\": %d, \"tolerance\": %g}\n", sum, ranks, tol);
+  /* Shaped like a schedule's numbers; values made up from the tolerance so that a sweep's
+   * table has something to check (score falls and speedup rises with the tolerance). */
+  fprintf(o,
+          "{\"fake\": true, \"sum\": %llu, \"ranks\": %d, \"tolerance\": %g, \"reference_score\": 0.9, "
+          "\"target\": %g, \"achieved_score\": %g, \"predicted_latency_ms\": %g, \"speedup\": %g, "
+          "\"provenance\": {\"candidate_id\": %d}}\n",
+          sum, ranks, tol, 0.9 - tol, 0.9 - tol / 2, 100.0 / (1.0 + 5 * tol), 1.0 + 5 * tol, (int)(tol * 100));
   return fclose(o) ? 1 : 0;
 }
 
