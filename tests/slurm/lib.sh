@@ -1,0 +1,102 @@
+# Shared helpers for the Slurm integration tests (source it; bash).
+#   slurm_test_init NAME   root check + cluster up (exit 77 with the reason otherwise),
+#                          mkdtemp work dir in $WORK (removed at exit unless LS_KEEP_TMP=1)
+#   job_states ID          the JobState of every job/array task with that id, one per line
+#   wait_job ID SECONDS    waits until every task is in a final state; prints them
+#   wait_state ID STATE SECONDS   waits until the job is in STATE
+#   fail MSG               prints MSG (and the job outputs in $WORK) and exits 1
+
+LS_SOURCE_DIR=${LS_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+SLURM_TEST_DIR=$LS_SOURCE_DIR/tests/slurm
+
+slurm_test_init() {
+  TEST_NAME=$1
+  if [ "$(id -u)" != 0 ]; then
+    echo "$TEST_NAME: SKIP: needs root to start a one-node Slurm cluster (munged, slurmctld, slurmd)" >&2
+    exit 77
+  fi
+  bash "$SLURM_TEST_DIR/cluster-up.sh"
+  local rc=$?
+  if [ "$rc" = 77 ]; then
+    echo "$TEST_NAME: SKIP: the one-node Slurm cluster cannot start here (see above)" >&2
+    exit 77
+  fi
+  [ "$rc" = 0 ] || { echo "$TEST_NAME: FAIL: cluster-up.sh exited with $rc" >&2; exit 1; }
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/ls-$TEST_NAME.XXXXXX")
+  # Slurm jobs run as root in the submit folder; keep everything in WORK.
+  if [ "${LS_KEEP_TMP:-0}" != 1 ]; then
+    trap 'slurm_test_cleanup' EXIT
+  fi
+  cd "$WORK" || exit 1
+  SUBMITTED=()
+}
+
+# Cancels what this test submitted (by id) and removes WORK.
+slurm_test_cleanup() {
+  local id
+  for id in "${SUBMITTED[@]}"; do scancel "$id" 2>/dev/null; done
+  cd / && rm -rf "$WORK"
+}
+
+fail() {
+  echo "$TEST_NAME: FAIL: $*" >&2
+  local f
+  for f in $(find "$WORK" -name 'slurm-*.out' 2>/dev/null | sort); do
+    echo "--- $f" >&2
+    tail -n 40 "$f" >&2
+  done
+  exit 1
+}
+
+job_states() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }
+
+is_final() {
+  case "$1" in
+    COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|PREEMPTED|BOOT_FAIL|DEADLINE) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+wait_job() { # id seconds
+  local deadline=$((SECONDS + $2)) s all
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    all=1
+    for s in $(job_states "$1"); do is_final "$s" || all=0; done
+    if [ "$all" = 1 ] && [ -n "$(job_states "$1")" ]; then
+      job_states "$1"
+      return 0
+    fi
+    sleep 1
+  done
+  fail "job $1 not finished after $2 s (states: $(job_states "$1" | tr '\n' ' '))"
+}
+
+wait_state() { # id state seconds
+  local deadline=$((SECONDS + $3))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    job_states "$1" | grep -qx "$2" && return 0
+    sleep 0.5
+  done
+  fail "job $1 not $2 after $3 s (states: $(job_states "$1" | tr '\n' ' '))"
+}
+
+# wait_file_grep FILE REGEX SECONDS
+wait_file_grep() {
+  local deadline=$((SECONDS + $3))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    grep -qE "$2" "$1" 2>/dev/null && return 0
+    sleep 0.5
+  done
+  fail "'$2' did not appear in $1 within $3 s"
+}
+
+# Preempt a running job the way Slurm's warning signal does, then release the requeued job.
+#   preempt_and_release ID LOG_TO_WATCH REGEX_BEFORE_SIGNAL
+preempt_and_release() {
+  wait_file_grep "$2" "$3" 90
+  scancel --batch --signal=USR1 "$1" || fail "scancel --batch --signal=USR1 $1 failed"
+  # Requeued: PENDING (held by BeginTime), restart count 1.
+  wait_state "$1" PENDING 90
+  scontrol show job "$1" | grep -q 'Restarts=1' || fail "job $1 pending but Restarts is not 1: $(scontrol show job "$1" | grep -o 'Restarts=[0-9]*')"
+  scontrol update jobid="$1" StartTime=now || fail "scontrol update jobid=$1 StartTime=now failed"
+}
