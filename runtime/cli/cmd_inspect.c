@@ -1,11 +1,223 @@
-/* Placeholder: `litestage-run inspect` is being built. */
+/* litestage-run inspect: a model's format, shape, tensors, size, vocabulary
+ * and fingerprint. For GGUF the metadata is printed from the raw parsed view
+ * first, so that a file the engine cannot run (another architecture, an
+ * unsupported tensor type) can still be inspected before the error. */
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "commands.h"
+#include "gguf.h"
+#include "ls_model.h"
+#include "ls_quant.h"
+#include "ls_util.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: litestage-run inspect MODEL [-z TOKENIZER] [--tensors] [--meta]\n\n"
+          "Prints the model's format, configuration, tensors (a summary by type for models with more\n"
+          "than 40 tensors), size, parameter count, vocabulary and SHA-256 fingerprint.\n"
+          "  -z TOKENIZER  llama2.c tokenizer.bin (replaces a GGUF's embedded vocabulary)\n"
+          "  --tensors     list every tensor\n"
+          "  --meta        print every GGUF metadata value (tokenizer arrays in full length summary)\n");
+}
+
+static int bad_usage(const char *msg, const char *arg) {
+  fprintf(stderr, "litestage-run inspect: %s%s (try litestage-run inspect --help)\n", msg, arg);
+  return 2;
+}
+
+static int is_gguf(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  char magic[4] = {0};
+  size_t n = fread(magic, 1, 4, f);
+  fclose(f);
+  return n == 4 && !memcmp(magic, "GGUF", 4);
+}
+
+static void print_meta(const ls_gguf *g, int all) {
+  printf("metadata:       %" PRIu64 " keys, alignment %zu, data at offset %zu\n", g->n_kv, g->alignment,
+         g->data_offset);
+  for (uint64_t i = 0; i < g->n_kv; i++) {
+    const ls_gguf_kv *kv = &g->kv[i];
+    int is_tok = !strncmp(kv->key, "tokenizer.", 10) && kv->val.type == LS_GGUF_ARRAY;
+    printf("  %-40s ", kv->key);
+    ls_gguf_print_value(stdout, &kv->val, is_tok && !all ? 0 : 8);
+    putchar('\n');
+  }
+}
+
+typedef struct {
+  const char *name;
+  uint32_t type;
+  int64_t rows, cols; /* rows 0: a vector of cols */
+  size_t bytes;
+} tinfo;
+
+static void add_mat(tinfo *t, int *n, const char *name, const ls_mat *w) {
+  t[*n] = (tinfo){name, w->type, w->rows, w->cols, w->row_bytes * (size_t)w->rows};
+  (*n)++;
+}
+
+static void add_vec(tinfo *t, int *n, const char *name, int64_t len) {
+  t[*n] = (tinfo){name, LS_F32, 0, len, (size_t)len * 4};
+  (*n)++;
+}
+
+static void print_tensors(const ls_model *m, int all) {
+  const ls_config *c = &m->cfg;
+  int cap = 3 + 9 * c->n_layers, n = 0;
+  tinfo *t = calloc((size_t)cap, sizeof *t);
+  char(*names)[48] = calloc((size_t)cap, 48);
+  if (!t || !names) {
+    free(t);
+    free(names);
+    return;
+  }
+  add_mat(t, &n, "token_embd.weight", &m->tok_embd);
+  add_vec(t, &n, "output_norm.weight", c->dim);
+  if (!m->tied_output) add_mat(t, &n, "output.weight", &m->output);
+  static const char *const part[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                                      "ffn_norm",  "ffn_gate", "ffn_up", "ffn_down"};
+  for (int l = 0; l < c->n_layers; l++) {
+    const ls_layer *L = &m->layers[l];
+    const ls_mat *mats[9] = {NULL, &L->wq, &L->wk, &L->wv, &L->wo, NULL, &L->w_gate, &L->w_up, &L->w_down};
+    for (int j = 0; j < 9; j++) {
+      snprintf(names[n], 48, "blk.%d.%s.weight", l, part[j]);
+      if (mats[j]) add_mat(t, &n, names[n], mats[j]);
+      else add_vec(t, &n, names[n], c->dim);
+    }
+  }
+  int64_t params = 0;
+  for (int i = 0; i < n; i++) params += (t[i].rows ? t[i].rows : 1) * t[i].cols;
+  printf("parameters:     %" PRId64 " (%.2f M)%s\n", params, (double)params / 1e6,
+         m->tied_output ? ", classifier tied to token_embd" : "");
+  printf("tensors:        %d\n", n);
+  if (all || n <= 40) {
+    for (int i = 0; i < n; i++) {
+      char shape[64];
+      if (t[i].rows) snprintf(shape, sizeof shape, "[%" PRId64 ", %" PRId64 "]", t[i].cols, t[i].rows);
+      else snprintf(shape, sizeof shape, "[%" PRId64 "]", t[i].cols);
+      printf("  %-28s %-5s %-16s %12zu bytes\n", t[i].name, ls_dtype_name(t[i].type), shape, t[i].bytes);
+    }
+  } else {
+    printf("  %-6s %8s %16s   (--tensors lists every tensor)\n", "type", "count", "bytes");
+    uint32_t seen[8];
+    int ns = 0;
+    for (int i = 0; i < n; i++) {
+      int k = 0;
+      while (k < ns && seen[k] != t[i].type) k++;
+      if (k < ns || ns == 8) continue;
+      seen[ns++] = t[i].type;
+      int count = 0;
+      size_t bytes = 0;
+      for (int j = 0; j < n; j++)
+        if (t[j].type == t[i].type) count++, bytes += t[j].bytes;
+      printf("  %-6s %8d %16zu\n", ls_dtype_name(t[i].type), count, bytes);
+    }
+  }
+  free(t);
+  free(names);
+}
+
+static void print_token(const ls_vocab *v, int id) {
+  if (id < 0 || id >= v->n_tokens) {
+    printf("none");
+    return;
+  }
+  printf("%d \"", id);
+  for (const unsigned char *p = (const unsigned char *)v->tokens[id]; *p; p++)
+    if (*p < 0x20 || *p == '"') printf("\\x%02x", *p);
+    else putchar(*p);
+  putchar('"');
+}
+
+static void print_model(const ls_model *m, int all) {
+  const ls_config *c = &m->cfg;
+  printf("architecture:   llama\n");
+  printf("name:           %s\n", m->name);
+  printf("config:\n");
+  printf("  dim %d, hidden_dim %d, n_layers %d, n_heads %d, n_kv_heads %d, head_dim %d\n", c->dim, c->hidden_dim,
+         c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim);
+  printf("  vocab_size %d, seq_len %d, rope_dim %d, rope_theta %g, norm_eps %g\n", c->vocab_size, c->seq_len,
+         c->rope_dim, (double)c->rope_theta, (double)c->norm_eps);
+  print_tensors(m, all);
+  printf("weights:        %zu bytes (%.1f MiB)\n", m->weight_bytes, (double)m->weight_bytes / (1 << 20));
+  const ls_vocab *v = &m->vocab;
+  if (v->n_tokens == 0) {
+    printf("vocabulary:     none (pass -z TOKENIZER to generate text)\n");
+  } else {
+    printf("vocabulary:     %d tokens, BOS ", v->n_tokens);
+    print_token(v, v->bos_id);
+    printf(", EOS ");
+    print_token(v, v->eos_id);
+    printf(", UNK ");
+    print_token(v, v->unk_id);
+    printf(", add_bos %s, space prefix %s\n", v->add_bos ? "yes" : "no", v->add_space_prefix ? "yes" : "no");
+  }
+}
 
 int ls_cli_inspect(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "litestage-run inspect: not implemented yet\n");
-  return 2;
+  const char *path = NULL, *tok = NULL;
+  int all = 0, meta = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      return 0;
+    }
+    if (!strcmp(a, "-z")) {
+      if (i + 1 >= argc) return bad_usage("missing value for ", a);
+      tok = argv[++i];
+    } else if (!strcmp(a, "--tensors")) {
+      all = 1;
+    } else if (!strcmp(a, "--meta")) {
+      meta = 1;
+    } else if (a[0] == '-' && a[1]) {
+      return bad_usage("unknown option ", a);
+    } else if (!path) {
+      path = a;
+    } else {
+      return bad_usage("unexpected argument ", a);
+    }
+  }
+  if (!path) return bad_usage("missing MODEL", "");
+
+  ls_err err = {0};
+  int gguf = is_gguf(path);
+  ls_gguf g;
+  if (gguf && ls_gguf_open(&g, path, &err)) {
+    fprintf(stderr, "litestage-run inspect: %s\n", err.msg);
+    return 1;
+  }
+  char sha[65];
+  if (ls_sha256_file(path, sha, &err)) {
+    if (gguf) ls_gguf_close(&g);
+    fprintf(stderr, "litestage-run inspect: %s\n", err.msg);
+    return 1;
+  }
+  printf("file:           %s\n", path);
+  if (gguf) {
+    printf("format:         GGUF v%u\n", g.version);
+    printf("size:           %zu bytes (%.1f MiB)\n", g.size, (double)g.size / (1 << 20));
+    printf("fingerprint:    sha256:%s\n", sha);
+    print_meta(&g, meta);
+    ls_gguf_close(&g);
+  }
+  fflush(stdout);
+  ls_model m;
+  if (ls_model_load(&m, path, tok, &err)) {
+    fprintf(stderr, "litestage-run inspect: %s\n", err.msg);
+    return 1;
+  }
+  if (!gguf) {
+    printf("format:         llama2.c checkpoint\n");
+    printf("size:           %zu bytes (%.1f MiB)\n", m.file_size, (double)m.file_size / (1 << 20));
+    printf("fingerprint:    sha256:%s\n", sha);
+  }
+  print_model(&m, all);
+  ls_model_free(&m);
+  return 0;
 }
