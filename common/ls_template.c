@@ -98,7 +98,7 @@ static int load_stage(ls_template *t, int i, const json_t *js, const char *path,
   snprintf(where, sizeof where, "%s: stages[%d]", path, i);
   if (!json_is_object(js)) return ls_err_set(err, LS_EFORMAT, "%s: expected an object", where);
   static const char *const keys[] = {"name", "prompt", "per_option", "max_new_tokens", "stop", "join",
-                                     "answer_regex", "answer_ignore_case", "description", NULL};
+                                     "keep_stop", "answer_regex", "answer_ignore_case", "description", NULL};
   LS_TRY(ls_json_check_keys(js, keys, where, err));
 
   const char *s;
@@ -136,6 +136,9 @@ static int load_stage(ls_template *t, int i, const json_t *js, const char *path,
       st->n_stop = (int)k + 1;
     }
   }
+
+  LS_TRY(ls_json_opt_bool(js, "keep_stop", where, 0, &st->keep_stop, err));
+  if (st->keep_stop && st->n_stop == 0) return ls_err_set(err, LS_EFORMAT, "%s: keep_stop without stop strings", where);
 
   json_t *join = json_object_get(js, "join");
   const char *item = "{output}", *sep = " ";
@@ -358,7 +361,7 @@ int ls_template_find_stop(const ls_template *t, int stage, const char *text, siz
   if (stage < 0 || stage >= t->n_stages) return 0;
   const ls_stage_def *st = &t->stages[stage];
   int found = 0;
-  size_t best = 0;
+  size_t best = 0, best_len = 0;
   for (int k = 0; k < st->n_stop; k++) {
     const char *s = st->stop[k];
     size_t n = strlen(s);
@@ -366,10 +369,11 @@ int ls_template_find_stop(const ls_template *t, int stage, const char *text, siz
       if (text[i] == s[0] && memcmp(text + i, s, n) == 0) {
         found = 1;
         best = i;
+        best_len = n;
         break;
       }
   }
-  if (found) *cut = best;
+  if (found) *cut = best + (st->keep_stop ? best_len : 0);
   return found;
 }
 

@@ -26,7 +26,8 @@ typedef struct ls_stage_def {
   int per_option;        /* 1: run once per answer option */
   int max_new_tokens;    /* > 0 */
   int n_stop;
-  char **stop;           /* [n_stop] generation ends at the first occurrence; not part of the output */
+  char **stop;           /* [n_stop] generation ends at the first occurrence */
+  int keep_stop;         /* 1: the stop string that ended the stage is kept in its output (0: cut off) */
   /* per-option stages: how outputs are joined into {STAGE} */
   char *join_item;       /* with {option} {option_text} {output}; default "{output}" */
   char *join_separator;  /* default " " */
@@ -72,8 +73,9 @@ int ls_template_join_outputs(const ls_template *t, int stage, const ls_example *
                              const ls_stage_text *outputs, ls_strbuf *out, ls_err *err);
 
 /* Earliest stop string of `stage` in text[0..len) that starts at or after `from` (pass the
- * previous length minus the longest stop string to scan only new text). Returns 1 and the
- * offset where it starts in *cut (the output is text[0..*cut)), or 0 if none. Allocates nothing. */
+ * previous length minus the longest stop string to scan only new text). Returns 1 and in *cut
+ * where the stage's output ends: the stop string's start, or its end with keep_stop (the output
+ * is text[0..*cut)); 0 if none. Allocates nothing. */
 int ls_template_find_stop(const ls_template *t, int stage, const char *text, size_t len, size_t from,
                           size_t *cut);
 /* Length of the longest stop string of a stage (0 if none). */
