@@ -1,0 +1,83 @@
+/* Work distribution over MPI ranks (docs/search.md, "Distribution").
+ *
+ * A round is a list of candidates; each candidate is scored on every shard of
+ * the calibration examples, so a round has n_cands x n_shards work units,
+ * numbered u = cand * n_shards + shard. Rank 0 is the coordinator: a
+ * coordinator thread on rank 0 hands out units in order to the ranks that ask
+ * (dynamic balancing: generation lengths vary), while rank 0's main thread
+ * works on units too. Workers send each unit's per-example results back; after
+ * the round rank 0 broadcasts every result, the owner of every unit and which
+ * candidates are complete, so every rank holds the same data and takes the
+ * same decisions. Scores are combined per candidate in example order by the
+ * caller (ls_round_candidate), so they are bit-identical for any number of
+ * ranks and threads.
+ *
+ * Threading: only the coordinator thread calls MPI during a round (rank 0's
+ * main thread computes), so MPI_THREAD_SERIALIZED is enough.
+ *
+ * Stop: when the stop flag is set (SIGTERM/SIGUSR1 on any rank), no new unit
+ * is handed out, the units in flight finish, and the round ends with
+ * r->stopped = 1; complete[] says which candidates have every shard. An
+ * evaluation error on any rank ends the round the same way and is returned
+ * (the same message on every rank, naming the rank). A failed MPI call (a
+ * rank died, with MPI_ERRORS_RETURN on the communicator) is LS_EMPI. */
+#ifndef LS_DIST_H
+#define LS_DIST_H
+
+#include <mpi.h>
+#include <signal.h>
+#include <stdint.h>
+
+#include "ls_error.h"
+
+#define LS_SEARCH_MAX_STAGES 16
+
+/* What one candidate did on one example. Plain old data: sent as bytes
+ * between ranks (ranks of one job run the same binary on the same ABI). */
+typedef struct ls_ex_result {
+  double score;        /* objective on this example, in [0, 1] */
+  double measured_ms;  /* wall time of the example's generation */
+  double predicted_ms; /* profile prediction from its token counts (NAN: no profile) */
+  int32_t prompt_tokens[LS_SEARCH_MAX_STAGES]; /* per stage, summed over the stage's calls */
+  int32_t gen_tokens[LS_SEARCH_MAX_STAGES];    /* per stage, summed over the stage's calls */
+  int32_t answer;      /* extracted option index, -1 none */
+  int32_t correct;     /* answer == gold */
+  int32_t done;        /* 1 once computed */
+  int32_t pad_;
+} ls_ex_result;
+
+typedef struct ls_dist {
+  MPI_Comm comm;
+  int rank, size;
+  volatile sig_atomic_t *stop_flag; /* may be NULL */
+  int poll_us;                      /* coordinator's sleep between probes */
+} ls_dist;
+
+typedef struct ls_round {
+  int n_cands, n_shards, n_examples;
+  int *shard_begin;    /* [n_shards + 1] example ranges: shard k is [begin[k], begin[k+1]) */
+  ls_ex_result *res;   /* [n_cands][n_examples] */
+  int *owner;          /* [n_cands][n_shards] rank that computed the unit, -1 if not done */
+  double *unit_ms;     /* [n_cands][n_shards] wall time of the unit */
+  uint8_t *complete;   /* [n_cands] every shard done */
+  int stopped;         /* ended early by a stop signal or an error */
+} ls_round;
+
+/* Evaluates one unit: candidate `cand` of the round on examples [begin, end); fills out[0..end-begin). */
+typedef int (*ls_unit_fn)(void *user, int cand, int shard, int begin, int end, ls_ex_result *out, ls_err *err);
+/* Called on rank 0 (under the round's lock) each time a candidate gets its last shard. */
+typedef void (*ls_cand_done_fn)(void *user, const ls_round *r, int cand);
+
+int ls_dist_init(ls_dist *d, MPI_Comm comm, volatile sig_atomic_t *stop_flag, ls_err *err);
+
+/* Allocates a round; shard bounds from ls_shard_bounds. */
+int ls_round_new(ls_round *r, int n_cands, int n_shards, int n_examples, ls_err *err);
+void ls_round_free(ls_round *r);
+
+/* Runs a round on every rank of d (collective). */
+int ls_dist_run(ls_dist *d, ls_round *r, ls_unit_fn fn, ls_cand_done_fn done, void *user, ls_err *err);
+
+/* Any rank's stop flag set? (collective; used between rounds) */
+int ls_dist_any_stop(ls_dist *d, int *any, ls_err *err);
+
+#endif

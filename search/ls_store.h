@@ -1,0 +1,108 @@
+/* The HDF5 results store (schema: docs/hdf5-schema.md).
+ *
+ * Written by every rank through the MPI-IO driver: dataset creation and
+ * extension are collective, the candidate rows are written by rank 0, and the
+ * per-example score matrix /scores is written collectively, each rank selecting
+ * the hyperslabs of the (candidate, shard) units it computed.
+ *
+ * Crash safety: the ranks write to PATH.work; after every commit (a batch of
+ * finished candidates) the file is flushed and rank 0 copies it to PATH.tmp,
+ * fsyncs and renames it over PATH. PATH is therefore always a complete store
+ * of the last commit: a kill -9 at any moment leaves a file that opens.
+ * Resume copies PATH back to PATH.work and continues. */
+#ifndef LS_STORE_H
+#define LS_STORE_H
+
+#include <hdf5.h>
+#include <mpi.h>
+#include <stdint.h>
+
+#include "ls_dist.h"
+#include "ls_error.h"
+
+#define LS_STORE_SCHEMA_VERSION 1
+
+/* Candidate kinds (column /candidates/kind). */
+enum { LS_CAND_BUDGET = 1, LS_CAND_EARLY_EXIT = 2 };
+
+/* One evaluated candidate: its definition and its aggregated results. */
+typedef struct ls_cand {
+  int64_t id;       /* generation order; the same on resume */
+  int32_t kind;     /* LS_CAND_* */
+  int32_t budget[LS_SEARCH_MAX_STAGES];       /* sub-layers skipped per stage */
+  int32_t ee_window[LS_SEARCH_MAX_STAGES];    /* 0: no early exit */
+  double ee_threshold[LS_SEARCH_MAX_STAGES];
+  double score;        /* mean over examples, summed in example order */
+  double measured_ms;  /* mean wall ms per example */
+  double predicted_ms; /* mean predicted ms per example (NAN without a profile) */
+  double prompt_tokens[LS_SEARCH_MAX_STAGES]; /* mean per example */
+  double gen_tokens[LS_SEARCH_MAX_STAGES];    /* mean per example */
+  int32_t meets_target;
+  int32_t run;         /* invocation that evaluated it (0 first, 1 after a resume, ...) */
+  int32_t round;       /* round of that invocation */
+} ls_cand;
+
+/* Provenance written as root attributes (identical on every rank: rank 0's values). */
+typedef struct ls_store_info {
+  const char *job_json, *job_hash, *job_path;
+  const char *model_fingerprint, *model_name;
+  const char *objective, *strategy;
+  int n_stages, n_layers, n_examples, n_shards;
+  int ranks, threads;
+  const char *hosts; /* comma-separated, unique */
+  const char *const *stage_names; /* [n_stages] */
+} ls_store_info;
+
+typedef struct ls_store {
+  hid_t file;
+  char *path, *work_path, *tmp_path;
+  MPI_Comm comm;
+  int rank, size;
+  int n_stages, n_layers, n_examples;
+  int64_t n_rows; /* committed candidate rows */
+  int run;        /* this invocation's index */
+} ls_store;
+
+/* Creates a new store (refuses an existing PATH unless overwrite). Collective. */
+int ls_store_create(ls_store *s, const char *path, MPI_Comm comm, const ls_store_info *info, int overwrite,
+                    ls_err *err);
+/* Reopens PATH for --resume: refuses a store of another job (different job hash) or shape.
+ * Returns the committed candidates (malloc'd, every rank). Collective. */
+int ls_store_resume(ls_store *s, const char *path, MPI_Comm comm, const ls_store_info *info, ls_cand **cands,
+                    int64_t *n_cands, ls_err *err);
+
+/* Importance tables (rank 0's data). Collective. */
+int ls_store_write_importance(ls_store *s, const double *per_stage_cos /* [S][2L] */,
+                              const double *accumulated /* [2L] */, const int32_t *ranking /* [2L] */,
+                              const int32_t *per_stage_ranking /* [S][2L] */, ls_err *err);
+/* Reference results, per example (rank 0's data). Collective. */
+int ls_store_write_reference(ls_store *s, const ls_ex_result *ref /* [n_examples] */,
+                             const char *const *example_ids, const int32_t *gold, double score,
+                             double chance, double target, const int32_t *stage_order, ls_err *err);
+
+/* Appends the complete candidates of a round: cands[i] with masks[i] ([S][L] bytes) for each
+ * i with r->complete[ridx[i]]; every rank writes the /scores hyperslabs of the units it owns.
+ * Then flushes and commits (PATH replaced atomically). Collective. */
+int ls_store_append(ls_store *s, const ls_cand *cands, const uint8_t *masks, const int *ridx, int n,
+                    const ls_round *r, ls_err *err);
+
+/* Pareto front (candidate ids), the chosen schedule (JSON text, may be NULL), status and end
+ * time; then commit. Collective. */
+int ls_store_finish(ls_store *s, const int64_t *pareto, int n_pareto, const char *schedule_json,
+                    int64_t chosen_id, const char *status, ls_err *err);
+/* Sets the root "status" attribute and commits (e.g. "interrupted"). Collective. */
+int ls_store_set_status(ls_store *s, const char *status, ls_err *err);
+
+/* Closes the work file and removes it (PATH stays). Collective. */
+int ls_store_close(ls_store *s, ls_err *err);
+/* Abandons the store after an MPI failure: no collective calls; PATH keeps the last commit. */
+void ls_store_abandon(ls_store *s);
+
+/* Serial readers (no MPI needed): used by show/export and tests. */
+int ls_store_read_attr_str(hid_t loc, const char *name, char **out, ls_err *err);
+int ls_store_read_attr_int(hid_t loc, const char *name, long long *out, ls_err *err);
+/* Reads all candidate rows (masks optional: malloc'd [n][S][L]). */
+int ls_store_read_cands(hid_t file, int n_stages, int n_layers, ls_cand **cands, uint8_t **masks, int64_t *n,
+                        ls_err *err);
+
+#endif
