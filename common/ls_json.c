@@ -197,8 +197,15 @@ static int dump_scalar(const json_t *v, ls_strbuf *out, ls_err *err) {
   }
 }
 
+/* Printed on one line: scalars, arrays of scalars, and objects of at most 3 scalar members. */
 static int is_flat(const json_t *v) {
-  if (json_is_object(v)) return json_object_size(v) == 0;
+  if (json_is_object(v)) {
+    if (json_object_size(v) > 3) return 0;
+    const char *key;
+    json_t *e;
+    json_object_foreach((json_t *)v, key, e) if (json_is_object(e) || json_is_array(e)) return 0;
+    return 1;
+  }
   if (!json_is_array(v)) return 1;
   size_t i;
   json_t *e;
@@ -214,12 +221,13 @@ static int indent(ls_strbuf *out, int depth, ls_err *err) {
 static int dump_value(const json_t *v, int depth, ls_strbuf *out, ls_err *err) {
   if (json_is_object(v)) {
     if (json_object_size(v) == 0) return ls_strbuf_append(out, "{}", err);
-    LS_TRY(ls_strbuf_append(out, "{\n", err));
+    int flat = depth > 0 && is_flat(v);
+    LS_TRY(ls_strbuf_append(out, flat ? "{" : "{\n", err));
     const char *key;
     json_t *e;
     size_t i = 0, n = json_object_size(v);
     json_object_foreach((json_t *)v, key, e) {
-      LS_TRY(indent(out, depth + 1, err));
+      if (!flat) LS_TRY(indent(out, depth + 1, err));
       json_t *k = json_string(key);
       if (!k) return ls_err_set(err, LS_ENOMEM, "out of memory encoding a JSON key");
       int rc = dump_scalar(k, out, err);
@@ -227,9 +235,10 @@ static int dump_value(const json_t *v, int depth, ls_strbuf *out, ls_err *err) {
       LS_TRY(rc);
       LS_TRY(ls_strbuf_append(out, ": ", err));
       LS_TRY(dump_value(e, depth + 1, out, err));
-      LS_TRY(ls_strbuf_append(out, ++i < n ? ",\n" : "\n", err));
+      if (flat) LS_TRY(ls_strbuf_append(out, ++i < n ? ", " : "", err));
+      else LS_TRY(ls_strbuf_append(out, ++i < n ? ",\n" : "\n", err));
     }
-    LS_TRY(indent(out, depth, err));
+    if (!flat) LS_TRY(indent(out, depth, err));
     return ls_strbuf_append(out, "}", err);
   }
   if (json_is_array(v)) {

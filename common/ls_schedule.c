@@ -189,7 +189,7 @@ static int parse_stage(ls_sched_stage *st, const json_t *js, const char *where, 
     double th;
     LS_TRY(ls_json_get_int(ee, "window", ew, &w, err));
     LS_TRY(ls_json_get_number(ee, "threshold", ew, &th, err));
-    if (w < 0 || w > LS_EE_MAX_WINDOW) w = -1; /* reported by ls_ee_validate */
+    if (w < -1000000 || w > 1000000) w = -1; /* out of int range: reported by ls_ee_validate */
     if (ls_ee_validate((int)w, th, ew, err) != LS_OK) {
       if (err) err->code = LS_EFORMAT;
       return LS_EFORMAT;
