@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs LiteStage's build and test dependencies from Debian's packages when
+# they are missing (as root), or says exactly which are missing (otherwise).
+# Usage: scripts/deps.sh [--with-slurm]
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config git
+      libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools zlib1g-dev
+      libjansson-dev libssl-dev check libsubunit-dev
+      python3 python3-h5py gnuplot-nox)
+if [[ "${1:-}" == "--with-slurm" ]]; then
+  pkgs+=(slurm-wlm munge)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "deps: missing Debian packages: ${missing[*]}" >&2
+  echo "deps: install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
