@@ -52,6 +52,20 @@ int ls_ctx_n_ctx(const ls_ctx *c);
 int ls_ctx_max_batch(const ls_ctx *c);
 int ls_ctx_n_threads(const ls_ctx *c);
 const ls_model *ls_ctx_model(const ls_ctx *c);
+/* Name of the kernel level in use ("ref", "avx2", "avx512"; see LS_KERNELS). */
+const char *ls_ctx_kernels(const ls_ctx *c);
+/* Name of the kernel level new contexts will use (CPU features / LS_KERNELS). */
+const char *ls_kernel_level_name(void);
+
+/* Index of the largest value (the first one on ties); -1 if n <= 0. */
+int ls_argmax(const float *x, int n);
+
+/* Teacher-forced top-1 agreement: runs tokens[0..n) from position 0 (in
+ * max_batch chunks, all logits, under skip) and counts positions i in
+ * [n_prompt-1, n-1) whose argmax equals tokens[i+1]. *n_agree gets that count
+ * and *n_total the number of positions compared (n - n_prompt). */
+int ls_teacher_forced_top1(ls_ctx *c, const int *tokens, int n, int n_prompt, const uint8_t *skip, int *n_agree,
+                           int *n_total, ls_err *err);
 
 /* Sub-layer names: "L3.attn", "L17.ffn" (0-based layer index). Parses a name
  * into (layer, LS_SKIP_*); returns LS_EINVAL with a message naming it if the

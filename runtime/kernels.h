@@ -1,0 +1,74 @@
+/* Compute kernels: a table of function pointers per instruction-set level
+ * (scalar reference, AVX2/FMA, AVX-512 with VNNI), chosen at run time from
+ * the CPU's features or forced with LS_KERNELS=ref|avx2|avx512.
+ *
+ * Matrix multiplication works on "prepared activations": for F32, F16 and
+ * BF16 weights these are the f32 activations themselves; for Q8_0 and Q4_0
+ * weights the activations are quantised to Q8_0 once per matmul (exactly as
+ * ls_quantize_row_q8_0 does) and stored in a layout of the level's choosing
+ * (act_bytes() per token, 0 meaning "plain f32, stride cols floats").
+ *
+ * Determinism contract (what makes results identical for any thread count):
+ * within one level, output element (r, t) of matmul is computed by the same
+ * sequence of floating-point operations whatever row range [r0, r1) and
+ * token count the call covers. (The SIMD levels also give the same value in
+ * a matrix-vector and a matrix-matrix call; that is not relied upon.) */
+#ifndef LS_KERNELS_H
+#define LS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ls_model.h"
+#include "ls_quant.h"
+
+typedef enum { LS_KL_REF = 0, LS_KL_AVX2 = 1, LS_KL_AVX512 = 2 } ls_kernel_level;
+
+typedef struct ls_kernels {
+  const char *name; /* "ref", "avx2", "avx512" */
+  int level;        /* ls_kernel_level */
+
+  /* Bytes of prepared activations per token for a weight type and width (0:
+   * use the f32 vector as is). */
+  size_t (*act_bytes)(uint32_t wtype, int64_t cols);
+  /* Prepares one token's activations x[cols] into xa (act_bytes long). */
+  void (*act_prepare)(uint32_t wtype, const float *x, int64_t cols, void *xa);
+  /* y[t*ldy + r] = sum_c W[r][c] * x_t[c] for r in [r0, r1), t in [0, n).
+   * xa: prepared activations of token t at (char *)xa + t*xa_stride. */
+  void (*matmul)(const ls_mat *w, const void *xa, size_t xa_stride, int n, float *y, int64_t ldy, int64_t r0,
+                 int64_t r1);
+
+  /* Q8_0 quantisation, bit-identical to ls_quantize_row_q8_0 at every level. */
+  void (*quantize_q8_0)(const float *x, ls_block_q8_0 *y, int64_t k);
+
+  /* o = x / rms(x) * w (o may alias x). */
+  void (*rmsnorm)(float *o, const float *x, const float *w, int n, float eps);
+  /* In-place softmax of x[n]. */
+  void (*softmax)(float *x, int n);
+  /* h[i] = silu(g[i]) * u[i] (h may alias g). */
+  void (*swiglu)(float *h, const float *g, const float *u, int n);
+  /* Rotates adjacent pairs (x[2i], x[2i+1]) of each of n_heads heads of
+   * head_dim by pos * theta^(-2i/rope_dim) for 2i < rope_dim. */
+  void (*rope)(float *x, int n_heads, int head_dim, int rope_dim, int pos, float theta);
+  /* One attention head for one query: out[head_dim] = sum_j softmax_j(q.k_j *
+   * scale) v_j over j in [0, n_pos); k_j at k + j*kv_stride, v_j likewise.
+   * att is scratch of n_pos floats. */
+  void (*attention)(float *out, const float *q, const float *k, const float *v, int64_t kv_stride, int n_pos,
+                    int head_dim, float scale, float *att);
+} ls_kernels;
+
+/* The best level this CPU supports, or the one LS_KERNELS names (an
+ * unsupported or unknown name falls back to the best supported level). */
+const ls_kernels *ls_kernels_get(void);
+/* A given level, or NULL if this CPU (or build) cannot run it. */
+const ls_kernels *ls_kernels_level(int level);
+
+/* Level tables (kernels_avx2.c / kernels_avx512.c; NULL-free). */
+extern const ls_kernels ls_kernels_ref;
+extern const ls_kernels ls_kernels_avx2;
+extern const ls_kernels ls_kernels_avx512;
+
+/* Scalar helpers shared by the levels' tail code. */
+float ls_ref_silu(float x);
+
+#endif

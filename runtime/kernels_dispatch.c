@@ -1,0 +1,53 @@
+/* Run-time choice of the kernel level: the CPU's features (cpuid via
+ * __builtin_cpu_supports), overridable with LS_KERNELS=ref|avx2|avx512 for
+ * tests and benchmarks. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static int cpu_has_avx2(void) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return 0;
+#endif
+}
+
+static int cpu_has_avx512(void) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vnni");
+#else
+  return 0;
+#endif
+}
+
+const ls_kernels *ls_kernels_level(int level) {
+  switch (level) {
+  case LS_KL_REF: return &ls_kernels_ref;
+  case LS_KL_AVX2: return cpu_has_avx2() && ls_kernels_avx2.matmul ? &ls_kernels_avx2 : NULL;
+  case LS_KL_AVX512: return cpu_has_avx512() && ls_kernels_avx512.matmul ? &ls_kernels_avx512 : NULL;
+  default: return NULL;
+  }
+}
+
+const ls_kernels *ls_kernels_get(void) {
+  const char *want = getenv("LS_KERNELS");
+  if (want && *want) {
+    int level = -1;
+    if (!strcmp(want, "ref")) level = LS_KL_REF;
+    else if (!strcmp(want, "avx2")) level = LS_KL_AVX2;
+    else if (!strcmp(want, "avx512")) level = LS_KL_AVX512;
+    const ls_kernels *k = level >= 0 ? ls_kernels_level(level) : NULL;
+    if (k) return k;
+  }
+  for (int level = LS_KL_AVX512; level > LS_KL_REF; level--) {
+    const ls_kernels *k = ls_kernels_level(level);
+    if (k) return k;
+  }
+  return &ls_kernels_ref;
+}
