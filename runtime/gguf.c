@@ -215,11 +215,11 @@ static int parse_header(ls_gguf *g, rd *r, ls_err *err) {
   LS_TRY(rd_u64(r, &g->n_kv, "metadata count", err));
   /* a key-value pair takes at least 13 bytes, a tensor info at least 33 */
   if (g->n_kv > (r->size - r->off) / 13)
-    return ls_err_set(err, LS_EFORMAT, "%s: absurd metadata count %" PRIu64 " for a file of %zu bytes", r->path,
-                      g->n_kv, r->size);
+    return ls_err_set(err, LS_EFORMAT, "%s: absurd metadata count %" PRIu64 ": cannot fit in a file of %zu bytes (truncated or corrupt)",
+                      r->path, g->n_kv, r->size);
   if (g->n_tensors > (r->size - r->off) / 33)
-    return ls_err_set(err, LS_EFORMAT, "%s: absurd tensor count %" PRIu64 " for a file of %zu bytes", r->path,
-                      g->n_tensors, r->size);
+    return ls_err_set(err, LS_EFORMAT, "%s: absurd tensor count %" PRIu64 ": cannot fit in a file of %zu bytes (truncated or corrupt)",
+                      r->path, g->n_tensors, r->size);
   return LS_OK;
 }
 
@@ -247,9 +247,9 @@ static int tensor_info(ls_gguf *g, rd *r, arena *a, uint64_t i, size_t *name_off
   const uint8_t *s;
   uint64_t len;
   LS_TRY(rd_str(r, &s, &len, what, err));
-  if (len == 0 || len > LS_GGUF_MAX_NAME)
+  if (len == 0 || len >= LS_GGUF_MAX_NAME)
     return ls_err_set(err, LS_EFORMAT, "%s: %s has a name of %" PRIu64 " bytes (1..%d allowed)", r->path, what, len,
-                      LS_GGUF_MAX_NAME);
+                      LS_GGUF_MAX_NAME - 1);
   LS_TRY(arena_add(a, s, (size_t)len, name_off, r->path, err));
   const char *name = a->data + *name_off;
   LS_TRY(rd_u32(r, &t->n_dims, name, err));

@@ -40,7 +40,7 @@ enum {
 
 #define LS_GGUF_DEFAULT_ALIGNMENT 32
 #define LS_GGUF_MAX_DIMS 4
-#define LS_GGUF_MAX_NAME 64     /* tensor name bytes, as ggml limits them */
+#define LS_GGUF_MAX_NAME 64     /* tensor names are shorter than this (ggml's GGML_MAX_NAME) */
 #define LS_GGUF_MAX_NESTING 8   /* arrays of arrays deeper than this are refused */
 
 /* A value inside the mapping (already validated). */

@@ -166,8 +166,8 @@ int ls_gguf_writer_tensor(ls_gguf_writer *w, const char *name, uint32_t type, in
                           ls_err *err) {
   LS_TRY(check_meta_phase(w, name, err));
   size_t len = strlen(name);
-  if (len == 0 || len > LS_GGUF_MAX_NAME)
-    return ls_err_set(err, LS_EINVAL, "%s: tensor name '%s' must have 1..%d bytes", w->path, name, LS_GGUF_MAX_NAME);
+  if (len == 0 || len >= LS_GGUF_MAX_NAME)
+    return ls_err_set(err, LS_EINVAL, "%s: tensor name '%s' must have 1..%d bytes", w->path, name, LS_GGUF_MAX_NAME - 1);
   if (n_dims < 1 || n_dims > LS_GGUF_MAX_DIMS)
     return ls_err_set(err, LS_EINVAL, "%s: tensor %s: %d dimensions", w->path, name, n_dims);
   int blck;

@@ -198,8 +198,8 @@ int ls_cli_inspect(int argc, char **argv) {
     fprintf(stderr, "litestage-run inspect: %s\n", err.msg);
     return 1;
   }
-  printf("file:           %s\n", path);
   if (gguf) {
+    printf("file:           %s\n", path);
     printf("format:         GGUF v%u\n", g.version);
     printf("size:           %zu bytes (%.1f MiB)\n", g.size, (double)g.size / (1 << 20));
     printf("fingerprint:    sha256:%s\n", sha);
@@ -213,6 +213,7 @@ int ls_cli_inspect(int argc, char **argv) {
     return 1;
   }
   if (!gguf) {
+    printf("file:           %s\n", path);
     printf("format:         llama2.c checkpoint\n");
     printf("size:           %zu bytes (%.1f MiB)\n", m.file_size, (double)m.file_size / (1 << 20));
     printf("fingerprint:    sha256:%s\n", sha);
