@@ -87,7 +87,7 @@ wait_job "$sweep" 90 >/dev/null
 [ "$(wait_job "$combine" 60)" = COMPLETED ] || fail "combine job $combine: $(job_states "$combine")"
 tsv=res/$sweep/sweep.tsv
 [ -s "$tsv" ] || fail "no $tsv"
-head -n 1 "$tsv" | grep -q $'^task\tentry\ttolerance\tscore\treference' || fail "$tsv: header $(head -n 1 "$tsv")"
+grep -q $'^task\tentry\ttolerance\tscore\treference' <<<"$(head -n 1 "$tsv")" || fail "$tsv: header $(head -n 1 "$tsv")"
 [ "$(tail -n +2 "$tsv" | wc -l)" = 3 ] || fail "$tsv: not 3 rows"
 # Per task: its own tolerance, and the numbers its own store/schedule gave (fake: 0.9 - tol/2).
 awk -F'\t' 'NR > 1 { want = (NR == 2 ? 0 : NR == 3 ? 0.05 : 0.1);

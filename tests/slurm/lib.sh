@@ -74,7 +74,7 @@ wait_job() { # id seconds
 wait_state() { # id state seconds
   local deadline=$((SECONDS + $3))
   while [ "$SECONDS" -lt "$deadline" ]; do
-    job_states "$1" | grep -qx "$2" && return 0
+    grep -qx "$2" <<<"$(job_states "$1")" && return 0
     sleep 0.5
   done
   fail "job $1 not $2 after $3 s (states: $(job_states "$1" | tr '\n' ' '))"
@@ -97,6 +97,35 @@ preempt_and_release() {
   scancel --batch --signal=USR1 "$1" || fail "scancel --batch --signal=USR1 $1 failed"
   # Requeued: PENDING (held by BeginTime), restart count 1.
   wait_state "$1" PENDING 90
-  scontrol show job "$1" | grep -q 'Restarts=1' || fail "job $1 pending but Restarts is not 1: $(scontrol show job "$1" | grep -o 'Restarts=[0-9]*')"
+  grep -q 'Restarts=1' <<<"$(scontrol show job "$1")" || fail "job $1 pending but Restarts is not 1: $(scontrol show job "$1" | grep -o 'Restarts=[0-9]*')"
   scontrol update jobid="$1" StartTime=now || fail "scontrol update jobid=$1 StartTime=now failed"
 }
+
+# need_search: LS_SEARCH (set by ctest when litestage-search is built) must be executable.
+need_search() {
+  if [ -z "${LS_SEARCH:-}" ] || [ ! -x "$LS_SEARCH" ]; then
+    echo "$TEST_NAME: SKIP: litestage-search is not built (LS_SEARCH='${LS_SEARCH:-}')" >&2
+    exit 77
+  fi
+  export LITESTAGE_SEARCH=$LS_SEARCH
+}
+
+# make_story_job OUT LIMIT SHARDS BUDGET_MAX WINDOWS THRESHOLDS: a smaller copy of the shipped
+# story job (jobs/story-stories260K.json) with absolute paths, for tests that must stay short.
+# WINDOWS and THRESHOLDS are JSON lists, e.g. '[4]' '[0.2]'.
+make_story_job() {
+  "$LS_SOURCE_DIR/slurm/derive-job" "$LS_SOURCE_DIR/jobs/story-stories260K.json" "$1" ||
+    fail "cannot derive a test job from jobs/story-stories260K.json"
+  python3 - "$@" <<'PY' || fail "cannot write the test job $1"
+import json, sys
+out, limit, shards, bmax, windows, thresholds = sys.argv[1:7]
+j = json.load(open(out))
+j["limit"], j["shards"] = int(limit), int(shards)
+j["budget"] = {"min": 0, "max": int(bmax)}
+j["early_exit"] = {"windows": json.loads(windows), "thresholds": json.loads(thresholds)}
+json.dump(j, open(out, "w"), indent=2)
+PY
+}
+
+# h5attr FILE NAME: a root attribute's value (first DATA line), via h5dump.
+h5attr() { h5dump -a "/$2" "$1" 2>/dev/null | sed -n 's/^ *(0): *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' | head -n 1; }
