@@ -1,11 +1,255 @@
-/* Placeholder: `litestage-run pipeline` is being built. */
+/* litestage-run pipeline: the multi-stage chain over a dataset, with a schedule. */
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "args.h"
 #include "commands.h"
+#include "ls_dataset.h"
+#include "ls_pipeline.h"
+#include "ls_schedule.h"
+#include "ls_strbuf.h"
+#include "ls_template.h"
+#include "ls_util.h"
+
+typedef struct {
+  ls_engine_params ep;
+  const char *stages, *data, *schedule, *out;
+  int format, limit, shard_i, shard_n, compare_full, ignore_fingerprint, quiet;
+} pipeline_opts;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: litestage-run pipeline -m MODEL [-z TOKENIZER] --stages TEMPLATE.json --data FILE\n"
+          "                              [--format F] [--schedule S.json] [-t THREADS] [--limit N]\n"
+          "                              [--shard I/N] [--out results.jsonl] [--compare-full]\n"
+          "                              [--ignore-fingerprint] [-q]\n"
+          "  --stages T      stage template (data/templates/*.json)\n"
+          "  --data FILE     dataset: OBQA/CSQA JSONL, StrategyQA task.json or KARD JSON, plain JSONL,\n"
+          "                  or a TinyStories text file (story openings)\n"
+          "  --format F      auto (default), obqa, csqa, bigbench, kard, plain, stories\n"
+          "  --schedule S    per-stage skipped sub-layers and early exit (from litestage-search export);\n"
+          "                  without it every stage runs the full model\n"
+          "  --limit N       first N examples;  --shard I/N  the I-th of N shards (0-based)\n"
+          "  --out FILE      one JSON line per example (written atomically at the end)\n"
+          "  --compare-full  also run the full model: speedup, answer agreement, token agreement\n"
+          "  --ignore-fingerprint  accept a schedule made for a different model file\n");
+}
+
+static int parse(int argc, char **argv, pipeline_opts *o, ls_err *err) {
+  *o = (pipeline_opts){.ep = {.n_threads = 1, .top_p = 1.0f, .need_tokenizer = 1, .fingerprint = 1}};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = NULL;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) return -1;
+    if (!strcmp(a, "--compare-full")) { o->compare_full = 1; continue; }
+    if (!strcmp(a, "--ignore-fingerprint")) { o->ignore_fingerprint = 1; continue; }
+    if (!strcmp(a, "-q")) { o->quiet = 1; continue; }
+    LS_TRY(ls_arg_value(argc, argv, &i, &v, err));
+    if (!strcmp(a, "-m")) o->ep.model_path = v;
+    else if (!strcmp(a, "-z")) o->ep.tokenizer_path = v;
+    else if (!strcmp(a, "--stages")) o->stages = v;
+    else if (!strcmp(a, "--data")) o->data = v;
+    else if (!strcmp(a, "--format")) LS_TRY(ls_dataset_format_parse(v, &o->format, err));
+    else if (!strcmp(a, "--schedule")) o->schedule = v;
+    else if (!strcmp(a, "--out")) o->out = v;
+    else if (!strcmp(a, "-t")) LS_TRY(ls_arg_int(a, v, 1, 256, &o->ep.n_threads, err));
+    else if (!strcmp(a, "--limit")) LS_TRY(ls_arg_int(a, v, 1, 1 << 30, &o->limit, err));
+    else if (!strcmp(a, "--shard")) LS_TRY(ls_shard_parse(v, &o->shard_i, &o->shard_n, err));
+    else return ls_err_set(err, LS_EINVAL, "unknown option %s", a);
+  }
+  if (!o->ep.model_path) return ls_err_set(err, LS_EINVAL, "missing -m MODEL");
+  if (!o->stages) return ls_err_set(err, LS_EINVAL, "missing --stages TEMPLATE.json");
+  if (!o->data) return ls_err_set(err, LS_EINVAL, "missing --data FILE");
+  return LS_OK;
+}
+
+/* Running sums for the summary table. */
+typedef struct {
+  int n, labelled, correct;
+  double ms, full_ms;
+  int agree, agree_n;
+  double fidelity;
+  double stage_ms[LS_TEMPLATE_MAX_STAGES];
+  long stage_tokens[LS_TEMPLATE_MAX_STAGES];
+  int stage_exits[LS_TEMPLATE_MAX_STAGES];
+} totals;
+
+static json_t *stage_json(const ls_template *t, int s, const ls_stage_result *sr) {
+  json_t *outs = json_array();
+  for (int k = 0; k < sr->n_calls; k++) json_array_append_new(outs, json_string(sr->calls[k].text));
+  return json_pack("{s:s, s:o, s:i, s:i, s:f, s:f, s:i, s:i}", "name", t->stages[s].name, "outputs", outs,
+                   "prompt_tokens", sr->prompt_tokens, "generated_tokens", sr->generated_tokens, "prefill_ms",
+                   sr->prefill_ms, "decode_ms", sr->decode_ms, "early_exits", sr->early_exits,
+                   "sublayers_executed", sr->sublayers_executed);
+}
+
+static json_t *example_json(const ls_template *t, const ls_example *ex, const ls_example_result *r, int full_answer,
+                            double full_ms, double fidelity) {
+  json_t *stages = json_array();
+  for (int s = 0; s < r->n_stages; s++) json_array_append_new(stages, stage_json(t, s, &r->stages[s]));
+  json_t *o = json_pack("{s:s, s:o, s:f}", "id", ex->id, "stages", stages, "latency_ms", r->total_ms);
+  if (t->has_answer_re) {
+    char a[2] = {r->answer >= 0 ? ls_option_letter(r->answer) : 0, 0};
+    json_object_set_new(o, "answer", r->answer >= 0 ? json_string(a) : json_null());
+    if (ex->answer >= 0) {
+      char g[2] = {ls_option_letter(ex->answer), 0};
+      json_object_set_new(o, "gold", json_string(g));
+      json_object_set_new(o, "correct", json_boolean(r->correct == 1));
+    }
+  }
+  if (full_ms >= 0) {
+    json_object_set_new(o, "full_latency_ms", json_real(full_ms));
+    json_object_set_new(o, "token_agreement", json_real(fidelity));
+    if (t->has_answer_re) json_object_set_new(o, "answer_agrees", json_boolean(full_answer == r->answer));
+  }
+  return o;
+}
+
+static void progress(int done, int total, double t0, int quiet) {
+  double el = (ls_now_ms() - t0) / 1e3;
+  if (quiet || (el < 3.0 && done < total)) return;
+  double eta = done ? el / done * (total - done) : 0;
+  fprintf(stderr, "\rpipeline: %d/%d examples, %.1f s elapsed, ~%.1f s left   %s", done, total, el, eta,
+          done == total ? "\n" : "");
+}
+
+static void print_summary(const ls_template *t, const totals *tt, int compare, int has_labels) {
+  printf("\nsummary (%s)\n", t->name);
+  printf("  examples             %d\n", tt->n);
+  if (has_labels && tt->labelled)
+    printf("  accuracy             %.4f (%d/%d)\n", (double)tt->correct / tt->labelled, tt->correct, tt->labelled);
+  printf("  latency/example      %.2f ms\n", tt->n ? tt->ms / tt->n : 0.0);
+  printf("\n  %-12s %12s %12s %12s\n", "stage", "tokens/ex", "ms/ex", "early exits");
+  for (int s = 0; s < t->n_stages; s++)
+    printf("  %-12s %12.1f %12.2f %12d\n", t->stages[s].name, tt->n ? (double)tt->stage_tokens[s] / tt->n : 0.0,
+           tt->n ? tt->stage_ms[s] / tt->n : 0.0, tt->stage_exits[s]);
+  if (compare) {
+    printf("\n  full model latency   %.2f ms/example\n", tt->n ? tt->full_ms / tt->n : 0.0);
+    printf("  speedup              %.3fx\n", tt->ms > 0 ? tt->full_ms / tt->ms : 0.0);
+    if (tt->agree_n) printf("  answer agreement     %.4f\n", (double)tt->agree / tt->agree_n);
+    printf("  token agreement      %.4f (teacher-forced, vs the full model)\n", tt->n ? tt->fidelity / tt->n : 0.0);
+  }
+}
+
+typedef struct {
+  ls_engine e;
+  ls_template *t;
+  ls_dataset *ds;
+  ls_schedule *sched;
+  uint8_t *masks;
+  ls_stage_plan plans[LS_TEMPLATE_MAX_STAGES];
+} pipeline_state;
+
+static int setup(pipeline_opts *o, pipeline_state *st, ls_err *err) {
+  LS_TRY(ls_template_load(o->stages, &st->t, err));
+  LS_TRY(ls_dataset_load(o->data, o->format, &st->ds, err));
+  LS_TRY(ls_dataset_select(st->ds, o->limit, o->shard_i, o->shard_n, err));
+  if (st->ds->n == 0) return ls_err_set(err, LS_EINVAL, "%s: no examples selected", o->data);
+  LS_TRY(ls_engine_open(&st->e, &o->ep, err));
+  int n_layers = st->e.model.cfg.n_layers;
+  if (o->schedule) {
+    LS_TRY(ls_schedule_read(o->schedule, &st->sched, err));
+    LS_TRY(ls_schedule_check(st->sched, st->e.fingerprint, n_layers, st->t, o->ignore_fingerprint, err));
+  } else {
+    LS_TRY(ls_schedule_for_template(st->t, &st->sched, err));
+  }
+  st->masks = calloc((size_t)st->t->n_stages * n_layers, 1);
+  if (!st->masks) return ls_err_set(err, LS_ENOMEM, "out of memory");
+  return ls_plans_from_schedule(st->sched, n_layers, st->masks, st->plans, err);
+}
+
+static void teardown(pipeline_state *st) {
+  free(st->masks);
+  if (st->sched) ls_schedule_free(st->sched);
+  if (st->e.ctx || st->e.model.map) ls_engine_close(&st->e);
+  if (st->ds) ls_dataset_free(st->ds);
+  if (st->t) ls_template_free(st->t);
+}
+
+static void add_totals(totals *tt, const ls_example *ex, const ls_example_result *r) {
+  tt->n++;
+  tt->ms += r->total_ms;
+  if (ex->answer >= 0 && r->correct >= 0) {
+    tt->labelled++;
+    tt->correct += r->correct;
+  }
+  for (int s = 0; s < r->n_stages; s++) {
+    tt->stage_ms[s] += r->stages[s].prefill_ms + r->stages[s].decode_ms;
+    tt->stage_tokens[s] += r->stages[s].generated_tokens;
+    tt->stage_exits[s] += r->stages[s].early_exits;
+  }
+}
+
+static int run_one(pipeline_opts *o, pipeline_state *st, const ls_example *ex, totals *tt, ls_strbuf *lines,
+                   ls_err *err) {
+  ls_example_result r, full;
+  memset(&full, 0, sizeof full);
+  double full_ms = -1, fid = 0;
+  LS_TRY(ls_pipeline_run(&st->e, st->t, ex, st->plans, &r, err));
+  int rc = LS_OK;
+  if (o->compare_full) {
+    rc = ls_pipeline_run(&st->e, st->t, ex, NULL, &full, err);
+    if (!rc) rc = ls_pipeline_fidelity(&st->e, st->t, st->plans, &full, &fid, NULL, err);
+    if (!rc) {
+      full_ms = full.total_ms;
+      tt->full_ms += full_ms;
+      tt->fidelity += fid;
+      if (st->t->has_answer_re) {
+        tt->agree_n++;
+        tt->agree += full.answer == r.answer;
+      }
+    }
+  }
+  if (!rc) {
+    add_totals(tt, ex, &r);
+    json_t *line = example_json(st->t, ex, &r, full.answer, full_ms, fid);
+    char *s = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    json_decref(line);
+    rc = s ? ls_strbuf_append(lines, s, err) : ls_err_set(err, LS_ENOMEM, "out of memory");
+    if (!rc) rc = ls_strbuf_appendc(lines, '\n', err);
+    free(s);
+  }
+  ls_example_result_free(&r);
+  ls_example_result_free(&full);
+  return rc;
+}
+
+static int run(pipeline_opts *o, ls_err *err) {
+  pipeline_state st;
+  memset(&st, 0, sizeof st);
+  ls_strbuf lines;
+  ls_strbuf_init(&lines);
+  totals tt;
+  memset(&tt, 0, sizeof tt);
+  int rc = setup(o, &st, err);
+  double t0 = ls_now_ms();
+  for (int i = 0; !rc && i < st.ds->n; i++) {
+    rc = run_one(o, &st, &st.ds->ex[i], &tt, &lines, err);
+    progress(i + 1, st.ds->n, t0, o->quiet);
+  }
+  if (!rc && o->out) rc = ls_write_file_atomic(o->out, lines.buf ? lines.buf : "", lines.len, err);
+  if (!rc) print_summary(st.t, &tt, o->compare_full, st.ds->n > 0 && st.ds->ex[0].answer >= 0);
+  ls_strbuf_free(&lines);
+  teardown(&st);
+  return rc;
+}
 
 int ls_cli_pipeline(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "litestage-run pipeline: not implemented yet\n");
-  return 2;
+  pipeline_opts o;
+  ls_err err = {0};
+  int rc = parse(argc, argv, &o, &err);
+  if (rc < 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (rc) {
+    fprintf(stderr, "litestage-run pipeline: %s (see --help)\n", err.msg);
+    return 2;
+  }
+  if (run(&o, &err)) {
+    fprintf(stderr, "litestage-run pipeline: %s\n", err.msg);
+    return 1;
+  }
+  return 0;
 }

@@ -1,0 +1,97 @@
+/* The engine handle both programs use: a model, its tokenizer, one forward
+ * context (KV cache + thread pool) and a sampler, plus the buffers one stage
+ * of generation needs, all allocated once in ls_engine_open() so that the
+ * token loop allocates nothing.
+ *
+ * One generation = one stage call: the prompt is prefilled from position 0
+ * with the stage's skip mask (the paper-faithful KV policy of DESIGN.md: no
+ * cache reuse across stages), then tokens are decoded with the same mask until
+ * EOS/BOS, a stop string, max_new_tokens, the context end, or early exit. */
+#ifndef LS_ENGINE_H
+#define LS_ENGINE_H
+
+#include <stdint.h>
+
+#include "ls_error.h"
+#include "ls_forward.h"
+#include "ls_model.h"
+#include "ls_sampler.h"
+#include "ls_tokenizer.h"
+
+typedef struct ls_engine_params {
+  const char *model_path;
+  const char *tokenizer_path; /* llama2.c checkpoints; NULL for GGUF's own */
+  int n_threads;              /* <= 0: 1 */
+  int n_ctx;                  /* <= 0: the model's context length */
+  int max_batch;              /* prefill chunk; <= 0: 512 */
+  float temperature;          /* 0 = greedy */
+  float top_p;                /* 1 = off */
+  uint64_t seed;
+  int need_tokenizer;         /* fail at open if the model has no vocabulary */
+  int fingerprint;            /* compute the SHA-256 of the model file at open */
+} ls_engine_params;
+
+typedef enum ls_stop_reason {
+  LS_STOP_NONE = 0,
+  LS_STOP_EOS,        /* the model emitted EOS or BOS */
+  LS_STOP_STRING,     /* a stop string appeared; the text ends before it (or after, keep_stop) */
+  LS_STOP_MAX_TOKENS, /* max_new_tokens reached */
+  LS_STOP_CONTEXT,    /* the context is full */
+  LS_STOP_EARLY_EXIT, /* confidence-based early exit fired */
+} ls_stop_reason;
+
+typedef struct ls_gen_request {
+  const char *prompt;          /* text (BOS prepended), or NULL to use tokens */
+  const int *prompt_tokens;    /* used when prompt is NULL */
+  int n_prompt_tokens;
+  int max_new_tokens;          /* <= 0: until the context is full */
+  const uint8_t *skip;         /* NULL or n_layers bytes of LS_SKIP_* */
+  int ee_window;               /* early exit: 0 disables */
+  float ee_threshold;          /* early exit: <= 0 disables */
+  const char *const *stops;    /* stop strings, checked on the decoded text */
+  int n_stops;
+  int keep_stop;               /* 1: the stop string stays in the text (cut after it) */
+  /* optional: called with each piece of text as it is generated (streaming) */
+  void (*on_text)(const char *piece, void *user);
+  void *user;
+} ls_gen_request;
+
+typedef struct ls_gen_output {
+  int n_prompt;            /* prompt tokens, BOS included */
+  int n_generated;         /* tokens generated (decode steps) */
+  const int *tokens;       /* [n_prompt + n_generated], engine-owned */
+  const float *confidence; /* [n_generated] */
+  const char *text;        /* generated text (stop string cut), engine-owned */
+  double prefill_ms, decode_ms;
+  ls_stop_reason stop;
+} ls_gen_output;
+
+/* Holds pointers into itself (the tokenizer points at model.vocab): open it in
+ * place and never copy it. */
+typedef struct ls_engine {
+  ls_model model;
+  ls_tokenizer tok;
+  ls_ctx *ctx;
+  ls_sampler sampler;
+  char fingerprint[65]; /* "" unless params.fingerprint */
+  int n_ctx;
+  int *tokens;          /* [n_ctx + 1] prompt then generated */
+  float *confidence;    /* [n_ctx] */
+  char *text;           /* generated text */
+  size_t text_cap;
+  uint8_t *no_skip;     /* [n_layers] zeros */
+} ls_engine;
+
+int ls_engine_open(ls_engine *e, const ls_engine_params *p, ls_err *err);
+void ls_engine_close(ls_engine *e);
+
+/* Runs one stage call; out's pointers stay valid until the next call. */
+int ls_engine_generate(ls_engine *e, const ls_gen_request *req, ls_gen_output *out, ls_err *err);
+
+/* Teacher forcing: feeds prompt then target with the given mask and returns,
+ * for each target position i, the model's top-1 prediction pred[i] and its
+ * confidence conf[i] (max softmax probability) given prompt + target[0..i). */
+int ls_engine_teacher_force(ls_engine *e, const int *prompt, int n_prompt, const int *target, int n_target,
+                            const uint8_t *skip, int *pred, float *conf, ls_err *err);
+
+#endif

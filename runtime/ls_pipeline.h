@@ -1,0 +1,76 @@
+/* The multi-stage chain (Recall, Analyze per option, Summarize; or a story's
+ * beginning, middle, end): every example runs through the template's stages,
+ * each stage with its own skip mask and early-exit rule, each stage's prompt
+ * rendered from the example and the earlier stages' outputs.
+ *
+ * KV policy (DESIGN.md): each stage call prefills its whole prompt from
+ * position 0 with that stage's mask; nothing is reused across stages. */
+#ifndef LS_PIPELINE_H
+#define LS_PIPELINE_H
+
+#include <stdint.h>
+
+#include "ls_dataset.h"
+#include "ls_engine.h"
+#include "ls_template.h"
+
+/* How one stage runs. */
+typedef struct ls_stage_plan {
+  const uint8_t *skip; /* n_layers bytes of LS_SKIP_*, or NULL for the full model */
+  int ee_window;       /* 0: no early exit */
+  float ee_threshold;  /* <= 0: no early exit */
+} ls_stage_plan;
+
+/* One generation: a stage, or one option of a per-option stage. */
+typedef struct ls_call_result {
+  char *text;         /* generated text, stop string cut (raw, not trimmed) */
+  int *prompt_tokens; /* [n_prompt] BOS first */
+  int *tokens;        /* [n_generated] */
+  int n_prompt, n_generated;
+  double prefill_ms, decode_ms;
+  int stop;           /* ls_stop_reason */
+} ls_call_result;
+
+typedef struct ls_stage_result {
+  int n_calls;            /* 1, or the example's number of options */
+  ls_call_result *calls;  /* [n_calls] */
+  int prompt_tokens, generated_tokens;
+  double prefill_ms, decode_ms;
+  int early_exits;        /* calls that ended by early exit */
+  int sublayers_executed; /* sub-layers the stage's mask runs per token */
+} ls_stage_result;
+
+typedef struct ls_example_result {
+  int n_stages;
+  ls_stage_result *stages; /* [n_stages] */
+  int answer;              /* extracted option index, -1 none (or no answer regex) */
+  int correct;             /* 1/0 vs the gold answer; -1 unlabelled or no regex */
+  double total_ms;         /* sum of all calls' prefill + decode */
+} ls_example_result;
+
+/* Runs one example through every stage. plans: [n_stages] or NULL (full model,
+ * no early exit). The result owns its buffers: free with ls_example_result_free. */
+int ls_pipeline_run(ls_engine *e, const ls_template *t, const ls_example *ex, const ls_stage_plan *plans,
+                    ls_example_result *res, ls_err *err);
+void ls_example_result_free(ls_example_result *res);
+
+/* Teacher-forced fidelity of a candidate (plans) against a reference run of
+ * the same example (ref, usually the full model): for every stage call, the
+ * candidate is fed the reference's prompt and output tokens; at each output
+ * position it predicts a token with a confidence; the candidate's early-exit
+ * rule applied to those confidences gives where it would have stopped; the
+ * stage's fidelity is the number of positions before that stop where the
+ * prediction equals the reference token, divided by the reference output's
+ * length (summed over a per-option stage's calls; an empty reference output
+ * scores 1). The example's fidelity is the mean over stages. Truncation is
+ * never rewarded: positions after the stop count as misses.
+ * stage_fidelity: [n_stages] or NULL. */
+int ls_pipeline_fidelity(ls_engine *e, const ls_template *t, const ls_stage_plan *plans,
+                         const ls_example_result *ref, double *fidelity, double *stage_fidelity, ls_err *err);
+
+/* Plans from a schedule's stages: masks gets n_stages * n_layers bytes. */
+struct ls_schedule;
+int ls_plans_from_schedule(const struct ls_schedule *s, int n_layers, uint8_t *masks, ls_stage_plan *plans,
+                           ls_err *err);
+
+#endif
