@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "ls_forward.h"
 #include "ls_model.h"
 #include "ls_quant.h"
 #include "ls_util.h"
@@ -664,6 +665,62 @@ START_TEST(gguf_without_tokenizer_loads) {
 }
 END_TEST
 
+/* Runs 16 tokens through the engine and returns a copy of all their logits. */
+static float *run_logits(const ls_model *m, int n) {
+  ls_err err = {0};
+  ls_ctx *c;
+  ls_ctx_params p = {.n_ctx = 32, .max_batch = 16, .n_threads = 1};
+  CK_OK(ls_ctx_new(m, &p, &c, &err));
+  int toks[16];
+  for (int i = 0; i < n; i++) toks[i] = i == 0 ? 1 : (i * 37 + 11) % m->cfg.vocab_size;
+  CK_OK(ls_forward(c, toks, n, 0, NULL, 1, &err));
+  size_t len = (size_t)n * (size_t)m->cfg.vocab_size;
+  float *out = malloc(len * sizeof *out);
+  memcpy(out, ls_ctx_logits(c), len * sizeof *out);
+  ls_ctx_free(c);
+  for (size_t i = 0; i < len; i++) ck_assert_msg(isfinite(out[i]), "logit %zu is not finite", i);
+  return out;
+}
+
+/* The converted F32 GGUF computes exactly what the checkpoint computes; the
+ * other files the engine can run (F16, Q8_0, Q4_0) give finite logits. */
+START_TEST(engine_runs_converted_and_synth_models) {
+  ls_model a, b;
+  ls_err err = {0};
+  CK_OK(ls_model_load(&a, data(STORIES_BIN), data(STORIES_TOK), &err));
+  CK_OK(ls_gguf_convert(&a, tmp("fw-f32.gguf"), LS_F32, &err));
+  CK_OK(ls_gguf_convert(&a, tmp("fw-q8.gguf"), LS_Q8_0, &err));
+  CK_OK(ls_model_load(&b, tmp("fw-f32.gguf"), NULL, &err));
+  float *x = run_logits(&a, 16), *y = run_logits(&b, 16);
+  ck_assert(memcmp(x, y, 16 * 512 * sizeof(float)) == 0);
+  ls_model_free(&b);
+  CK_OK(ls_model_load(&b, tmp("fw-q8.gguf"), NULL, &err));
+  float *q = run_logits(&b, 16);
+  int agree = 0;
+  for (int t = 0; t < 16; t++) {
+    int ix = 0, iq = 0;
+    for (int j = 1; j < 512; j++) {
+      if (x[t * 512 + j] > x[t * 512 + ix]) ix = j;
+      if (q[t * 512 + j] > q[t * 512 + iq]) iq = j;
+    }
+    agree += ix == iq;
+  }
+  ck_assert_msg(agree >= 14, "Q8_0 agrees with F32 on %d of 16 top-1 tokens", agree);
+  free(x);
+  free(y);
+  free(q);
+  ls_model_free(&b);
+  ls_model_free(&a);
+  CK_OK(ls_model_load(&b, data(RANDOM_GGUF), NULL, &err));
+  free(run_logits(&b, 4));
+  ls_model_free(&b);
+  synth(tmp("fw-q4.gguf"), LS_Q4_0, 3, 0);
+  CK_OK(ls_model_load(&b, tmp("fw-q4.gguf"), NULL, &err));
+  free(run_logits(&b, 8));
+  ls_model_free(&b);
+}
+END_TEST
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/ls_test_gguf_XXXXXX");
   if (!mkdtemp(tmpdir)) return 1;
@@ -679,6 +736,7 @@ int main(void) {
   tcase_add_test(tc, synth_shape_and_determinism);
   tcase_add_test(tc, synth_refuses_bad_shapes);
   tcase_add_test(tc, gguf_without_tokenizer_loads);
+  tcase_add_test(tc, engine_runs_converted_and_synth_models);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
