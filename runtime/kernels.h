@@ -70,5 +70,6 @@ extern const ls_kernels ls_kernels_avx512;
 
 /* Scalar helpers shared by the levels' tail code. */
 float ls_ref_silu(float x);
+void ls_ref_rope(float *x, int n_heads, int head_dim, int rope_dim, int pos, float theta);
 
 #endif

@@ -106,7 +106,7 @@ static void ref_swiglu(float *h, const float *g, const float *u, int n) {
   for (int i = 0; i < n; i++) h[i] = ls_ref_silu(g[i]) * u[i];
 }
 
-static void ref_rope(float *x, int n_heads, int head_dim, int rope_dim, int pos, float theta) {
+void ls_ref_rope(float *x, int n_heads, int head_dim, int rope_dim, int pos, float theta) {
   for (int i = 0; i < rope_dim; i += 2) {
     float freq = 1.0f / powf(theta, (float)i / (float)rope_dim);
     float val = (float)pos * freq;
@@ -147,6 +147,6 @@ const ls_kernels ls_kernels_ref = {
     .rmsnorm = ref_rmsnorm,
     .softmax = ref_softmax,
     .swiglu = ref_swiglu,
-    .rope = ref_rope,
+    .rope = ls_ref_rope,
     .attention = ref_attention,
 };

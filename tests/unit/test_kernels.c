@@ -1,0 +1,249 @@
+/* Every SIMD kernel level against the scalar reference on awkward sizes.
+ *
+ * Tolerances (stated, and why):
+ * - matmul: |y - y_ref| <= 2e-5 * sum_c |w_rc| |x_tc|. Both sides use the same
+ *   quantised weights and (bit-identical) quantised activations, so only the
+ *   float summation order differs; its error is a few ulps of sum |w||x|.
+ * - Q8_0 activation quantisation: bit-identical to ls_quantize_row_q8_0.
+ * - Within a level: the same element is bit-identical whatever the row range
+ *   and the number of tokens in the call (what makes threads not matter).
+ * - rmsnorm, swiglu: 1e-5 relative per element (vectorised exp is ~2e-7).
+ * - softmax, attention: 1e-5 relative to the largest magnitude involved. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "ls_test.h"
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) { /* uniform in [-1, 1) */
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return (float)((rng >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
+}
+
+static const uint32_t types[] = {LS_F32, LS_F16, LS_BF16, LS_Q8_0, LS_Q4_0};
+static const int64_t colss[] = {32, 64, 96, 4096 + 32};
+static const int64_t rowss[] = {1, 3, 17, 257};
+static const int ns[] = {1, 2, 5, 17};
+
+static void quantize_row(uint32_t type, const float *x, void *out, int64_t k) {
+  switch (type) {
+  case LS_F32: memcpy(out, x, (size_t)k * 4); break;
+  case LS_F16: for (int64_t i = 0; i < k; i++) ((uint16_t *)out)[i] = ls_fp32_to_fp16(x[i]); break;
+  case LS_BF16: for (int64_t i = 0; i < k; i++) ((uint16_t *)out)[i] = ls_fp32_to_bf16(x[i]); break;
+  case LS_Q8_0: ls_quantize_row_q8_0(x, out, k); break;
+  case LS_Q4_0: ls_quantize_row_q4_0(x, out, k); break;
+  }
+}
+
+/* Prepared activations for n tokens at a level: returns the buffer and stride. */
+static void *prepare(const ls_kernels *k, uint32_t type, const float *x, int n, int64_t cols, size_t *stride) {
+  size_t b = k->act_bytes(type, cols);
+  if (b == 0) {
+    *stride = (size_t)cols * sizeof(float);
+    void *copy = malloc((size_t)n * cols * sizeof(float));
+    memcpy(copy, x, (size_t)n * cols * sizeof(float));
+    return copy;
+  }
+  b = (b + 63) / 64 * 64;
+  *stride = b;
+  void *xa = aligned_alloc(64, b * n);
+  for (int t = 0; t < n; t++) k->act_prepare(type, x + t * cols, cols, (char *)xa + b * t);
+  return xa;
+}
+
+static void check_matmul(const ls_kernels *k, uint32_t type, int64_t rows, int64_t cols, int n) {
+  const ls_kernels *ref = &ls_kernels_ref;
+  size_t rb = ls_dtype_row_bytes(type, cols);
+  char *wd = malloc(rb * rows);
+  float *wf = malloc(sizeof(float) * cols), *deq = malloc(sizeof(float) * rows * cols);
+  for (int64_t r = 0; r < rows; r++) {
+    for (int64_t c = 0; c < cols; c++) wf[c] = frand() * (1.0f + (float)(r % 5));
+    quantize_row(type, wf, wd + rb * r, cols);
+    ls_dequantize_row(type, wd + rb * r, deq + r * cols, cols);
+  }
+  ls_mat w = {.type = type, .rows = rows, .cols = cols, .row_bytes = rb, .data = wd};
+  float *x = malloc(sizeof(float) * n * cols);
+  for (int64_t i = 0; i < n * cols; i++) x[i] = frand() * 3.0f;
+  size_t sref, ssimd;
+  void *xr = prepare(ref, type, x, n, cols, &sref), *xs = prepare(k, type, x, n, cols, &ssimd);
+  float *yr = calloc((size_t)n * rows, 4), *ys = calloc((size_t)n * rows, 4), *y1 = calloc((size_t)rows, 4);
+  ref->matmul(&w, xr, sref, n, yr, rows, 0, rows);
+  /* split the rows unevenly, as threads would */
+  int64_t split = rows / 3;
+  k->matmul(&w, xs, ssimd, n, ys, rows, split, rows);
+  k->matmul(&w, xs, ssimd, n, ys, rows, 0, split);
+  /* the activations the reference dot products used (quantised for Q types) */
+  float *xq = malloc(sizeof(float) * cols);
+  for (int t = 0; t < n; t++) {
+    if (type == LS_Q8_0 || type == LS_Q4_0)
+      ls_dequantize_row(LS_Q8_0, (char *)xr + sref * t, xq, cols);
+    else
+      memcpy(xq, x + t * cols, sizeof(float) * cols);
+    for (int64_t r = 0; r < rows; r++) {
+      double bound = 0;
+      for (int64_t c = 0; c < cols; c++) bound += fabs((double)deq[r * cols + c] * xq[c]);
+      double d = fabs((double)ys[t * rows + r] - yr[t * rows + r]);
+      ck_assert_msg(d <= 2e-5 * bound + 1e-30, "%s %s rows %lld cols %lld n %d: y[%d][%lld] = %g, ref %g (bound %g)",
+                    k->name, ls_dtype_name(type), (long long)rows, (long long)cols, n, t, (long long)r,
+                    (double)ys[t * rows + r], (double)yr[t * rows + r], bound);
+    }
+    /* a single-token call, one row at a time, gives the very same bits */
+    for (int64_t r = 0; r < rows; r += 1 + rows / 5)
+      k->matmul(&w, (char *)xs + ssimd * t, ssimd, 1, y1, rows, r, r + 1);
+    for (int64_t r = 0; r < rows; r += 1 + rows / 5)
+      ck_assert_msg(memcmp(&y1[r], &ys[t * rows + r], 4) == 0, "%s %s: element (%d,%lld) depends on the tiling",
+                    k->name, ls_dtype_name(type), t, (long long)r);
+  }
+  free(xq); free(yr); free(ys); free(y1); free(xr); free(xs); free(x); free(wd); free(wf); free(deq);
+}
+
+static const ls_kernels *level_or_skip(int level) {
+  const ls_kernels *k = ls_kernels_level(level);
+  return k;
+}
+
+START_TEST(test_matmul) {
+  const ls_kernels *k = level_or_skip(_i);
+  if (!k) return; /* this CPU lacks the level: nothing to compare */
+  for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++)
+    for (size_t ci = 0; ci < sizeof colss / sizeof *colss; ci++)
+      for (size_t ri = 0; ri < sizeof rowss / sizeof *rowss; ri++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+          /* the widest rows with the most tokens only for one row count, to keep it quick */
+          if (colss[ci] > 1000 && rowss[ri] > 17 && ns[ni] > 2) continue;
+          check_matmul(k, types[ti], rowss[ri], colss[ci], ns[ni]);
+        }
+  /* F32 widths that are not a multiple of the vector (stories260K has 172) */
+  check_matmul(k, LS_F32, 5, 172, 3);
+  check_matmul(k, LS_F32, 7, 8, 2);
+  check_matmul(k, LS_F16, 4, 44, 2);
+}
+END_TEST
+
+START_TEST(test_quantize) {
+  const ls_kernels *k = level_or_skip(_i);
+  if (!k) return;
+  int64_t n = 32 * 70;
+  float *x = malloc(sizeof(float) * n);
+  for (int64_t i = 0; i < n; i++) x[i] = frand() * 10.0f;
+  /* exact halves after scaling: block with amax 127 has d = 1, so x.5 rounds away */
+  for (int j = 0; j < 32; j++) x[j] = (j == 0) ? 127.0f : (float)(j - 16) + 0.5f;
+  for (int j = 32; j < 64; j++) x[j] = 0.0f; /* all-zero block */
+  for (int j = 64; j < 96; j++) x[j] = -1e-3f * (float)j;
+  ls_block_q8_0 *a = malloc(sizeof *a * (n / 32)), *b = malloc(sizeof *b * (n / 32));
+  ls_quantize_row_q8_0(x, a, n);
+  k->quantize_q8_0(x, b, n);
+  ck_assert_msg(memcmp(a, b, sizeof *a * (n / 32)) == 0, "%s: Q8_0 quantisation differs from the reference", k->name);
+  ck_assert_int_eq(a[0].qs[1], -15); /* -14.5 -> -15 (away from zero) */
+  free(x); free(a); free(b);
+}
+END_TEST
+
+static void assert_close(const char *what, const ls_kernels *k, const float *a, const float *b, int n, double rel,
+                         int scale_by_max) {
+  double mx = 0;
+  for (int i = 0; i < n; i++) mx = fmax(mx, fabs(b[i]));
+  for (int i = 0; i < n; i++) {
+    double tol = rel * (scale_by_max ? mx : fabs(b[i])) + 1e-30;
+    ck_assert_msg(fabs((double)a[i] - b[i]) <= tol, "%s %s [%d of %d]: %.9g vs ref %.9g", k->name, what, i, n,
+                  (double)a[i], (double)b[i]);
+  }
+}
+
+START_TEST(test_elementwise) {
+  const ls_kernels *k = level_or_skip(_i), *ref = &ls_kernels_ref;
+  if (!k) return;
+  const int sizes[] = {1, 8, 15, 16, 17, 64, 172, 2048, 5632};
+  for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+    int n = sizes[si];
+    float *x = malloc(4 * n), *w = malloc(4 * n), *a = malloc(4 * n), *b = malloc(4 * n), *u = malloc(4 * n);
+    for (int i = 0; i < n; i++) {
+      x[i] = frand() * 4;
+      w[i] = frand() + 1.5f;
+      u[i] = frand() * 2;
+    }
+    ref->rmsnorm(a, x, w, n, 1e-5f);
+    k->rmsnorm(b, x, w, n, 1e-5f);
+    assert_close("rmsnorm", k, b, a, n, 1e-5, 0);
+    memcpy(a, x, 4 * n);
+    memcpy(b, x, 4 * n);
+    for (int i = 0; i < n; i++) a[i] = b[i] = x[i] * 10; /* spread: some probabilities tiny */
+    ref->softmax(a, n);
+    k->softmax(b, n);
+    assert_close("softmax", k, b, a, n, 1e-5, 1);
+    ref->swiglu(a, x, u, n);
+    k->swiglu(b, x, u, n);
+    assert_close("swiglu", k, b, a, n, 1e-5, 0);
+    free(x); free(w); free(a); free(b); free(u);
+  }
+  /* RoPE: 4 heads of 64 (rope over all, and over the first 32), positions 0..300 */
+  float q[256], qa[256], qb[256];
+  for (int i = 0; i < 256; i++) q[i] = frand();
+  const int rope_dims[] = {64, 32};
+  for (int rd = 0; rd < 2; rd++)
+    for (int pos = 0; pos < 300; pos += 37) {
+      memcpy(qa, q, sizeof q);
+      memcpy(qb, q, sizeof q);
+      ref->rope(qa, 4, 64, rope_dims[rd], pos, 10000.0f);
+      k->rope(qb, 4, 64, rope_dims[rd], pos, 10000.0f);
+      assert_close("rope", k, qb, qa, 256, 1e-5, 1);
+    }
+}
+END_TEST
+
+START_TEST(test_attention) {
+  const ls_kernels *k = level_or_skip(_i), *ref = &ls_kernels_ref;
+  if (!k) return;
+  const int hds[] = {8, 16, 24, 64, 128};
+  const int nps[] = {1, 7, 33, 300};
+  int64_t stride = 4 * 128 + 8; /* as if several KV heads interleave */
+  float *kc = malloc(sizeof(float) * 300 * stride), *vc = malloc(sizeof(float) * 300 * stride);
+  for (int64_t i = 0; i < 300 * stride; i++) {
+    kc[i] = frand() * 2;
+    vc[i] = frand();
+  }
+  float q[128], oa[128], ob[128], att[300];
+  for (int i = 0; i < 128; i++) q[i] = frand() * 2;
+  for (size_t h = 0; h < sizeof hds / sizeof *hds; h++)
+    for (size_t p = 0; p < sizeof nps / sizeof *nps; p++) {
+      float scale = 1.0f / sqrtf((float)hds[h]);
+      ref->attention(oa, q, kc + 3, vc + 3, stride, nps[p], hds[h], scale, att);
+      k->attention(ob, q, kc + 3, vc + 3, stride, nps[p], hds[h], scale, att);
+      /* outputs are convex combinations of v (|v| <= 1): absolute 1e-5 */
+      for (int i = 0; i < hds[h]; i++)
+        ck_assert_msg(fabsf(oa[i] - ob[i]) <= 1e-5f, "%s attention hd %d n_pos %d [%d]: %g vs %g", k->name, hds[h],
+                      nps[p], i, (double)ob[i], (double)oa[i]);
+    }
+  free(kc);
+  free(vc);
+}
+END_TEST
+
+START_TEST(test_dispatch) {
+  ck_assert_ptr_nonnull(ls_kernels_get());
+  ck_assert_ptr_eq(ls_kernels_level(LS_KL_REF), &ls_kernels_ref);
+  ck_assert_ptr_null(ls_kernels_level(99));
+  setenv("LS_KERNELS", "ref", 1);
+  ck_assert_str_eq(ls_kernels_get()->name, "ref");
+  unsetenv("LS_KERNELS");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("kernels");
+  TCase *tc = tcase_create("levels");
+  tcase_set_timeout(tc, 600);
+  /* loop index = level: 1 avx2, 2 avx512 (skipped inside if the CPU lacks it) */
+  tcase_add_loop_test(tc, test_quantize, LS_KL_REF, LS_KL_AVX512 + 1);
+  tcase_add_loop_test(tc, test_matmul, LS_KL_AVX2, LS_KL_AVX512 + 1);
+  tcase_add_loop_test(tc, test_elementwise, LS_KL_AVX2, LS_KL_AVX512 + 1);
+  tcase_add_loop_test(tc, test_attention, LS_KL_AVX2, LS_KL_AVX512 + 1);
+  tcase_add_test(tc, test_dispatch);
+  suite_add_tcase(s, tc);
+  return ls_test_run(s);
+}
