@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf.h"
 #include "ls_engine.h"
 #include "ls_test.h"
 #include "ls_util.h"
@@ -212,6 +213,36 @@ START_TEST(missing_tokenizer_is_an_error) {
 }
 END_TEST
 
+/* Q8_0 conversion keeps teacher-forced top-1 agreement >= 0.98 with F32 over 200 tokens. */
+START_TEST(q8_0_agrees_with_f32_over_200_tokens) {
+  ls_engine f32;
+  open_stories(&f32, 1);
+  ls_err err = {0};
+  ls_gen_request req = {.prompt = "", .max_new_tokens = 200};
+  ls_gen_output out;
+  ck_assert_int_eq(ls_engine_generate(&f32, &req, &out, &err), 0);
+  ck_assert_int_eq(out.n_generated, 200);
+  int all[256];
+  memcpy(all, out.tokens, (size_t)(out.n_prompt + out.n_generated) * sizeof *all);
+  char path[512];
+  snprintf(path, sizeof path, "%s/stories260K-q8_0.gguf", ls_test_tmpdir());
+  ck_assert_msg(ls_gguf_convert(&f32.model, path, LS_Q8_0, &err) == 0, "%s", err.msg);
+  ls_engine q8;
+  ls_engine_params p = {.model_path = path, .n_threads = 1, .top_p = 1.0f, .need_tokenizer = 1};
+  ck_assert_msg(ls_engine_open(&q8, &p, &err) == 0, "%s", err.msg);
+  ck_assert_int_eq(q8.model.layers[0].wq.type, LS_Q8_0);
+  int pred[200];
+  float conf[200];
+  ck_assert_int_eq(ls_engine_teacher_force(&q8, all, 1, all + 1, 200, NULL, pred, conf, &err), 0);
+  int agree = 0;
+  for (int i = 0; i < 200; i++) agree += pred[i] == all[1 + i];
+  ck_assert_msg(agree >= 196, "Q8_0 top-1 agreement %d/200 < 0.98", agree);
+  ls_engine_close(&q8);
+  ls_engine_close(&f32);
+  remove(path);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("generate");
   TCase *tc = tcase_create("core");
@@ -224,6 +255,7 @@ int main(void) {
   tcase_add_test(tc, stop_string_and_early_exit);
   tcase_add_test(tc, teacher_forcing_matches_generation);
   tcase_add_test(tc, missing_tokenizer_is_an_error);
+  tcase_add_test(tc, q8_0_agrees_with_f32_over_200_tokens);
   suite_add_tcase(s, tc);
   return ls_test_run(s);
 }
