@@ -1,0 +1,27 @@
+# mpirun -np 1, 2 and 3 (oversubscribed) give bit-identical candidate scores, per-example score
+# matrices and predicted latencies, and the same chosen schedule; the store records the ranks.
+source "$(dirname "$0")/search_lib.sh"
+small_job "$T/job.json" limit=6 shards=3 'budget={"min":0,"max":4}' 'early_exit={"windows":[4],"thresholds":[0.3]}'
+for n in 1 2 3; do
+  mpirun_ls -np $n "$S" run "$T/job.json" --store "$T/np$n.h5" --quiet 2>"$T/np$n.log" || { cat "$T/np$n.log"; fail "np $n"; }
+  grep -q "litestage-search: world size $n" "$T/np$n.log" || fail "np $n: no world size line"
+  [ "$(h5attr "$T/np$n.h5" /ranks)" = "$n" ] || fail "np $n: ranks attribute"
+  [ "$(h5attr "$T/np$n.h5" /status)" = '"complete"' ] || fail "np $n: status"
+  "$S" export "$T/np$n.h5" -o "$T/np$n.sched.json"
+done
+for ds in /candidates/id /candidates/score /candidates/predicted_ms /candidates/gen_tokens /scores /pareto/candidate_id; do
+  h5num "$T/np1.h5" $ds >"$T/a"
+  [ -s "$T/a" ] || fail "$ds empty"
+  for n in 2 3; do h5num "$T/np$n.h5" $ds >"$T/b"; cmp -s "$T/a" "$T/b" || fail "$ds differs between np 1 and np $n"; done
+done
+for n in 2 3; do
+  [ "$(h5attr "$T/np1.h5" /schedule/candidate_id)" = "$(h5attr "$T/np$n.h5" /schedule/candidate_id)" ] || fail "chosen candidate differs (np $n)"
+  python3 - "$T/np1.sched.json" "$T/np$n.sched.json" <<'PY' || fail "exported schedules differ (np $n)"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert a["stages"] == b["stages"], (a["stages"], b["stages"])
+assert a["achieved_score"] == b["achieved_score"]
+PY
+done
+rm -rf "$T"
+echo ok
