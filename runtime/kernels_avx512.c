@@ -24,6 +24,9 @@
 #include "kernels.h"
 
 #define AI static inline __attribute__((always_inline))
+#ifndef PF_AHEAD
+#define PF_AHEAD 512
+#endif
 
 typedef struct pair_act {
   int8_t x[64];
@@ -123,28 +126,41 @@ AI void q_tile(const int R, const int T, const int q4, const ls_mat *w, int64_t 
   int64_t nb = w->cols / LS_QK, np = (nb + 1) / 2;
   const void *rows[4];
   const pair_act *xt[4];
+  #pragma GCC unroll 4
   for (int i = 0; i < R; i++) rows[i] = (const char *)w->data + (size_t)(r + i) * w->row_bytes;
+  #pragma GCC unroll 4
   for (int t = 0; t < T; t++) xt[t] = (const pair_act *)((const char *)xa + (size_t)(t0 + t) * xs);
   __m512 acc[4][4];
+  #pragma GCC unroll 4
   for (int i = 0; i < R; i++)
+    #pragma GCC unroll 4
     for (int t = 0; t < T; t++) acc[i][t] = _mm512_setzero_ps();
   for (int64_t p = 0; p < np; p++) {
     __m512i wv[4];
     __m512 dw[4];
-    for (int i = 0; i < R; i++)
+    #pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+      /* the hardware prefetcher alone leaves one core well short of its share
+       * of DRAM bandwidth on these row streams */
+      _mm_prefetch((const char *)rows[i] + p * (q4 ? 36 : 68) + PF_AHEAD, _MM_HINT_T0);
       wv[i] = q4 ? load_q4_pair(rows[i], p, nb, &dw[i]) : load_q8_pair(rows[i], p, nb, &dw[i]);
+    }
+    #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
       const pair_act *a = xt[t] + p;
       __m512i xv = _mm512_load_si512(a->x);
       __m512i nc = _mm512_load_si512(a->negc);
       __m512 dx = _mm512_load_ps(a->dx);
+      #pragma GCC unroll 4
       for (int i = 0; i < R; i++) {
         __m512i s = _mm512_dpbusd_epi32(nc, wv[i], xv);
         acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[i], dx), acc[i][t]);
       }
     }
   }
+  #pragma GCC unroll 4
   for (int t = 0; t < T; t++)
+    #pragma GCC unroll 4
     for (int i = 0; i < R; i++) y[(int64_t)(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]);
 }
 
@@ -161,21 +177,30 @@ AI void f_tile(const int R, const int T, const int type, const ls_mat *w, int64_
   int64_t cols = w->cols;
   const void *rows[4];
   const float *xt[4];
+  #pragma GCC unroll 4
   for (int i = 0; i < R; i++) rows[i] = (const char *)w->data + (size_t)(r + i) * w->row_bytes;
+  #pragma GCC unroll 4
   for (int t = 0; t < T; t++) xt[t] = (const float *)((const char *)xa + (size_t)(t0 + t) * xs);
   __m512 acc[4][4];
+  #pragma GCC unroll 4
   for (int i = 0; i < R; i++)
+    #pragma GCC unroll 4
     for (int t = 0; t < T; t++) acc[i][t] = _mm512_setzero_ps();
   for (int64_t c = 0; c < cols; c += 16) {
     __mmask16 m = cols - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - c)) - 1);
     __m512 wv[4];
+    #pragma GCC unroll 4
     for (int i = 0; i < R; i++) wv[i] = load_wf(type, rows[i], c, m);
+    #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
       __m512 xv = _mm512_maskz_loadu_ps(m, xt[t] + c);
+      #pragma GCC unroll 4
       for (int i = 0; i < R; i++) acc[i][t] = _mm512_fmadd_ps(wv[i], xv, acc[i][t]);
     }
   }
+  #pragma GCC unroll 4
   for (int t = 0; t < T; t++)
+    #pragma GCC unroll 4
     for (int i = 0; i < R; i++) y[(int64_t)(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]);
 }
 

@@ -1,0 +1,254 @@
+/* Engine benchmark: decode (64 tokens after a 16-token prompt) and prefill
+ * (256 tokens) for stories260K and for a TinyLlama-1.1B-shape model (dim 2048,
+ * 22 layers, 32 heads, 4 KV heads, FFN 5632, vocab 32000) built in memory
+ * with random weights of a given type (default Q8_0; no 1.2 GB file needed).
+ *
+ * Prints one machine-readable row per case, tab-separated key=value:
+ *   bench=engine what=decode|prefill model= type= threads= tokens= tok_s=
+ *   ms_tok= gb_s= peak_rss_mb= kernels= reps=
+ * tok_s is the best of `reps` runs. gb_s = weight bytes streamed per forward
+ * call (all matrices except the embedding table) x calls / seconds: for
+ * decode it is the achieved memory bandwidth.
+ *
+ * usage: bench_engine [--stories PATH] [--only stories|tinyllama] [--threads 1,2]
+ *                     [--type q8_0|q4_0|f16] [--reps N] [--decode N] [--prompt N] [--prefill N] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "ls_forward.h"
+#include "ls_model.h"
+#include "ls_util.h"
+
+typedef struct opts {
+  const char *stories, *only;
+  int threads[8], n_threads;
+  uint32_t type;
+  int reps, n_decode, n_prompt, n_prefill;
+} opts;
+
+static double peak_rss_mb(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;
+}
+
+/* CPU time of the whole process (all threads), ms: on a shared machine the
+ * wall clock includes other people's work, CPU time mostly does not. */
+static double cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static double load_avg(void) {
+  double l = -1;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf", &l) != 1) l = -1;
+    fclose(f);
+  }
+  return l;
+}
+
+static size_t streamed_bytes(const ls_model *m) {
+  size_t b = m->output.row_bytes * (size_t)m->output.rows;
+  for (int l = 0; l < m->cfg.n_layers; l++) {
+    const ls_layer *L = &m->layers[l];
+    const ls_mat *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    for (int i = 0; i < 7; i++) b += ws[i]->row_bytes * (size_t)ws[i]->rows;
+  }
+  return b;
+}
+
+static void row(const char *what, const ls_model *m, const char *type, int threads, int tokens, double best_ms,
+                double best_cpu_ms, int calls, const ls_ctx *c, int reps) {
+  double s = best_ms / 1000.0;
+  printf("bench=engine\twhat=%s\tmodel=%s\ttype=%s\tthreads=%d\ttokens=%d\ttok_s=%.1f\tms_tok=%.4f\tgb_s=%.2f\t"
+         "peak_rss_mb=%.1f\tkernels=%s\treps=%d\tcpu_ms_tok=%.4f\tload=%.2f\n",
+         what, m->name, type, threads, tokens, tokens / s, best_ms / tokens,
+         (double)streamed_bytes(m) * calls / s / 1e9, peak_rss_mb(), ls_ctx_kernels(c), reps, best_cpu_ms / tokens,
+         load_avg());
+  fflush(stdout);
+}
+
+static int bench_model(const ls_model *m, const char *type, const opts *o, ls_err *err) {
+  int vocab = m->cfg.vocab_size;
+  int *toks = malloc(sizeof(int) * (o->n_prefill + o->n_prompt + o->n_decode + 1));
+  for (int i = 0; i < o->n_prefill + o->n_prompt + o->n_decode + 1; i++) toks[i] = 1 + (i * 7919) % (vocab - 1);
+  for (int ti = 0; ti < o->n_threads; ti++) {
+    int th = o->threads[ti];
+    int n_ctx = o->n_prefill > o->n_prompt + o->n_decode ? o->n_prefill : o->n_prompt + o->n_decode;
+    ls_ctx_params p = {.n_ctx = n_ctx, .max_batch = o->n_prefill > o->n_prompt ? o->n_prefill : o->n_prompt,
+                       .n_threads = th};
+    ls_ctx *c;
+    LS_TRY(ls_ctx_new(m, &p, &c, err));
+    /* decode: prompt in one call, then token by token (greedy) */
+    double best = 1e300, best_cpu = 1e300;
+    for (int r = 0; r < o->reps; r++) {
+      int rc = ls_forward(c, toks, o->n_prompt, 0, NULL, 0, err);
+      if (rc) { ls_ctx_free(c); return rc; }
+      int tok = ls_argmax(ls_ctx_logits(c), vocab);
+      double t0 = ls_now_ms(), c0 = cpu_ms();
+      for (int i = 0; i < o->n_decode; i++) {
+        rc = ls_forward(c, &tok, 1, o->n_prompt + i, NULL, 0, err);
+        if (rc) { ls_ctx_free(c); return rc; }
+        tok = ls_argmax(ls_ctx_logits(c), vocab);
+      }
+      double ms = ls_now_ms() - t0, cms = cpu_ms() - c0;
+      if (ms < best) best = ms;
+      if (cms < best_cpu) best_cpu = cms;
+    }
+    row("decode", m, type, th, o->n_decode, best, best_cpu, o->n_decode, c, o->reps);
+    best = best_cpu = 1e300;
+    for (int r = 0; r < o->reps; r++) {
+      double t0 = ls_now_ms(), c0 = cpu_ms();
+      int rc = ls_forward(c, toks, o->n_prefill, 0, NULL, 0, err);
+      if (rc) { ls_ctx_free(c); return rc; }
+      double ms = ls_now_ms() - t0, cms = cpu_ms() - c0;
+      if (ms < best) best = ms;
+      if (cms < best_cpu) best_cpu = cms;
+    }
+    row("prefill", m, type, th, o->n_prefill, best, best_cpu, 1, c, o->reps);
+    ls_ctx_free(c);
+  }
+  free(toks);
+  return LS_OK;
+}
+
+/* ---- an in-memory random model of TinyLlama's shape ---------------------- */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint64_t next64(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return rng;
+}
+
+static int fill_mat(ls_model *m, ls_mat *w, uint32_t type, int64_t rows, int64_t cols, ls_err *err) {
+  w->type = type;
+  w->rows = rows;
+  w->cols = cols;
+  w->row_bytes = ls_dtype_row_bytes(type, cols);
+  size_t bytes = w->row_bytes * (size_t)rows;
+  uint8_t *d = aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!d) return ls_err_set(err, LS_ENOMEM, "synthetic model: out of memory for %zu bytes", bytes);
+  LS_TRY(ls_model_own(m, d, err));
+  w->data = d;
+  for (size_t i = 0; i + 8 <= bytes; i += 8) {
+    uint64_t v = next64();
+    memcpy(d + i, &v, 8);
+  }
+  /* sane scales: weights of standard deviation ~0.02 */
+  if (type == LS_Q8_0) {
+    ls_block_q8_0 *b = (ls_block_q8_0 *)d;
+    for (size_t i = 0; i < bytes / sizeof *b; i++) b[i].d = ls_fp32_to_fp16(0.02f / 73.0f);
+  } else if (type == LS_Q4_0) {
+    ls_block_q4_0 *b = (ls_block_q4_0 *)d;
+    for (size_t i = 0; i < bytes / sizeof *b; i++) b[i].d = ls_fp32_to_fp16(0.02f / 4.6f);
+  } else if (type == LS_F16) {
+    uint16_t *h = (uint16_t *)d;
+    for (size_t i = 0; i < bytes / 2; i++) h[i] = ls_fp32_to_fp16(((int)(next64() % 2001) - 1000) * 3.5e-5f);
+  }
+  return LS_OK;
+}
+
+static int synth_tinyllama(ls_model *m, uint32_t type, ls_err *err) {
+  memset(m, 0, sizeof *m);
+  ls_config *c = &m->cfg;
+  *c = (ls_config){.dim = 2048, .hidden_dim = 5632, .n_layers = 22, .n_heads = 32, .n_kv_heads = 4,
+                   .head_dim = 64, .vocab_size = 32000, .seq_len = 2048, .rope_dim = 64, .rope_theta = 10000.0f,
+                   .norm_eps = 1e-5f};
+  snprintf(m->name, sizeof m->name, "tinyllama-shape-random");
+  snprintf(m->path, sizeof m->path, "(in memory)");
+  m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+  float *ones = malloc(sizeof(float) * c->dim);
+  if (!m->layers || !ones) return ls_err_set(err, LS_ENOMEM, "synthetic model: out of memory");
+  LS_TRY(ls_model_own(m, ones, err));
+  for (int i = 0; i < c->dim; i++) ones[i] = 1.0f;
+  int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
+  for (int l = 0; l < c->n_layers; l++) {
+    ls_layer *L = &m->layers[l];
+    L->attn_norm = L->ffn_norm = ones;
+    LS_TRY(fill_mat(m, &L->wq, type, q, c->dim, err));
+    LS_TRY(fill_mat(m, &L->wk, type, kv, c->dim, err));
+    LS_TRY(fill_mat(m, &L->wv, type, kv, c->dim, err));
+    LS_TRY(fill_mat(m, &L->wo, type, c->dim, q, err));
+    LS_TRY(fill_mat(m, &L->w_gate, type, c->hidden_dim, c->dim, err));
+    LS_TRY(fill_mat(m, &L->w_up, type, c->hidden_dim, c->dim, err));
+    LS_TRY(fill_mat(m, &L->w_down, type, c->dim, c->hidden_dim, err));
+  }
+  LS_TRY(fill_mat(m, &m->tok_embd, type, c->vocab_size, c->dim, err));
+  LS_TRY(fill_mat(m, &m->output, type, c->vocab_size, c->dim, err));
+  m->out_norm = ones;
+  m->weight_bytes = streamed_bytes(m) + m->tok_embd.row_bytes * (size_t)m->tok_embd.rows;
+  return LS_OK;
+}
+
+static int parse_args(opts *o, int argc, char **argv, ls_err *err) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!v) return ls_err_set(err, LS_EINVAL, "%s: missing value", a);
+    i++;
+    if (!strcmp(a, "--stories")) o->stories = v;
+    else if (!strcmp(a, "--only")) o->only = v;
+    else if (!strcmp(a, "--reps")) o->reps = atoi(v);
+    else if (!strcmp(a, "--decode")) o->n_decode = atoi(v);
+    else if (!strcmp(a, "--prompt")) o->n_prompt = atoi(v);
+    else if (!strcmp(a, "--prefill")) o->n_prefill = atoi(v);
+    else if (!strcmp(a, "--type")) {
+      if (!strcmp(v, "q8_0")) o->type = LS_Q8_0;
+      else if (!strcmp(v, "q4_0")) o->type = LS_Q4_0;
+      else if (!strcmp(v, "f16")) o->type = LS_F16;
+      else return ls_err_set(err, LS_EINVAL, "--type %s: expected q8_0, q4_0 or f16", v);
+    } else if (!strcmp(a, "--threads")) {
+      o->n_threads = 0;
+      for (const char *s = v; *s && o->n_threads < 8;) {
+        o->threads[o->n_threads++] = atoi(s);
+        s = strchr(s, ',');
+        if (!s) break;
+        s++;
+      }
+    } else return ls_err_set(err, LS_EINVAL, "%s: unknown option", a);
+  }
+  if (o->reps < 1 || o->n_decode < 1 || o->n_prompt < 1 || o->n_prefill < 1)
+    return ls_err_set(err, LS_EINVAL, "--reps, --decode, --prompt and --prefill must be positive");
+  return LS_OK;
+}
+
+int main(int argc, char **argv) {
+  static char stories[2048];
+  const char *dd = getenv("LS_DATA_DIR");
+  snprintf(stories, sizeof stories, "%s/models/stories260K/stories260K.bin", dd ? dd : "data");
+  opts o = {.stories = stories, .only = NULL, .threads = {1, 2}, .n_threads = 2, .type = LS_Q8_0, .reps = 3,
+            .n_decode = 64, .n_prompt = 16, .n_prefill = 256};
+  ls_err err = {0};
+  if (parse_args(&o, argc, argv, &err)) {
+    fprintf(stderr, "bench_engine: %s\n", err.msg);
+    return 2;
+  }
+  if (!o.only || !strcmp(o.only, "stories")) {
+    ls_model m;
+    opts so = o;
+    so.threads[0] = 1;
+    so.n_threads = 1;
+    so.reps = o.reps < 20 ? 20 : o.reps; /* a run takes milliseconds: take the best of many */
+    if (ls_model_load(&m, o.stories, NULL, &err) || bench_model(&m, "F32", &so, &err)) {
+      fprintf(stderr, "bench_engine: %s\n", err.msg);
+      return 1;
+    }
+    ls_model_free(&m);
+  }
+  if (!o.only || !strcmp(o.only, "tinyllama")) {
+    ls_model m;
+    if (synth_tinyllama(&m, o.type, &err) || bench_model(&m, ls_dtype_name(o.type), &o, &err)) {
+      fprintf(stderr, "bench_engine: %s\n", err.msg);
+      return 1;
+    }
+    ls_model_free(&m);
+  }
+  return 0;
+}
