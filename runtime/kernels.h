@@ -68,8 +68,13 @@ extern const ls_kernels ls_kernels_ref;
 extern const ls_kernels ls_kernels_avx2;
 extern const ls_kernels ls_kernels_avx512;
 
-/* Scalar helpers shared by the levels' tail code. */
+/* Scalar reference functions, also used by levels that do not vectorise an op. */
 float ls_ref_silu(float x);
 void ls_ref_rope(float *x, int n_heads, int head_dim, int rope_dim, int pos, float theta);
+void ls_ref_rmsnorm(float *o, const float *x, const float *w, int n, float eps);
+void ls_ref_softmax(float *x, int n);
+void ls_ref_swiglu(float *h, const float *g, const float *u, int n);
+void ls_ref_attention(float *out, const float *q, const float *k, const float *v, int64_t kv_stride, int n_pos,
+                      int head_dim, float scale, float *att);
 
 #endif

@@ -81,7 +81,7 @@ static void ref_matmul(const ls_mat *w, const void *xa, size_t xa_stride, int n,
   }
 }
 
-static void ref_rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+void ls_ref_rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
   float ss = 0.0f;
   for (int i = 0; i < n; i++) ss += x[i] * x[i];
   ss /= (float)n;
@@ -90,7 +90,7 @@ static void ref_rmsnorm(float *o, const float *x, const float *w, int n, float e
   for (int i = 0; i < n; i++) o[i] = w[i] * (ss * x[i]);
 }
 
-static void ref_softmax(float *x, int n) {
+void ls_ref_softmax(float *x, int n) {
   float max = x[0];
   for (int i = 1; i < n; i++)
     if (x[i] > max) max = x[i];
@@ -102,7 +102,7 @@ static void ref_softmax(float *x, int n) {
   for (int i = 0; i < n; i++) x[i] /= sum;
 }
 
-static void ref_swiglu(float *h, const float *g, const float *u, int n) {
+void ls_ref_swiglu(float *h, const float *g, const float *u, int n) {
   for (int i = 0; i < n; i++) h[i] = ls_ref_silu(g[i]) * u[i];
 }
 
@@ -120,7 +120,7 @@ void ls_ref_rope(float *x, int n_heads, int head_dim, int rope_dim, int pos, flo
   }
 }
 
-static void ref_attention(float *out, const float *q, const float *k, const float *v, int64_t kv_stride, int n_pos,
+void ls_ref_attention(float *out, const float *q, const float *k, const float *v, int64_t kv_stride, int n_pos,
                           int head_dim, float scale, float *att) {
   for (int j = 0; j < n_pos; j++) {
     const float *kj = k + (int64_t)j * kv_stride;
@@ -128,7 +128,7 @@ static void ref_attention(float *out, const float *q, const float *k, const floa
     for (int i = 0; i < head_dim; i++) s += q[i] * kj[i];
     att[j] = s * scale;
   }
-  ref_softmax(att, n_pos);
+  ls_ref_softmax(att, n_pos);
   memset(out, 0, (size_t)head_dim * sizeof *out);
   for (int j = 0; j < n_pos; j++) {
     const float *vj = v + (int64_t)j * kv_stride;
@@ -144,9 +144,9 @@ const ls_kernels ls_kernels_ref = {
     .act_prepare = ref_act_prepare,
     .matmul = ref_matmul,
     .quantize_q8_0 = ls_quantize_row_q8_0,
-    .rmsnorm = ref_rmsnorm,
-    .softmax = ref_softmax,
-    .swiglu = ref_swiglu,
+    .rmsnorm = ls_ref_rmsnorm,
+    .softmax = ls_ref_softmax,
+    .swiglu = ls_ref_swiglu,
     .rope = ls_ref_rope,
-    .attention = ref_attention,
+    .attention = ls_ref_attention,
 };
