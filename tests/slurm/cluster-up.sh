@@ -45,6 +45,15 @@ fi
 
 [ "$(id -u)" = 0 ] || skip "needs root to start munged, slurmctld and slurmd (running as $(id -un))"
 
+# Tests may run in parallel (ctest -j): one bring-up at a time, then reuse.
+mkdir -p /run/lock
+exec 9>/run/lock/litestage-cluster-up.lock
+flock -w 180 9 || skip "another cluster-up.sh holds /run/lock/litestage-cluster-up.lock for 180 s"
+if node_usable; then
+  say "reusing running cluster (node $NODE is $(node_state))"
+  exit 0
+fi
+
 # 2. Packages.
 if ! command -v slurmctld >/dev/null 2>&1 || ! command -v slurmd >/dev/null 2>&1 ||
    ! command -v munged >/dev/null 2>&1 || ! command -v sbatch >/dev/null 2>&1; then
@@ -69,7 +78,7 @@ if [ ! -s /etc/munge/munge.key ]; then
 fi
 if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
   say "starting munged"
-  munged --force >&2 || { logs_tail; skip "munged does not start"; }
+  munged --force >&2 9>&- || { logs_tail; skip "munged does not start"; }
   for _ in $(seq 1 20); do
     munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break
     sleep 0.25
@@ -97,12 +106,21 @@ done
 REAL_MB=$((MEM_MB * 9 / 10))
 [ "$REAL_MB" -ge 100 ] || skip "too little memory ($MEM_MB MB)"
 
+# Containers may not resolve their own host name; then address the node as localhost.
+CTLHOST=$NODE
+NODEADDR=
+if ! getent hosts "$NODE" >/dev/null 2>&1; then
+  say "host name $NODE does not resolve; using 127.0.0.1 as its address"
+  CTLHOST="$NODE(127.0.0.1)"
+  NODEADDR=" NodeAddr=127.0.0.1"
+fi
+
 NEWCONF=$(mktemp)
 cat >"$NEWCONF" <<EOF
 $MARKER
 # One-node test cluster on $NODE: $CPUS CPUs, $REAL_MB MB.
 ClusterName=local
-SlurmctldHost=$NODE
+SlurmctldHost=$CTLHOST
 AuthType=auth/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -121,7 +139,7 @@ ReturnToService=2
 MpiDefault=none
 # Seconds between SIGTERM and SIGKILL when a job ends or is cancelled (checkpoint time).
 KillWait=30
-NodeName=$NODE CPUs=$CPUS RealMemory=$REAL_MB State=UNKNOWN
+NodeName=$NODE$NODEADDR CPUs=$CPUS RealMemory=$REAL_MB State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 EOF
 mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
@@ -145,13 +163,13 @@ if running slurmctld /run/slurmctld.pid; then
   [ "$conf_changed" = 1 ] && { say "reconfiguring slurmctld"; scontrol reconfigure >&2 || true; }
 else
   say "starting slurmctld"
-  slurmctld >&2 || { logs_tail; skip "slurmctld does not start"; }
+  slurmctld >&2 9>&- || { logs_tail; skip "slurmctld does not start"; }
 fi
 if running slurmd /run/slurmd.pid; then
   :
 else
   say "starting slurmd"
-  slurmd >&2 || { logs_tail; skip "slurmd does not start"; }
+  slurmd >&2 9>&- || { logs_tail; skip "slurmd does not start"; }
 fi
 
 # 6. Wait (bounded) for the node to be idle; resume it once if it came up down/drained.
