@@ -147,6 +147,7 @@ START_TEST(sampler_confidence_and_seed) {
   }
   ck_assert_int_eq(seen[4], 0); /* outside the top-p nucleus */
   ck_assert(seen[1] > 0 && seen[3] > 0);
+  ls_sampler_free(&a);
   ck_assert_int_eq(ls_sampler_init(&a, 5, -1.0f, 0.9f, 7, &err), LS_EINVAL);
   ck_assert_int_eq(ls_sampler_init(&a, 5, 1.0f, 0.0f, 7, &err), LS_EINVAL);
   ls_sampler_free(&b);
