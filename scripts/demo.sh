@@ -15,7 +15,7 @@ scripts/deps.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
 echo "== build" >&2
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLS_BUILD_SEARCH=ON >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 RUN=build/runtime/litestage-run
 SEARCH=build/search/litestage-search
