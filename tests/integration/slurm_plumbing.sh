@@ -7,7 +7,8 @@
 #     checkpoints, the job requeues itself, restarts with SLURM_RESTART_COUNT=1 and --resume,
 #     and ends with the same result as an uninterrupted run; once with srun, once with mpirun;
 #   - ranks started as singletons (srun --mpi=none, no PMI) are detected and the job fails;
-#   - a 3-task array sweep of tolerances and its combine job (table + PNG).
+#   - a 3-task array sweep of tolerances and its combine job (table + PNG);
+#   - a sweep of job spec paths where one array task is preempted: only that task restarts.
 # Skipped (77) without root or when Slurm cannot start.
 set -u -o pipefail
 . "$(dirname "$0")/../slurm/lib.sh"
@@ -44,20 +45,33 @@ grep -q 'steps' err.txt || fail "submit's error does not name the problem: $(cat
 
 # 2. Submit everything at once (the cluster runs them side by side).
 plain=$("$SUBMIT" --results res short.json -n 2) || fail "submit short.json"
+SUBMITTED+=(${plain})
 pre_srun=$("$SUBMIT" --results res long.json -n 2) || fail "submit long.json (srun)"
+SUBMITTED+=(${pre_srun})
 pre_mpirun=$(LITESTAGE_LAUNCH=mpirun "$SUBMIT" --results res long.json -n 2) || fail "submit long.json (mpirun)"
+SUBMITTED+=(${pre_mpirun})
 single=$(LITESTAGE_LAUNCH="srun --mpi=none $SLURM_TEST_DIR/as-singleton.sh" "$SUBMIT" --results res long.json -n 2) ||
   fail "submit singleton job"
+SUBMITTED+=(${single})
 printf '# tolerances\n0.0\n0.05\n\n0.1   # loose\n' >sweep.txt
 ids=$("$SUBMIT" --sweep sweep.txt --results res short.json) || fail "submit --sweep"
+SUBMITTED+=(${ids})
 sweep=$(echo "$ids" | sed -n 1p)
 combine=$(echo "$ids" | sed -n 2p)
-SUBMITTED=("$plain" "$pre_srun" "$pre_mpirun" "$single" "$sweep" "$combine")
+# A sweep of job spec paths (relative to the sweep file); one of its tasks gets preempted.
+mkdir -p specs && cp long.json specs/a.json && cp long.json specs/b.json
+printf 'a.json\nb.json\n' >specs/sweep-paths.txt
+ids2=$("$SUBMIT" --sweep specs/sweep-paths.txt --results res --no-combine short.json) || fail "submit --sweep (paths)"
+SUBMITTED+=(${ids2})
+sweep2=$ids2
 for id in "${SUBMITTED[@]}"; do [[ "$id" =~ ^[0-9]+$ ]] || fail "bad job id '$id' from submit"; done
 
 # 3. Preempt both long jobs mid-run, release them.
 preempt_and_release "$pre_srun" "res/$pre_srun/search-attempt0.log" 'step 10/'
 preempt_and_release "$pre_mpirun" "res/$pre_mpirun/search-attempt0.log" 'step 10/'
+# Only that array task is requeued (SLURM_JOB_ID of some task equals the array id: requeueing
+# "the job id" would requeue the whole array).
+preempt_and_release "${sweep2}_1" "res/$sweep2/task-1/search-attempt0.log" 'step 10/'
 
 # 4. Results.
 [ "$(wait_job "$plain" 60)" = COMPLETED ] || fail "job $plain: $(job_states "$plain")"
@@ -95,6 +109,13 @@ awk -F'\t' 'NR > 1 { want = (NR == 2 ? 0 : NR == 3 ? 0.05 : 0.1);
   END { exit bad }' "$tsv" || fail "$tsv: rows do not match their tasks: $(cat "$tsv")"
 for i in 0 1 2; do
   grep -q '"ranks": 1,' "res/$sweep/task-$i/schedule.json" || fail "sweep task $i: no schedule"
+done
+wait_job "$sweep2" 120 >/dev/null
+[ "$(job_states "$sweep2" | sort -u)" = COMPLETED ] || fail "sweep $sweep2: $(job_states "$sweep2" | tr '\n' ' ')"
+grep -q 'attempt 1' "res/slurm-${sweep2}_0.out" && fail "sweep $sweep2: task 0 was restarted by task 1's requeue"
+grep -q 'attempt 1' "res/slurm-${sweep2}_1.out" || fail "sweep $sweep2: task 1 was not restarted"
+for i in 0 1; do
+  grep -q "\"sum\": $sum_long," "res/$sweep2/task-$i/schedule.json" || fail "sweep $sweep2 task $i: wrong result"
 done
 [ "$(head -c 4 "res/$sweep/sweep.png" | od -An -c | tr -d ' ')" = '211PNG' ] || fail "res/$sweep/sweep.png is not a PNG"
 echo "slurm_plumbing: OK (jobs ${SUBMITTED[*]})"

@@ -21,8 +21,9 @@ done
 make_story_job story.json 6 3 4 '[4]' '[0.2, 0.35]'
 
 pre=$("$SUBMIT" --results res story.json -n 2) || fail "submit (preempted job)"
+SUBMITTED+=(${pre})
 ref=$("$SUBMIT" --results res story.json -n 2) || fail "submit (uninterrupted job)"
-SUBMITTED=("$pre" "$ref")
+SUBMITTED+=(${ref})
 
 # Signal once two candidates are done (the search is past its reference and importance passes).
 preempt_and_release "$pre" "res/$pre/search-attempt0.log" ' [2-9]/[0-9]+ done'

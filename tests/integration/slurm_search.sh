@@ -22,11 +22,12 @@ grep -q 'objective' err.txt || fail "submit's error does not name the key: $(cat
 [ "$(squeue -h | wc -l)" = "$before" ] || fail "a job was submitted for an invalid spec"
 
 job=$("$SUBMIT" --results res story.json -n 2) || fail "submit story.json"
+SUBMITTED+=(${job})
 printf '0.0\n0.05\n0.3\n' >tolerances.txt
 ids=$("$SUBMIT" --sweep tolerances.txt --results res story.json -n 1) || fail "submit --sweep"
+SUBMITTED+=(${ids})
 sweep=$(echo "$ids" | sed -n 1p)
 combine=$(echo "$ids" | sed -n 2p)
-SUBMITTED=("$job" "$sweep" "$combine")
 
 # The 2-task job.
 [ "$(wait_job "$job" 150)" = COMPLETED ] || fail "job $job: $(job_states "$job")"

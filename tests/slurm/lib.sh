@@ -98,6 +98,17 @@ preempt_and_release() {
   # Requeued: PENDING (held by BeginTime), restart count 1.
   wait_state "$1" PENDING 90
   grep -q 'Restarts=1' <<<"$(scontrol show job "$1")" || fail "job $1 pending but Restarts is not 1: $(scontrol show job "$1" | grep -o 'Restarts=[0-9]*')"
+  # Release only after the first run's processes are gone on the node: slurmd refuses to
+  # start a job whose previous run it is still cleaning up ("Job credential revoked"), and
+  # the job then fails for good. Slurm's own hold (BeginTime) avoids this in real use.
+  local num deadline
+  num=$(scontrol show job "$1" | sed -n 's/^JobId=\([0-9]*\).*/\1/p' | head -n 1)
+  deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ] && grep -qE "^slurmstepd: \[$num[].]" <<<"$(ps -eo args)"; do
+    sleep 0.5
+  done
+  grep -qE "^slurmstepd: \[$num[].]" <<<"$(ps -eo args)" && fail "job $1 (id $num): slurmstepd still running 60 s after the requeue"
+  sleep 2
   scontrol update jobid="$1" StartTime=now || fail "scontrol update jobid=$1 StartTime=now failed"
 }
 
