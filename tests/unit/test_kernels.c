@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdatomic.h>
+
 #include "kernels.h"
+#include "ls_pool.h"
 #include "ls_test.h"
 
 static uint64_t rng = 88172645463325252ull;
@@ -234,6 +237,52 @@ START_TEST(test_dispatch) {
 }
 END_TEST
 
+/* ---- thread pool ---------------------------------------------------------- */
+
+typedef struct pool_arg {
+  atomic_int *hits;
+  int *who;
+  int n_threads;
+  atomic_int bad_thread;
+} pool_arg;
+
+static void pool_fn(void *v, int task, int thread) {
+  pool_arg *a = v;
+  atomic_fetch_add(&a->hits[task], 1);
+  a->who[task] = thread;
+  if (thread < 0 || thread >= a->n_threads) atomic_store(&a->bad_thread, 1);
+}
+
+START_TEST(test_pool) {
+  /* every task runs exactly once, across many runs (including more tasks
+   * than one run can count, 70000), for 1, 2 and 3 threads */
+  const int sizes[] = {1, 2, 3, 17, 1000, 70000};
+  int n_max = 70000;
+  atomic_int *hits = malloc(sizeof *hits * n_max);
+  int *who = malloc(sizeof *who * n_max);
+  for (int th = 1; th <= 3; th++) {
+    ls_pool *p;
+    ls_err err = {0};
+    ck_assert_int_eq(ls_pool_new(th, &p, &err), LS_OK);
+    ck_assert_int_eq(ls_pool_n_threads(p), th);
+    for (int rep = 0; rep < 60; rep++) {
+      int n = sizes[rep % 6];
+      pool_arg a = {.hits = hits, .who = who, .n_threads = th};
+      for (int i = 0; i < n; i++) atomic_store(&hits[i], 0);
+      ls_pool_run(p, pool_fn, &a, n);
+      for (int i = 0; i < n; i++) ck_assert_msg(atomic_load(&hits[i]) == 1, "%d threads: task %d of %d ran %d times", th, i, n, atomic_load(&hits[i]));
+      ck_assert(!atomic_load(&a.bad_thread));
+    }
+    ls_pool_free(p);
+  }
+  ls_pool *p;
+  ls_err err = {0};
+  ck_assert_int_eq(ls_pool_new(100000, &p, &err), LS_EINVAL);
+  free(hits);
+  free(who);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("kernels");
   TCase *tc = tcase_create("levels");
@@ -244,6 +293,7 @@ int main(void) {
   tcase_add_loop_test(tc, test_elementwise, LS_KL_AVX2, LS_KL_AVX512 + 1);
   tcase_add_loop_test(tc, test_attention, LS_KL_AVX2, LS_KL_AVX512 + 1);
   tcase_add_test(tc, test_dispatch);
+  tcase_add_test(tc, test_pool);
   suite_add_tcase(s, tc);
   return ls_test_run(s);
 }
