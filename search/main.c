@@ -144,8 +144,12 @@ static int cmd_run(int argc, char **argv) {
     status = LS_EXIT_ERROR;
   }
   MPI_Comm_free(&comm);
-  MPI_Finalize();
   ls_job_free(job);
+  /* Everything this program allocated is freed by now: check for leaks while Open MPI's
+   * plugins are still loaded (their state is reachable; after MPI_Finalize they are dlclosed
+   * and what they kept would be reported from "<unknown module>"). */
+  ls_search_leak_check();
+  MPI_Finalize();
   return status;
 }
 

@@ -161,6 +161,7 @@ int main(int argc, char **argv) {
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
+  ls_search_leak_check(); /* before MPI_Finalize unloads Open MPI's plugins (docs/search.md) */
   MPI_Finalize();
   return failed ? 1 : 0;
 }
