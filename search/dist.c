@@ -23,7 +23,7 @@ int ls_dist_init(ls_dist *d, MPI_Comm comm, volatile sig_atomic_t *stop_flag, ls
   memset(d, 0, sizeof *d);
   d->comm = comm;
   d->stop_flag = stop_flag;
-  d->poll_us = 200;
+  d->poll_us = 500;
   /* A dead peer must come back as an error code, not abort us silently. */
   if (MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN) != MPI_SUCCESS)
     return ls_err_set(err, LS_EMPI, "MPI_Comm_set_errhandler failed");
@@ -74,9 +74,14 @@ typedef struct coord {
   pthread_mutex_t mu;
   int total, next, finished;
   int *shards_done; /* [n_cands] */
+  int *held;        /* [size] units handed to a worker and not yet returned */
+  int *doneq;       /* [n_cands] candidates complete, in completion order, for the callback */
+  int doneq_n, doneq_taken;
+  int main_done;    /* rank 0's main thread has no more units to compute */
   int stop;         /* no more units are handed out */
   int failed;       /* an error ended the round */
   ls_err fail;
+  double t_first, t_last; /* first unit handed out, last unit back */
   ls_ex_result *buf; /* receive buffer: one unit's records */
   size_t buf_cap;
 } coord;
@@ -90,7 +95,7 @@ static int max_shard_len(const ls_round *r) {
 
 static int stop_requested(const ls_dist *d) { return d->stop_flag && *d->stop_flag; }
 
-/* Records a finished unit (lock held). */
+/* Records a finished unit (lock held); a complete candidate goes to the callback queue. */
 static void unit_finished(coord *c, int u, int rank, double ms, const ls_ex_result *recs) {
   ls_round *r = c->r;
   int cand = u / r->n_shards, shard = u % r->n_shards;
@@ -99,9 +104,10 @@ static void unit_finished(coord *c, int u, int rank, double ms, const ls_ex_resu
   r->owner[u] = rank;
   r->unit_ms[u] = ms;
   c->finished++;
+  c->t_last = ls_now_ms();
   if (++c->shards_done[cand] == r->n_shards) {
     r->complete[cand] = 1;
-    if (c->done_cb) c->done_cb(c->user, r, cand);
+    c->doneq[c->doneq_n++] = cand;
   }
 }
 
@@ -118,6 +124,7 @@ static void set_failed(coord *c, int code, const char *msg) {
 static int take_unit(coord *c) {
   if (stop_requested(c->d)) c->stop = 1;
   if (c->stop || c->next >= c->total) return -1;
+  if (c->next == 0) c->t_first = ls_now_ms();
   return c->next++;
 }
 
@@ -132,80 +139,138 @@ static void mpi_fail(coord *c, const char *what, int src, int mrc) {
   pthread_mutex_unlock(&c->mu);
 }
 
-/* The coordinator thread: answers requests until every worker was told "no more". */
+/* Hands worker src one more unit, or "no more" (-1) once it holds none; returns MPI status.
+ * *closed is set when -1 was sent. */
+static int give(coord *c, int src, int *closed) {
+  pthread_mutex_lock(&c->mu);
+  int32_t u = take_unit(c);
+  if (u >= 0) c->held[src]++;
+  int send = u >= 0 || c->held[src] == 0;
+  pthread_mutex_unlock(&c->mu);
+  *closed = u < 0 && send;
+  if (!send) return MPI_SUCCESS; /* it still computes a unit: it will come back */
+  return MPI_Send(&u, 1, MPI_INT32_T, src, TAG_UNIT, c->d->comm);
+}
+
+/* Runs the done callback for every queued candidate (coordinator thread, lock not held). */
+static void drain_done(coord *c) {
+  for (;;) {
+    pthread_mutex_lock(&c->mu);
+    int cand = c->doneq_taken < c->doneq_n ? c->doneq[c->doneq_taken++] : -1;
+    int skip = c->failed && c->fail.code == LS_EMPI; /* the job is lost: no more commits */
+    pthread_mutex_unlock(&c->mu);
+    if (cand < 0) return;
+    if (!c->done_cb || skip) continue;
+    ls_err err = {0, ""};
+    int rc = c->done_cb(c->user, c->r, cand, &err);
+    if (rc != LS_OK) {
+      pthread_mutex_lock(&c->mu);
+      set_failed(c, rc, err.msg);
+      pthread_mutex_unlock(&c->mu);
+    }
+  }
+}
+
+/* Handles one message from a worker; returns 0, or -1 when the coordinator must give up (MPI
+ * failure). *closed is set when the worker was told "no more". */
+static int handle_msg(coord *c, const MPI_Status *st, int *closed) {
+  ls_dist *d = c->d;
+  ls_round *r = c->r;
+  int src = st->MPI_SOURCE, count = 0, mrc;
+  *closed = 0;
+  MPI_Get_count(st, MPI_BYTE, &count);
+  if (st->MPI_TAG == TAG_REQ) {
+    int32_t s = 0;
+    mrc = MPI_Recv(&s, 1, MPI_INT32_T, src, TAG_REQ, d->comm, MPI_STATUS_IGNORE);
+    if (mrc != MPI_SUCCESS) { mpi_fail(c, "receive", src, mrc); return -1; }
+    pthread_mutex_lock(&c->mu);
+    if (s) c->stop = 1;
+    pthread_mutex_unlock(&c->mu);
+    /* the first request: fill the worker's prefetch queue */
+    for (int k = 0; k < LS_DIST_PREFETCH && !*closed; k++) {
+      mrc = give(c, src, closed);
+      if (mrc != MPI_SUCCESS) { mpi_fail(c, "send", src, mrc); return -1; }
+      pthread_mutex_lock(&c->mu);
+      int none = c->stop || c->next >= c->total;
+      pthread_mutex_unlock(&c->mu);
+      if (none) break;
+    }
+    return 0;
+  }
+  if (st->MPI_TAG == TAG_RESULT) {
+    if ((size_t)count > c->buf_cap) { mpi_fail(c, "receive (oversized result)", src, MPI_ERR_TRUNCATE); return -1; }
+    mrc = MPI_Recv(c->buf, count, MPI_BYTE, src, TAG_RESULT, d->comm, MPI_STATUS_IGNORE);
+    if (mrc != MPI_SUCCESS) { mpi_fail(c, "receive", src, mrc); return -1; }
+    msg_head h;
+    memcpy(&h, c->buf, sizeof h);
+    pthread_mutex_lock(&c->mu);
+    c->held[src]--;
+    if (h.stop) c->stop = 1;
+    if (h.unit >= 0 && h.unit < c->total && r->owner[h.unit] < 0)
+      unit_finished(c, h.unit, src, h.ms, (const ls_ex_result *)((char *)c->buf + sizeof(msg_head) + 8));
+    pthread_mutex_unlock(&c->mu);
+  } else if (st->MPI_TAG == TAG_ERROR) {
+    char msg[LS_ERR_MSG_MAX + 64] = "";
+    int n = count < LS_ERR_MSG_MAX ? count : LS_ERR_MSG_MAX - 1;
+    mrc = MPI_Recv(msg, count < LS_ERR_MSG_MAX ? count : 0, MPI_CHAR, src, TAG_ERROR, d->comm, MPI_STATUS_IGNORE);
+    if (mrc != MPI_SUCCESS) { mpi_fail(c, "receive", src, mrc); return -1; }
+    msg[n] = 0;
+    char full[LS_ERR_MSG_MAX];
+    snprintf(full, sizeof full, "rank %d: %s", src, msg);
+    pthread_mutex_lock(&c->mu);
+    c->held[src]--;
+    set_failed(c, LS_EINVAL, full);
+    pthread_mutex_unlock(&c->mu);
+  } else {
+    return 0;
+  }
+  /* every result asks for the next unit */
+  mrc = give(c, src, closed);
+  if (mrc != MPI_SUCCESS) { mpi_fail(c, "send", src, mrc); return -1; }
+  return 0;
+}
+
+/* The coordinator thread: answers workers until every one was told "no more", and runs the
+ * done callback of complete candidates, until rank 0's main thread is done too. */
 static void *coord_main(void *arg) {
   coord *c = arg;
   ls_dist *d = c->d;
-  ls_round *r = c->r;
   int active = d->size - 1;
-  while (active > 0) {
-    int flag = 0;
-    MPI_Status st;
-    int mrc = MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, d->comm, &flag, &st);
-    if (mrc != MPI_SUCCESS) {
-      mpi_fail(c, "probe", -1, mrc);
-      break;
-    }
-    if (!flag) {
-      struct timespec ts = {0, (long)d->poll_us * 1000L};
-      nanosleep(&ts, NULL);
-      continue;
-    }
-    int src = st.MPI_SOURCE;
-    int count = 0;
-    MPI_Get_count(&st, MPI_BYTE, &count);
-    if (st.MPI_TAG == TAG_REQ) {
-      int32_t s = 0;
-      mrc = MPI_Recv(&s, 1, MPI_INT32_T, src, TAG_REQ, d->comm, MPI_STATUS_IGNORE);
-      if (mrc != MPI_SUCCESS) { mpi_fail(c, "receive", src, mrc); break; }
-      pthread_mutex_lock(&c->mu);
-      if (s) c->stop = 1;
-      pthread_mutex_unlock(&c->mu);
-    } else if (st.MPI_TAG == TAG_RESULT) {
-      if ((size_t)count > c->buf_cap) {
-        mpi_fail(c, "receive (oversized result)", src, MPI_ERR_TRUNCATE);
-        break;
+  for (;;) {
+    drain_done(c);
+    if (active > 0) {
+      int flag = 0;
+      MPI_Status st;
+      int mrc = MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, d->comm, &flag, &st);
+      if (mrc != MPI_SUCCESS) {
+        mpi_fail(c, "probe", -1, mrc);
+        active = 0;
+        continue;
       }
-      mrc = MPI_Recv(c->buf, count, MPI_BYTE, src, TAG_RESULT, d->comm, MPI_STATUS_IGNORE);
-      if (mrc != MPI_SUCCESS) { mpi_fail(c, "receive", src, mrc); break; }
-      msg_head h;
-      memcpy(&h, c->buf, sizeof h);
-      pthread_mutex_lock(&c->mu);
-      if (h.stop) c->stop = 1;
-      if (h.unit >= 0 && h.unit < c->total && r->owner[h.unit] < 0)
-        unit_finished(c, h.unit, src, h.ms, (const ls_ex_result *)((char *)c->buf + sizeof(msg_head) + 8));
-      pthread_mutex_unlock(&c->mu);
-    } else if (st.MPI_TAG == TAG_ERROR) {
-      char msg[LS_ERR_MSG_MAX + 64] = "";
-      int n = count < LS_ERR_MSG_MAX ? count : LS_ERR_MSG_MAX - 1;
-      mrc = MPI_Recv(msg, count < LS_ERR_MSG_MAX ? count : 0, MPI_CHAR, src, TAG_ERROR, d->comm, MPI_STATUS_IGNORE);
-      if (mrc != MPI_SUCCESS) { mpi_fail(c, "receive", src, mrc); break; }
-      msg[n] = 0;
-      char full[LS_ERR_MSG_MAX];
-      snprintf(full, sizeof full, "rank %d: %s", src, msg);
-      pthread_mutex_lock(&c->mu);
-      set_failed(c, LS_EINVAL, full);
-      pthread_mutex_unlock(&c->mu);
-    } else {
-      continue;
+      if (flag) {
+        int closed = 0;
+        if (handle_msg(c, &st, &closed) < 0) active = 0; /* the job is lost */
+        if (closed) active--;
+        continue;
+      }
     }
-    /* every message from a worker asks for the next unit */
     pthread_mutex_lock(&c->mu);
-    int32_t u = take_unit(c);
+    int over = active == 0 && c->main_done && c->doneq_taken == c->doneq_n;
     pthread_mutex_unlock(&c->mu);
-    mrc = MPI_Send(&u, 1, MPI_INT32_T, src, TAG_UNIT, d->comm);
-    if (mrc != MPI_SUCCESS) { mpi_fail(c, "send", src, mrc); break; }
-    if (u < 0) active--;
+    if (over) break;
+    struct timespec ts = {0, (long)d->poll_us * 1000L};
+    nanosleep(&ts, NULL);
   }
   return NULL;
 }
 
-/* Rank 0's main thread works on units while the coordinator thread talks. */
+/* Rank 0's main thread works on units while the coordinator thread talks and commits. */
 static void rank0_work(coord *c, ls_ex_result *tmp) {
   ls_round *r = c->r;
   for (;;) {
     pthread_mutex_lock(&c->mu);
     int u = take_unit(c);
+    if (u < 0) c->main_done = 1;
     pthread_mutex_unlock(&c->mu);
     if (u < 0) return;
     int cand = u / r->n_shards, shard = u % r->n_shards;
@@ -226,7 +291,8 @@ static void rank0_work(coord *c, ls_ex_result *tmp) {
   }
 }
 
-/* A worker rank: ask, compute, send back, until told "no more". */
+/* A worker rank: ask once, then compute every unit that arrives and send it back, until told
+ * "no more". The coordinator keeps up to LS_DIST_PREFETCH units queued here. */
 static int worker_loop(ls_dist *d, ls_round *r, ls_unit_fn fn, void *user, char *buf, ls_err *err) {
   int32_t s = stop_requested(d) ? 1 : 0;
   int mrc = MPI_Send(&s, 1, MPI_INT32_T, 0, TAG_REQ, d->comm);
@@ -297,31 +363,35 @@ int ls_dist_run(ls_dist *d, ls_round *r, ls_unit_fn fn, ls_cand_done_fn done, vo
     c.total = r->n_cands * r->n_shards;
     c.buf = (ls_ex_result *)buf;
     c.buf_cap = unit_bytes;
-    c.shards_done = ls_calloc(r->n_cands > 0 ? (size_t)r->n_cands : 1, sizeof(int), err);
+    size_t nc = r->n_cands > 0 ? (size_t)r->n_cands : 1;
+    c.shards_done = ls_calloc(nc, sizeof(int), err);
+    c.doneq = ls_calloc(nc, sizeof(int), err);
+    c.held = ls_calloc((size_t)d->size, sizeof(int), err);
     ls_ex_result *tmp = ls_calloc((size_t)max_shard_len(r) + 1, sizeof *tmp, err);
-    if (!c.shards_done || !tmp) {
+    if (!c.shards_done || !c.doneq || !c.held || !tmp) {
       free(c.shards_done);
+      free(c.doneq);
+      free(c.held);
       free(tmp);
       free(buf);
       return LS_ENOMEM;
     }
     pthread_mutex_init(&c.mu, NULL);
     pthread_t th;
-    int have_thread = 0;
-    if (d->size > 1) {
-      if (pthread_create(&th, NULL, coord_main, &c) != 0) {
-        set_failed(&c, LS_ESTATE, "rank 0: cannot start the coordinator thread");
-      } else {
-        have_thread = 1;
-      }
-    }
-    rank0_work(&c, tmp);
+    int have_thread = pthread_create(&th, NULL, coord_main, &c) == 0;
+    if (!have_thread) set_failed(&c, LS_ESTATE, "rank 0: cannot start the coordinator thread");
+    if (have_thread || d->size == 1) rank0_work(&c, tmp);
     if (have_thread) pthread_join(th, NULL);
     pthread_mutex_destroy(&c.mu);
     r->stopped = c.finished < c.total;
+    r->wall_ms = c.finished ? c.t_last - c.t_first : 0;
+    r->busy_ms = 0;
+    for (int u = 0; u < c.total; u++) r->busy_ms += r->owner[u] >= 0 ? r->unit_ms[u] : 0;
     failed = c.failed;
     fail = c.fail;
     free(c.shards_done);
+    free(c.doneq);
+    free(c.held);
     free(tmp);
   } else {
     rc = worker_loop(d, r, fn, user, buf, err);

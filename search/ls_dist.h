@@ -5,22 +5,28 @@
  * numbered u = cand * n_shards + shard. Rank 0 is the coordinator: a
  * coordinator thread on rank 0 hands out units in order to the ranks that ask
  * (dynamic balancing: generation lengths vary), while rank 0's main thread
- * works on units too. Workers send each unit's per-example results back; after
- * the round rank 0 broadcasts every result, the owner of every unit and which
+ * works on units too. A worker holds up to LS_DIST_PREFETCH units (the next one
+ * is already there when it sends a result back, so it never waits for the
+ * coordinator). Workers send each unit's per-example results back; after the
+ * round rank 0 broadcasts every result, the owner of every unit and which
  * candidates are complete, so every rank holds the same data and takes the
  * same decisions. Scores are combined per candidate in example order by the
- * caller (ls_round_candidate), so they are bit-identical for any number of
- * ranks and threads.
+ * caller, so they are bit-identical for any number of ranks and threads.
  *
  * Threading: only the coordinator thread calls MPI during a round (rank 0's
- * main thread computes), so MPI_THREAD_SERIALIZED is enough.
+ * main thread computes), so MPI_THREAD_SERIALIZED is enough. The coordinator
+ * thread also runs the candidate-done callback (rank 0 commits the candidate
+ * to the store there, docs/search.md "Store and resume"), in completion order,
+ * outside the round's lock; the thread exists with one rank too, so a single
+ * process overlaps its commits with computing as well.
  *
  * Stop: when the stop flag is set (SIGTERM/SIGUSR1 on any rank), no new unit
  * is handed out, the units in flight finish, and the round ends with
  * r->stopped = 1; complete[] says which candidates have every shard. An
- * evaluation error on any rank ends the round the same way and is returned
- * (the same message on every rank, naming the rank). A failed MPI call (a
- * rank died, with MPI_ERRORS_RETURN on the communicator) is LS_EMPI. */
+ * evaluation error on any rank (or a failed done callback) ends the round the
+ * same way and is returned (the same message on every rank, naming the rank).
+ * A failed MPI call (a rank died, with MPI_ERRORS_RETURN on the communicator)
+ * is LS_EMPI. */
 #ifndef LS_DIST_H
 #define LS_DIST_H
 
@@ -31,6 +37,7 @@
 #include "ls_error.h"
 
 #define LS_SEARCH_MAX_STAGES 16
+#define LS_DIST_PREFETCH 2 /* units a worker holds: the one it computes and the next */
 
 /* What one candidate did on one example. Plain old data: sent as bytes
  * between ranks (ranks of one job run the same binary on the same ABI). */
@@ -50,7 +57,7 @@ typedef struct ls_dist {
   MPI_Comm comm;
   int rank, size;
   volatile sig_atomic_t *stop_flag; /* may be NULL */
-  int poll_us;                      /* coordinator's sleep between probes */
+  int poll_us;                      /* coordinator's sleep when idle (nothing to receive or commit) */
 } ls_dist;
 
 typedef struct ls_round {
@@ -61,12 +68,16 @@ typedef struct ls_round {
   double *unit_ms;     /* [n_cands][n_shards] wall time of the unit */
   uint8_t *complete;   /* [n_cands] every shard done */
   int stopped;         /* ended early by a stop signal or an error */
+  double wall_ms;      /* rank 0: wall time of the round's units (from the first handed out to the last back) */
+  double busy_ms;      /* rank 0: sum of unit_ms over the round (compute time of every rank) */
 } ls_round;
 
 /* Evaluates one unit: candidate `cand` of the round on examples [begin, end); fills out[0..end-begin). */
 typedef int (*ls_unit_fn)(void *user, int cand, int shard, int begin, int end, ls_ex_result *out, ls_err *err);
-/* Called on rank 0 (under the round's lock) each time a candidate gets its last shard. */
-typedef void (*ls_cand_done_fn)(void *user, const ls_round *r, int cand);
+/* Called on rank 0 (coordinator thread, not under the round's lock) for each candidate that got
+ * its last shard, in completion order; r->res of that candidate is final. A non-OK status ends
+ * the round as an error. */
+typedef int (*ls_cand_done_fn)(void *user, const ls_round *r, int cand, ls_err *err);
 
 int ls_dist_init(ls_dist *d, MPI_Comm comm, volatile sig_atomic_t *stop_flag, ls_err *err);
 

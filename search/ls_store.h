@@ -5,10 +5,16 @@
  * per-example score matrix /scores is written collectively, each rank selecting
  * the hyperslabs of the (candidate, shard) units it computed.
  *
- * Crash safety: the ranks write to PATH.work; after every commit (a batch of
- * finished candidates) the file is flushed and rank 0 copies it to PATH.tmp,
- * fsyncs and renames it over PATH. PATH is therefore always a complete store
- * of the last commit: a kill -9 at any moment leaves a file that opens.
+ * Crash safety: the ranks write to PATH.work; after every collective commit
+ * (the end of a round) the file is flushed and rank 0 copies it to a temporary
+ * file, fsyncs it and renames it over PATH. Between those, rank 0 commits every
+ * candidate the moment its last shard is in (ls_store_commit_one): a copy of
+ * PATH plus the candidate's row and its /scores row, written with the serial
+ * driver, fsynced and renamed over PATH. PATH is therefore always a complete
+ * store holding every finished candidate: a kill -9 at any moment leaves a file
+ * that opens and loses at most the candidates in flight. The round's collective
+ * append then writes the same candidates (in round order, the /scores blocks by
+ * the ranks that computed them) into PATH.work, whose copy replaces PATH.
  * Resume copies PATH back to PATH.work and continues. */
 #ifndef LS_STORE_H
 #define LS_STORE_H
@@ -85,6 +91,11 @@ int ls_store_write_reference(ls_store *s, const ls_ex_result *ref /* [n_examples
  * Then flushes and commits (PATH replaced atomically). Collective. */
 int ls_store_append(ls_store *s, const ls_cand *cands, const uint8_t *masks, const int *ridx, int n,
                     const ls_round *r, ls_err *err);
+
+/* Rank 0 only (not collective; other ranks return LS_OK at once): publishes PATH plus one finished
+ * candidate (its row, masks [S][L] bytes and scores [n_examples]) atomically. Called as each
+ * candidate completes during a round; PATH.work is not touched. */
+int ls_store_commit_one(ls_store *s, const ls_cand *c, const uint8_t *mask, const double *scores, ls_err *err);
 
 /* Pareto front (candidate ids), the chosen schedule (JSON text, may be NULL), status and end
  * time; then commit. Collective. */

@@ -10,6 +10,7 @@
 #include "ls_engine.h"
 #include "ls_pipeline.h"
 #include "ls_profile.h"
+#include "ls_refshare.h"
 #include "ls_schedule.h"
 #include "ls_search.h"
 #include "ls_store.h"
@@ -33,6 +34,7 @@ typedef struct searcher {
   /* reference */
   ls_example_result *ref;   /* [E] full runs (every rank: fidelity teacher-forces against them) */
   ls_ex_result *ref_sum;    /* [E] */
+  int ref_phase;            /* the round in flight is the reference pass */
   double ref_score, target, chance;
   int stage_order[LS_SEARCH_MAX_STAGES];
   /* importance */
@@ -50,6 +52,7 @@ typedef struct searcher {
   const uint8_t *round_masks;
   int64_t done_in_round;    /* completed in the round in flight (rank 0) */
   int64_t evaluated_run;    /* evaluated by this invocation (rank 0), for the ETA */
+  double *cand_scores;      /* [E] rank 0's scratch for a candidate's commit */
 } searcher;
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -188,10 +191,27 @@ static void maybe_die(const searcher *s) {
   if (v && sscanf(v, "%d:%d", &r, &n) == 2 && r == s->dist.rank && ++units >= n) raise(SIGKILL);
 }
 
+/* One shard of the reference pass: the full model; the runs stay on this rank (shared after the
+ * round, ls_refshare.h). */
+static int ref_unit(searcher *s, int begin, int end, ls_ex_result *out, ls_err *err) {
+  for (int i = begin; i < end; i++) {
+    LS_TRY(run_example(s, i, NULL, NULL, NULL, &s->ref[i], &out[i - begin], err));
+    switch (s->job->objective) {
+      case LS_OBJ_ACCURACY: out[i - begin].score = out[i - begin].correct ? 1.0 : 0.0; break;
+      default: out[i - begin].score = 1.0; break; /* the full model agrees with itself */
+    }
+  }
+  return LS_OK;
+}
+
 static int unit_fn(void *user, int cand, int shard, int begin, int end, ls_ex_result *out, ls_err *err) {
   (void)shard;
   searcher *s = user;
   maybe_die(s);
+  if (s->ref_phase) {
+    int rc = ref_unit(s, begin, end, out, err);
+    return rc == LS_OK ? rc : ls_err_prefix(err, "reference pass, examples %d..%d", begin, end - 1);
+  }
   const ls_cand *c = &s->round_cands[cand];
   const uint8_t *m = s->round_masks + (size_t)cand * s->S * s->L;
   for (int i = begin; i < end; i++) {
@@ -201,14 +221,20 @@ static int unit_fn(void *user, int cand, int shard, int begin, int end, ls_ex_re
   return LS_OK;
 }
 
-/* Progress on rank 0 as candidates complete. */
-static void cand_done(void *user, const ls_round *r, int cand) {
+/* Rank 0 (coordinator thread) as each candidate completes: commit it to the store at once, then
+ * a progress line. */
+static int cand_done(void *user, const ls_round *r, int cand, ls_err *err) {
   searcher *s = user;
-  if (s->opts->quiet) return;
   ls_cand c = s->round_cands[cand];
-  aggregate(s, r->res + (size_t)cand * r->n_examples, &c);
+  const ls_ex_result *res = r->res + (size_t)cand * r->n_examples;
+  aggregate(s, res, &c);
+  c.run = s->store.run;
+  c.round = s->round_no;
+  for (int i = 0; i < s->E; i++) s->cand_scores[i] = res[i].score;
+  LS_TRY(ls_store_commit_one(&s->store, &c, s->round_masks + (size_t)cand * s->S * s->L, s->cand_scores, err));
   s->done_in_round++;
   s->evaluated_run++;
+  if (s->opts->quiet) return LS_OK;
   int64_t done = s->n_known + s->done_in_round;
   const ls_cand *best = NULL;
   for (int64_t i = 0; i < s->n_known; i++)
@@ -227,6 +253,15 @@ static void cand_done(void *user, const ls_round *r, int cand) {
   fprintf(stderr,
           "litestage-search: candidate #%lld (%s): score %.4f, %.2f ms | %lld/%lld done, elapsed %.1f s, ETA %.1f s, best so far %s\n",
           (long long)c.id, d, c.score, cand_latency(s, &c), (long long)done, (long long)s->expected_total, el, eta, b);
+  return LS_OK;
+}
+
+/* Rank 0, not quiet: how well a round used the ranks. */
+static void round_stats(const searcher *s, const char *what, const ls_round *r, double sync_ms) {
+  if (s->dist.rank != 0 || s->opts->quiet) return;
+  double use = r->wall_ms > 0 ? r->busy_ms / (r->wall_ms * s->dist.size) : 0;
+  fprintf(stderr, "litestage-search: %s: %d units on %d ranks in %.2f s (ranks busy %.0f%%), then %.3f s to share and store\n",
+          what, r->n_cands * r->n_shards, s->dist.size, r->wall_ms / 1000.0, 100 * use, sync_ms / 1000.0);
 }
 
 /* Evaluates cands[0..n) (ids assigned here): reuses known results, runs the rest as one round,
@@ -270,6 +305,7 @@ static int eval_batch(searcher *s, ls_cand *cands, int n, ls_err *err) {
       s->round_cands = todo;
       s->round_masks = masks;
       int drc = ls_dist_run(&s->dist, &r, unit_fn, cand_done, s, err);
+      double t_sync = ls_now_ms();
       if (drc == LS_EMPI) {
         ls_round_free(&r);
         rc = drc;
@@ -288,6 +324,9 @@ static int eval_batch(searcher *s, ls_cand *cands, int n, ls_err *err) {
       }
       int arc = ls_store_append(&s->store, done, done_masks, ridx, nd, &r, err);
       for (int j = 0; j < nd && arc == LS_OK; j++) arc = add_known(s, &done[j], err);
+      char what[64];
+      snprintf(what, sizeof what, "round %d (%d candidates)", s->round_no, nt);
+      round_stats(s, what, &r, ls_now_ms() - t_sync);
       s->round_no++;
       if (drc != LS_OK) {
         rc = drc;
@@ -313,33 +352,51 @@ out:
 static int reference_pass(searcher *s, ls_err *err) {
   s->ref = calloc((size_t)s->E, sizeof *s->ref);
   s->ref_sum = calloc((size_t)s->E, sizeof *s->ref_sum);
-  if (!s->ref || !s->ref_sum) return ls_err_set(err, LS_ENOMEM, "out of memory for the reference");
-  /* Every rank runs the (deterministic) reference: fidelity needs the reference tokens of any
-   * example on whichever rank scores it. Measured times are taken from rank 0. */
+  uint8_t *mine = calloc((size_t)s->E, 1);
+  if (!s->ref || !s->ref_sum || !mine) {
+    free(mine);
+    return ls_err_set(err, LS_ENOMEM, "out of memory for the reference");
+  }
+  /* The full model's runs are work units like a candidate's (one per shard); then every rank
+   * gets every run (fidelity teacher-forces against the reference of whichever example a rank
+   * scores, and the importance pass reads the prompts). */
+  ls_round r;
+  int rc = ls_round_new(&r, 1, s->job->shards, s->E, err);
+  if (rc != LS_OK) {
+    free(mine);
+    return rc;
+  }
+  s->ref_phase = 1;
+  rc = ls_dist_run(&s->dist, &r, unit_fn, NULL, s, err);
+  s->ref_phase = 0;
+  double t_sync = ls_now_ms();
+  if (rc == LS_OK && r.stopped) rc = ls_err_set(err, LS_EINTERRUPTED, "stopped by a signal during the reference pass");
+  if (rc == LS_OK) {
+    memcpy(s->ref_sum, r.res, (size_t)s->E * sizeof *s->ref_sum);
+    for (int k = 0; k < r.n_shards; k++)
+      if (r.owner[k] == s->dist.rank)
+        for (int i = r.shard_begin[k]; i < r.shard_begin[k + 1]; i++) mine[i] = 1;
+    rc = ls_ref_allgather(s->dist.comm, s->ref, s->E, mine, err);
+  }
+  if (rc == LS_OK) round_stats(s, "reference pass", &r, ls_now_ms() - t_sync);
+  ls_round_free(&r);
+  free(mine);
+  LS_TRY(rc);
   double chance = 0, score = 0;
   double stage_ms[LS_SEARCH_MAX_STAGES] = {0};
   for (int i = 0; i < s->E; i++) {
-    LS_TRY(run_example(s, i, NULL, NULL, NULL, &s->ref[i], &s->ref_sum[i], err));
-    ls_ex_result *r = &s->ref_sum[i];
-    const ls_example *ex = &s->ds->ex[i];
-    switch (s->job->objective) {
-      case LS_OBJ_ACCURACY: r->score = r->correct ? 1.0 : 0.0; break;
-      default: r->score = 1.0; break; /* the full model agrees with itself */
-    }
-    chance += ex->n_options > 0 ? 1.0 / ex->n_options : 0.0;
-    score += r->score;
+    chance += s->ds->ex[i].n_options > 0 ? 1.0 / s->ds->ex[i].n_options : 0.0;
+    score += s->ref_sum[i].score;
     for (int st = 0; st < s->S; st++) {
       const ls_stage_result *sr = &s->ref[i].stages[st];
       if (s->have_prof) {
         for (int k = 0; k < sr->n_calls; k++)
           stage_ms[st] += ls_predict_stage_ms(&s->prof, NULL, sr->calls[k].n_prompt, 0, sr->calls[k].n_generated);
       } else {
-        stage_ms[st] += sr->prefill_ms + sr->decode_ms;
+        stage_ms[st] += sr->prefill_ms + sr->decode_ms; /* measured by whichever rank ran it: shared */
       }
     }
   }
-  if (MPI_Bcast(stage_ms, LS_SEARCH_MAX_STAGES, MPI_DOUBLE, 0, s->dist.comm) != MPI_SUCCESS)
-    return ls_err_set(err, LS_EMPI, "MPI broadcast failed");
   s->ref_score = score / s->E;
   s->chance = chance / s->E;
   s->target = s->ref_score - s->job->tolerance;
@@ -648,7 +705,8 @@ static int run(searcher *s, ls_err *err) {
   ls_job *j = s->job;
   LS_TRY(open_all(s, err));
   s->ranking = calloc((size_t)2 * s->L, sizeof *s->ranking);
-  if (!s->ranking) return ls_err_set(err, LS_ENOMEM, "out of memory");
+  s->cand_scores = calloc((size_t)s->E + 1, sizeof *s->cand_scores);
+  if (!s->ranking || !s->cand_scores) return ls_err_set(err, LS_ENOMEM, "out of memory");
   char hosts[4096];
   if (gather_hosts(s, hosts, sizeof hosts) < 0) return ls_err_set(err, LS_ENOMEM, "out of memory");
   const char *stage_names[LS_SEARCH_MAX_STAGES];
@@ -706,7 +764,10 @@ static int run(searcher *s, ls_err *err) {
   double *per_stage = calloc((size_t)s->S * n2, sizeof(double)), *acc = calloc((size_t)n2, sizeof(double));
   int32_t *psr = calloc((size_t)s->S * n2, sizeof(int32_t));
   int rc = !per_stage || !acc || !psr ? ls_err_set(err, LS_ENOMEM, "out of memory") : LS_OK;
+  double t_imp = ls_now_ms();
   if (rc == LS_OK) rc = importance_pass(s, per_stage, acc, psr, err);
+  if (rc == LS_OK && s->dist.rank == 0 && !s->opts->quiet)
+    fprintf(stderr, "litestage-search: importance pass (every rank) in %.2f s\n", (ls_now_ms() - t_imp) / 1000.0);
   if (rc == LS_OK) rc = ls_store_write_importance(&s->store, per_stage, acc, s->ranking, psr, err);
   free(per_stage);
   free(acc);
@@ -789,6 +850,7 @@ int ls_search_run(ls_job *job, const ls_search_opts *o, MPI_Comm comm, volatile 
   free(s.ref);
   free(s.ref_sum);
   free(s.ranking);
+  free(s.cand_scores);
   free(s.known);
   free(s.known_masks);
   if (s.have_prof) ls_profile_free(&s.prof);

@@ -1,5 +1,6 @@
 /* The HDF5 results store (ls_store.h, docs/hdf5-schema.md). */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -623,6 +624,91 @@ int ls_store_append(ls_store *s, const ls_cand *cands, const uint8_t *masks, con
   if (bad) return h5fail(err, s->work_path, "append candidates");
   s->n_rows += n;
   return commit(s, err);
+}
+
+/* Appends one row to every candidate column and /scores of an open (serial) file. */
+static int append_one(const ls_store *s, hid_t f, const ls_cand *c, const uint8_t *mask, const double *scores) {
+  size_t maxrow = (size_t)s->n_examples * sizeof(double);
+  for (int k = 0; k < N_COLS; k++)
+    if (col_row_bytes(s, k) > maxrow) maxrow = col_row_bytes(s, k);
+  void *buf = malloc(maxrow);
+  if (!buf) return -1;
+  int bad = 0;
+  for (int k = 0; k <= N_COLS && !bad; k++) {
+    char name[64];
+    hsize_t inner[2] = {(hsize_t)s->n_examples, 0};
+    int nin = 1;
+    hid_t type = H5T_NATIVE_DOUBLE;
+    if (k < N_COLS) {
+      snprintf(name, sizeof name, "candidates/%s", col_names[k]);
+      nin = col_inner(s, k, inner);
+      type = col_type(k);
+      pack_col(s, k, c, mask, 1, buf);
+    } else {
+      snprintf(name, sizeof name, "scores");
+      memcpy(buf, scores, (size_t)s->n_examples * sizeof(double));
+    }
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) { bad = 1; break; }
+    hid_t fs = H5Dget_space(d);
+    hsize_t dims[3] = {0, 0, 0}, start[3] = {0, 0, 0}, count[3] = {1, 0, 0};
+    H5Sget_simple_extent_dims(fs, dims, NULL);
+    H5Sclose(fs);
+    start[0] = dims[0];
+    dims[0]++;
+    for (int i = 0; i < nin; i++) count[i + 1] = inner[i];
+    if (H5Dset_extent(d, dims) < 0) bad = 1;
+    fs = H5Dget_space(d);
+    hid_t ms = H5Screate_simple(1 + nin, count, NULL);
+    if (!bad && (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+                 H5Dwrite(d, type, ms, fs, H5P_DEFAULT, buf) < 0))
+      bad = 1;
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+  }
+  free(buf);
+  return bad ? -1 : 0;
+}
+
+int ls_store_commit_one(ls_store *s, const ls_cand *c, const uint8_t *mask, const double *scores, ls_err *err) {
+  if (s->rank != 0) return LS_OK;
+  char *jpath = malloc(strlen(s->path) + 8);
+  if (!jpath) return ls_err_set(err, LS_ENOMEM, "%s: out of memory", s->path);
+  sprintf(jpath, "%s.cand", s->path);
+  /* the last published state, copied */
+  char *data = NULL;
+  size_t len = 0;
+  int rc = ls_read_file(s->path, &data, &len, err);
+  if (rc == LS_OK) {
+    FILE *fp = fopen(jpath, "wb");
+    if (!fp || fwrite(data, 1, len, fp) != len || fclose(fp) != 0) {
+      if (fp) fclose(fp);
+      rc = ls_err_set(err, LS_EIO, "%s: cannot write: %s", jpath, strerror(errno));
+    }
+  }
+  free(data);
+  /* plus the candidate (serial HDF5: only rank 0 touches this file) */
+  if (rc == LS_OK) {
+    hid_t f = H5Fopen(jpath, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0) {
+      rc = h5fail(err, jpath, "open");
+    } else {
+      if (append_one(s, f, c, mask, scores) < 0) rc = h5fail(err, jpath, "append candidate");
+      if (H5Fclose(f) < 0 && rc == LS_OK) rc = h5fail(err, jpath, "close");
+    }
+  }
+  /* published atomically */
+  if (rc == LS_OK) {
+    int fd = open(jpath, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0) rc = ls_err_set(err, LS_EIO, "%s: cannot flush: %s", jpath, strerror(errno));
+    if (fd >= 0) close(fd);
+  }
+  if (rc == LS_OK && rename(jpath, s->path) != 0)
+    rc = ls_err_set(err, LS_EIO, "%s: cannot rename into place: %s", s->path, strerror(errno));
+  if (rc != LS_OK) unlink(jpath);
+  free(jpath);
+  return rc;
 }
 
 int ls_store_set_status(ls_store *s, const char *status, ls_err *err) {
