@@ -66,12 +66,12 @@ static double loadavg(void) {
 
 static void usage(void) {
   fprintf(stderr, "usage: profile_accuracy -m MODEL --profile P.json [-z TOK] [-t THREADS] [--reps N] "
-                  "[--cases P:D,...] [--max-batch N]\n");
+                  "[--cases P:D,...] [--max-batch N] [--clock wall|cpu]\n");
 }
 
 int main(int argc, char **argv) {
   const char *model_path = NULL, *tok = NULL, *prof_path = NULL, *cases_arg = "16:64,64:256,200:32";
-  int threads = 1, reps = 7, max_batch = 0;
+  int threads = 1, reps = 7, max_batch = 0, clock = LS_CLOCK_WALL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (i + 1 >= argc) {
@@ -86,6 +86,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--reps")) reps = atoi(v);
     else if (!strcmp(a, "--cases")) cases_arg = v;
     else if (!strcmp(a, "--max-batch")) max_batch = atoi(v);
+    else if (!strcmp(a, "--clock") && (!strcmp(v, "wall") || !strcmp(v, "cpu"))) clock = !strcmp(v, "cpu");
     else {
       usage();
       return 2;
@@ -120,6 +121,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "profile_accuracy: %s\n", err.msg);
     return 1;
   }
+  if (p.clock != clock)
+    fprintf(stderr, "profile_accuracy: warning: profile timed with the %s clock, checking with the %s clock\n",
+            ls_clock_name(p.clock), ls_clock_name(clock));
   if (p.n_threads != threads)
     fprintf(stderr, "profile_accuracy: warning: profile measured with %d threads, running %d\n", p.n_threads, threads);
   ls_ctx_params cp = {.n_ctx = need, .max_batch = max_batch > 0 ? max_batch : p.max_batch, .n_threads = threads};
@@ -136,12 +140,12 @@ int main(int argc, char **argv) {
   for (int i = 0; i < need; i++) prompt[i] = (int)((3u + 104729u * (unsigned)i) % (unsigned)m.cfg.vocab_size);
   /* warm-up: fault in the weights */
   double w0, w1;
-  if (ls_time_generation(c, prompt, 8, 0, 8, NULL, &w0, &w1, &err)) {
+  if (ls_time_generation(c, prompt, 8, 0, 8, NULL, clock, &w0, &w1, &err)) {
     fprintf(stderr, "profile_accuracy: %s\n", err.msg);
     return 1;
   }
-  printf("# model=%s layers=%d threads=%d reps=%d kernels=%s cpu=\"%s\" commit=%s loadavg=%.2f\n", m.name, L, threads,
-         reps, ls_ctx_kernels(c), p.cpu_model, ls_git_commit(), loadavg());
+  printf("# model=%s layers=%d threads=%d reps=%d kernels=%s cpu=\"%s\" commit=%s clock=%s loadavg=%.2f\n", m.name, L,
+         threads, reps, ls_ctx_kernels(c), p.cpu_model, ls_git_commit(), ls_clock_name(clock), loadavg());
   printf("%-16s %-15s %6s %6s %8s %12s %12s %12s %12s %8s\n", "model", "mask", "prompt", "decode", "executed",
          "meas_pre_ms", "pred_pre_ms", "meas_ms", "pred_ms", "err_pct");
   /* repetitions round-robin over all (mask, case) pairs: a burst of load
@@ -151,8 +155,8 @@ int main(int argc, char **argv) {
     for (int row = 0; row < n_rows; row++) {
       int k = row / n_cases, j = row % n_cases;
       make_mask(k, L, mask);
-      if (ls_time_generation(c, prompt, cases[j][0], 0, cases[j][1], mask, &t[row * reps + r], &tp[row * reps + r],
-                             &err)) {
+      if (ls_time_generation(c, prompt, cases[j][0], 0, cases[j][1], mask, clock, &t[row * reps + r],
+                             &tp[row * reps + r], &err)) {
         fprintf(stderr, "profile_accuracy: %s\n", err.msg);
         return 1;
       }

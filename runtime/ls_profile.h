@@ -28,6 +28,14 @@
 #include "ls_model.h"
 
 #define LS_PROFILE_SCHEMA_VERSION 1
+
+/* Which clock times the calls. WALL (the default) is latency. CPU is the
+ * process's CPU time: with one thread it excludes time the process spent
+ * preempted, which lets the model be checked on a busy machine (it is not a
+ * latency with more than one thread: waiting threads spin). */
+typedef enum { LS_CLOCK_WALL = 0, LS_CLOCK_CPU = 1 } ls_clock;
+double ls_clock_ms(int clock);
+const char *ls_clock_name(int clock);
 #define LS_PROFILE_MAX_POINTS 32
 
 typedef struct ls_profile {
@@ -44,6 +52,7 @@ typedef struct ls_profile {
   int reps;          /* minimum repetitions per timed point (medians are reported) */
   double min_ms;     /* minimum wall time per timed point */
   int max_batch;     /* prefill chunk size of the measuring context */
+  int clock;         /* ls_clock the profile was timed with */
 
   /* decode: one token per call; ctx[i] = positions attended (pos + 1) */
   int n_dec;
@@ -77,6 +86,7 @@ typedef struct ls_profile_opts {
   int n_batch_list;         /* prefill sizes; 0: 8,32,128,... up to max_batch and seq_len */
   int batch_list[LS_PROFILE_MAX_POINTS];
   int max_batch;            /* <= 0: 512 (capped at the model's seq_len) */
+  int clock;                /* ls_clock; 0 = wall */
   /* progress (may be NULL): called with a one-line message */
   void (*progress)(void *user, const char *msg);
   void *user;
@@ -127,9 +137,9 @@ int ls_profile_check_model(const ls_profile *p, const ls_model *m, const char *f
 /* Real generation, timed, for checking predictions: prefills prompt[0..n)
  * at positions pos0.. (chunks of the context's max_batch), then runs n_decode
  * greedy (argmax) single-token decode calls, each feeding the previous
- * argmax. Returns wall milliseconds of the whole thing in *ms_total (and the
+ * argmax. Returns milliseconds (of the ls_clock) of the whole thing in *ms_total (and the
  * prefill part in *ms_prefill if not NULL). Allocates nothing. */
 int ls_time_generation(ls_ctx *c, const int *prompt, int n_prompt, int pos0, int n_decode, const uint8_t *skip,
-                       double *ms_total, double *ms_prefill, ls_err *err);
+                       int clock, double *ms_total, double *ms_prefill, ls_err *err);
 
 #endif

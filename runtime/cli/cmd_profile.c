@@ -19,7 +19,8 @@ typedef struct {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: litestage-run profile -m MODEL [-z TOKENIZER] -o PROFILE.json [-t THREADS] [--reps N]\n"
-          "                             [--min-ms MS] [--contexts 16,64,256] [--batches 1,8,32,128] [--max-batch N] [-q]\n"
+          "                             [--min-ms MS] [--contexts 16,64,256] [--batches 1,8,32,128] [--max-batch N]\n"
+          "                             [--clock wall|cpu] [-q]\n"
           "  -m MODEL         GGUF file or llama2.c checkpoint\n"
           "  -z TOKENIZER     tokenizer.bin (accepted for symmetry; profiling needs no vocabulary)\n"
           "  -o FILE          where to write the profile (JSON, written atomically)\n"
@@ -29,6 +30,8 @@ static void usage(FILE *f) {
           "  --contexts LIST  decode context lengths (default 16,64,256,1024,2048 up to the model's)\n"
           "  --batches LIST   prefill prompt lengths (default 1,8,32,128,512 up to --max-batch)\n"
           "  --max-batch N    prefill chunk size of the deployment (default 512)\n"
+          "  --clock wall|cpu wall time (default: latency) or process CPU time (checks the model on a busy\n"
+          "                   machine with -t 1; not a latency with more threads)\n"
           "  -q               no progress on stderr\n");
 }
 
@@ -67,7 +70,11 @@ static int parse(int argc, char **argv, profile_opts *o, ls_err *err) {
       LS_TRY(ls_arg_float(a, v, 0, 1e6, &f, err));
       o->po.min_ms = f;
     } else if (!strcmp(a, "--max-batch")) LS_TRY(ls_arg_int(a, v, 1, 1 << 16, &o->po.max_batch, err));
-    else if (!strcmp(a, "--contexts")) LS_TRY(parse_list(a, v, o->po.ctx_list, &o->po.n_ctx_list, err));
+    else if (!strcmp(a, "--clock")) {
+      if (!strcmp(v, "wall")) o->po.clock = LS_CLOCK_WALL;
+      else if (!strcmp(v, "cpu")) o->po.clock = LS_CLOCK_CPU;
+      else return ls_err_set(err, LS_EINVAL, "--clock '%s': expected wall or cpu", v);
+    } else if (!strcmp(a, "--contexts")) LS_TRY(parse_list(a, v, o->po.ctx_list, &o->po.n_ctx_list, err));
     else if (!strcmp(a, "--batches")) LS_TRY(parse_list(a, v, o->po.batch_list, &o->po.n_batch_list, err));
     else return ls_err_set(err, LS_EINVAL, "unknown option %s", a);
   }
