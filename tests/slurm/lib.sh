@@ -90,12 +90,18 @@ wait_file_grep() {
   fail "'$2' did not appear in $1 within $3 s"
 }
 
-# Preempt a running job the way Slurm's warning signal does, then release the requeued job.
-#   preempt_and_release ID LOG_TO_WATCH REGEX_BEFORE_SIGNAL
-preempt_and_release() {
+# Preempt a running job the way Slurm's warning signal does (USR1 to the batch script), once
+# REGEX appears in LOG. Signal several jobs first, then release them: a job waiting for its
+# release lets the others run on.
+#   preempt_job ID LOG_TO_WATCH REGEX_BEFORE_SIGNAL
+preempt_job() {
   wait_file_grep "$2" "$3" 90
   scancel --batch --signal=USR1 "$1" || fail "scancel --batch --signal=USR1 $1 failed"
-  # Requeued: PENDING (held by BeginTime), restart count 1.
+}
+
+# release_job ID: waits until the job requeued itself (PENDING, held by BeginTime, restart
+# count 1), then releases it (scontrol update StartTime=now).
+release_job() {
   wait_state "$1" PENDING 90
   grep -q 'Restarts=1' <<<"$(scontrol show job "$1")" || fail "job $1 pending but Restarts is not 1: $(scontrol show job "$1" | grep -o 'Restarts=[0-9]*')"
   # Release only after the first run's processes are gone on the node: slurmd refuses to
@@ -110,6 +116,12 @@ preempt_and_release() {
   grep -qE "^slurmstepd: \[$num[].]" <<<"$(ps -eo args)" && fail "job $1 (id $num): slurmstepd still running 60 s after the requeue"
   sleep 2
   scontrol update jobid="$1" StartTime=now || fail "scontrol update jobid=$1 StartTime=now failed"
+}
+
+#   preempt_and_release ID LOG_TO_WATCH REGEX_BEFORE_SIGNAL
+preempt_and_release() {
+  preempt_job "$@"
+  release_job "$1"
 }
 
 # need_search: LS_SEARCH (set by ctest when litestage-search is built) must be executable.
@@ -140,3 +152,64 @@ PY
 
 # h5attr FILE NAME: a root attribute's value (first DATA line), via h5dump.
 h5attr() { h5dump -a "/$2" "$1" 2>/dev/null | sed -n 's/^ *(0): *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' | head -n 1; }
+
+# need_h5py: sets PYH5 to a python3 that imports h5py (Debian python3-h5py), or fails.
+need_h5py() {
+  local p
+  PYH5=
+  for p in python3 /usr/bin/python3; do
+    command -v "$p" >/dev/null 2>&1 && "$p" -c 'import h5py' 2>/dev/null && { PYH5=$p; return 0; }
+  done
+  fail "python3 with h5py (Debian python3-h5py) is needed to compare the stores"
+}
+
+# same_results DIR_A RUNS_A DIR_B RUNS_B: DIR_A and DIR_B (search output folders with
+# results.h5 and schedule.json) evaluated the same candidates, none twice, with bit-identical
+# per-candidate numbers (docs/hdf5-schema.md /candidates), and chose the same schedule.
+# RUNS_X is the set of `run` values the rows of X must show, e.g. 0,1 for a run preempted
+# once (some candidates evaluated before the preemption, some after) and 0 for one that
+# never was. Needs need_h5py first.
+same_results() {
+  "$PYH5" - "$@" <<'PY' || fail "$1 and $3: results differ (see above)"
+import json, sys
+import h5py
+import numpy as np
+
+da, runs_a, db, runs_b = sys.argv[1:5]
+
+def cands(d, want_runs):
+    with h5py.File(f"{d}/results.h5", "r") as f:
+        c = f["candidates"]
+        ids = c["id"][:]
+        cols = {k: c[k][:] for k in ("kind", "budget", "ee_window", "ee_threshold", "score",
+                                     "predicted_ms", "meets_target")}
+        run = c["run"][:]
+        status = f.attrs["status"]
+    status = status.decode() if isinstance(status, bytes) else str(status)
+    assert status == "complete", f"{d}/results.h5: status {status}"
+    assert len(set(ids.tolist())) == len(ids), f"{d}: a candidate was evaluated twice"
+    want = {int(r) for r in want_runs.split(",")}
+    got = set(run.tolist())
+    assert got == want, f"{d}/results.h5: candidates from runs {sorted(got)}, want {sorted(want)}"
+    o = np.argsort(ids)
+    return ids[o], {k: v[o] for k, v in cols.items()}, run
+
+ids_a, cols_a, run_a = cands(da, runs_a)
+ids_b, cols_b, run_b = cands(db, runs_b)
+assert ids_a.tolist() == ids_b.tolist(), (ids_a.tolist(), ids_b.tolist())
+for k in cols_a:
+    # Bit-identical: compare the bytes (NaN == NaN for candidates without a prediction).
+    assert cols_a[k].tobytes() == cols_b[k].tobytes(), f"column {k} differs:\n{cols_a[k]}\n{cols_b[k]}"
+
+def sched(d):
+    s = json.load(open(f"{d}/schedule.json"))
+    s.pop("provenance", None)
+    s.pop("measured_latency_ms", None)  # wall time, differs run to run
+    return s
+
+sa, sb = sched(da), sched(db)
+assert sa == sb, f"schedules differ:\n{json.dumps(sa, indent=1)}\n{json.dumps(sb, indent=1)}"
+print(f"{da} vs {db}: same {len(ids_a)} candidates (runs {sorted(set(run_a.tolist()))} vs "
+      f"{sorted(set(run_b.tolist()))}), same schedule {[s.get('skip', []) for s in sa['stages']]}")
+PY
+}
