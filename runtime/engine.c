@@ -171,10 +171,14 @@ int ls_engine_teacher_force(ls_engine *e, const int *prompt, int n_prompt, const
   memcpy(e->tokens, prompt, (size_t)n_prompt * sizeof *e->tokens);
   memcpy(e->tokens + n_prompt, target, (size_t)(n_target - 1) * sizeof *e->tokens);
   const uint8_t *mask = skip ? skip : e->no_skip;
-  int batch = ls_ctx_max_batch(e->ctx), vocab = e->model.cfg.vocab_size;
-  for (int i = 0; i < n; i += batch) {
-    int m = n - i < batch ? n - i : batch;
+  int batch = ls_ctx_max_batch(e->ctx), lbatch = ls_ctx_max_logits(e->ctx), vocab = e->model.cfg.vocab_size;
+  for (int i = 0, m; i < n; i += m) {
+    m = n - i < batch ? n - i : batch;
     int want = i + m > n_prompt - 1; /* does this chunk hold a predicting position? */
+    /* the prompt's prefix in full batches without logits, then chunks of at
+     * most ls_ctx_max_logits() (the logits buffer is bounded) */
+    if (want && i < n_prompt - 1) m = n_prompt - 1 - i, want = 0;
+    else if (want && m > lbatch) m = lbatch;
     LS_TRY(ls_forward(e->ctx, e->tokens + i, m, i, mask, want, err));
     if (!want) continue;
     const float *logits = ls_ctx_logits(e->ctx);

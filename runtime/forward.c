@@ -21,6 +21,9 @@
 #include "ls_pool.h"
 
 #define CHUNK_ROWS 32
+/* Bound on the logits buffer (see ls_ctx_new). */
+#define LOGITS_BYTES ((size_t)8 << 20)
+#define LOGITS_MIN_ROWS 16
 
 struct ls_ctx {
   const ls_model *m;
@@ -33,12 +36,12 @@ struct ls_ctx {
   float *value_cache; /* [n_layers][n_ctx][kv_dim] */
   float *x;           /* [max_batch][dim] residual stream */
   float *xb;          /* [max_batch][dim] normed input / sub-layer output */
-  float *prev;        /* [max_batch][dim] residual before a sub-layer (stats) */
   float *q;           /* [max_batch][q_dim] */
   float *att_out;     /* [max_batch][q_dim] */
   float *hb;          /* [max_batch][hidden_dim] gate, then silu(gate) * up */
-  float *hb2;         /* [max_batch][hidden_dim] up */
-  float *logits;      /* [max_batch][vocab] */
+  float *up;          /* [n_threads][max_batch][CHUNK_ROWS] one chunk of up, per thread */
+  float *logits;      /* [logits_rows][vocab] */
+  int logits_rows;    /* most tokens with logits per call (bounds the buffer) */
   void *xa;           /* prepared (quantised) activations, [max_batch][xa_stride] */
   size_t xa_stride;   /* bytes per token of xa */
   float *att;         /* [n_threads][n_ctx] attention scores */
@@ -128,6 +131,12 @@ int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *
   c->n_threads = d.n_threads;
   c->q_dim = cfg->n_heads * cfg->head_dim;
   c->kv_dim = cfg->n_kv_heads * cfg->head_dim;
+  /* The logits buffer is the one that scales with the vocabulary (65 MB for
+   * 512 x 32000): hold at most LOGITS_BYTES of them, and never fewer than
+   * LOGITS_MIN_ROWS rows, so peak memory stays near model + KV cache. */
+  c->logits_rows = (int)(LOGITS_BYTES / (sizeof(float) * (size_t)cfg->vocab_size));
+  if (c->logits_rows < LOGITS_MIN_ROWS) c->logits_rows = LOGITS_MIN_ROWS;
+  if (c->logits_rows > d.max_batch) c->logits_rows = d.max_batch;
   size_t B = (size_t)d.max_batch, kv = (size_t)cfg->n_layers * (size_t)d.n_ctx * (size_t)c->kv_dim;
   c->xa_stride = act_bytes_max(c->k, m);
   int rc = ls_pool_new(d.n_threads, &c->pool, err);
@@ -137,10 +146,10 @@ int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *
   }
   if (!(c->key_cache = alloc_floats(kv, err)) || !(c->value_cache = alloc_floats(kv, err)) ||
       !(c->x = alloc_floats(B * cfg->dim, err)) || !(c->xb = alloc_floats(B * cfg->dim, err)) ||
-      !(c->prev = alloc_floats(B * cfg->dim, err)) || !(c->q = alloc_floats(B * c->q_dim, err)) ||
+      !(c->q = alloc_floats(B * c->q_dim, err)) ||
       !(c->att_out = alloc_floats(B * c->q_dim, err)) || !(c->hb = alloc_floats(B * cfg->hidden_dim, err)) ||
-      !(c->hb2 = alloc_floats(B * cfg->hidden_dim, err)) ||
-      !(c->logits = alloc_floats(B * (size_t)cfg->vocab_size, err)) ||
+      !(c->up = alloc_floats((size_t)d.n_threads * B * CHUNK_ROWS, err)) ||
+      !(c->logits = alloc_floats((size_t)c->logits_rows * (size_t)cfg->vocab_size, err)) ||
       !(c->xa = alloc_floats((B * c->xa_stride + 3) / 4, err)) ||
       !(c->att = alloc_floats((size_t)d.n_threads * d.n_ctx, err)) ||
       !(c->cos_tmp = (double *)alloc_floats(2 * B, err))) {
@@ -158,11 +167,10 @@ void ls_ctx_free(ls_ctx *c) {
   free(c->value_cache);
   free(c->x);
   free(c->xb);
-  free(c->prev);
   free(c->q);
   free(c->att_out);
   free(c->hb);
-  free(c->hb2);
+  free(c->up);
   free(c->logits);
   free(c->xa);
   free(c->att);
@@ -174,6 +182,10 @@ const float *ls_ctx_logits(const ls_ctx *c) { return c->logits; }
 void ls_ctx_set_stats(ls_ctx *c, ls_sublayer_stats *stats) { c->stats = stats; }
 int ls_ctx_n_ctx(const ls_ctx *c) { return c->n_ctx; }
 int ls_ctx_max_batch(const ls_ctx *c) { return c->max_batch; }
+int ls_ctx_max_logits(const ls_ctx *c) { return c->logits_rows; }
+size_t ls_ctx_kv_bytes(const ls_ctx *c) {
+  return 2 * sizeof(float) * (size_t)c->m->cfg.n_layers * (size_t)c->n_ctx * (size_t)c->kv_dim;
+}
 int ls_ctx_n_threads(const ls_ctx *c) { return c->n_threads; }
 const ls_model *ls_ctx_model(const ls_ctx *c) { return c->m; }
 const char *ls_ctx_kernels(const ls_ctx *c) { return c->k->name; }
@@ -182,7 +194,9 @@ const char *ls_ctx_kernels(const ls_ctx *c) { return c->k->name; }
 
 /* Up to three matrices applied to the same input. With swiglu, parts 0 (gate)
  * and 1 (up) are computed chunk by chunk together and part 0's output becomes
- * silu(gate) * up. */
+ * silu(gate) * up; up goes to the running thread's chunk scratch (part 1's y
+ * is that scratch: [n_threads][n][CHUNK_ROWS]), so no [batch][hidden]
+ * buffer is needed for it. */
 typedef struct mm_part {
   const ls_mat *w;
   float *y;
@@ -202,26 +216,31 @@ typedef struct mm_job {
 
 static int needs_prep(const ls_kernels *k, const ls_mat *w) { return k->act_bytes(w->type, w->cols) != 0; }
 
+static void mm_one(const mm_job *j, const ls_mat *w, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+  int prep = needs_prep(j->k, w);
+  j->k->matmul(w, prep ? j->xa : (const void *)j->xf, prep ? j->xa_stride : (size_t)w->cols * sizeof(float), j->n, y,
+               ldy, r0, r1);
+}
+
 static void mm_task(void *arg, int task, int thread) {
-  (void)thread;
   mm_job *j = arg;
   int p = 0;
   while (task >= j->chunks[p]) task -= j->chunks[p++];
-  int n_run = j->swiglu ? 2 : 1;
+  const mm_part *q = &j->part[p];
   int64_t r0 = (int64_t)task * CHUNK_ROWS, r1 = r0 + CHUNK_ROWS;
-  for (int i = 0; i < n_run; i++) {
-    const mm_part *q = &j->part[p + i];
-    if (r1 > q->w->rows) r1 = q->w->rows;
-    int prep = needs_prep(j->k, q->w);
-    j->k->matmul(q->w, prep ? j->xa : (const void *)j->xf, prep ? j->xa_stride : (size_t)q->w->cols * sizeof(float),
-                 j->n, q->y, q->ldy, r0, r1);
+  if (r1 > q->w->rows) r1 = q->w->rows;
+  mm_one(j, q->w, q->y, q->ldy, r0, r1);
+  if (!j->swiglu) return;
+  /* up rows [r0, r1) as a matrix of their own, written to row 0.. of the scratch */
+  ls_mat up = j->part[1].w[0];
+  up.data = (const char *)up.data + (size_t)r0 * up.row_bytes;
+  up.rows = r1 - r0;
+  float *u = j->part[1].y + (size_t)thread * (size_t)j->n * CHUNK_ROWS;
+  mm_one(j, &up, u, CHUNK_ROWS, 0, r1 - r0);
+  for (int t = 0; t < j->n; t++) {
+    float *g = q->y + (int64_t)t * q->ldy + r0;
+    j->k->swiglu(g, g, u + (int64_t)t * CHUNK_ROWS, (int)(r1 - r0));
   }
-  if (j->swiglu)
-    for (int t = 0; t < j->n; t++) {
-      float *g = j->part[0].y + (int64_t)t * j->part[0].ldy;
-      const float *u = j->part[1].y + (int64_t)t * j->part[1].ldy;
-      j->k->swiglu(g + r0, g + r0, u + r0, (int)(r1 - r0));
-    }
 }
 
 typedef struct prep_job {
@@ -297,19 +316,22 @@ static void attn_task(void *arg, int task, int thread) {
                   c->att + (int64_t)thread * c->n_ctx);
 }
 
-static double cosine(const float *a, const float *b, int n) {
+/* x += d, returning cos(x before, x after) (one pass: no copy of x). */
+static double add_cosine(float *x, const float *d, int n) {
   double ab = 0, aa = 0, bb = 0;
   for (int i = 0; i < n; i++) {
-    ab += (double)a[i] * b[i];
-    aa += (double)a[i] * a[i];
-    bb += (double)b[i] * b[i];
+    float a = x[i], b = a + d[i];
+    x[i] = b;
+    ab += (double)a * b;
+    aa += (double)a * a;
+    bb += (double)b * b;
   }
   if (aa == 0 || bb == 0) return aa == bb ? 1.0 : 0.0;
   double r = ab / sqrt(aa * bb);
   return r > 1 ? 1 : r < -1 ? -1 : r;
 }
 
-/* x += xb per token; with stats, records cos(prev, x) per token in order. */
+/* x += xb per token; with stats, records cos(x before, x after) per token. */
 static void residual_task(void *arg, int t, int thread) {
   (void)thread;
   tok_job *j = arg;
@@ -317,9 +339,9 @@ static void residual_task(void *arg, int t, int thread) {
   int dim = c->m->cfg.dim;
   float *x = c->x + (int64_t)t * dim;
   const float *d = c->xb + (int64_t)t * dim;
-  if (c->stats) memcpy(c->prev + (int64_t)t * dim, x, (size_t)dim * sizeof *x);
-  for (int i = 0; i < dim; i++) x[i] += d[i];
-  if (c->stats) c->cos_tmp[t] = cosine(c->prev + (int64_t)t * dim, x, dim);
+  if (c->stats) c->cos_tmp[t] = add_cosine(x, d, dim);
+  else
+    for (int i = 0; i < dim; i++) x[i] += d[i];
 }
 
 static void add_residual(ls_ctx *c, int n, int sublayer) {
@@ -354,7 +376,7 @@ static void ffn_block(ls_ctx *c, int l, int n) {
   int dim = c->m->cfg.dim, hidden = c->m->cfg.hidden_dim;
   tok_job j = {.c = c, .layer = l, .n = n, .norm_w = L->ffn_norm, .in = c->x, .out = c->xb};
   ls_pool_run(c->pool, norm_task, &j, n);
-  mm_part gu[2] = {{&L->w_gate, c->hb, hidden}, {&L->w_up, c->hb2, hidden}};
+  mm_part gu[2] = {{&L->w_gate, c->hb, hidden}, {&L->w_up, c->up, CHUNK_ROWS}};
   run_matmuls(c, c->xb, n, gu, 2, 1);
   mm_part down = {&L->w_down, c->xb, dim};
   run_matmuls(c, c->hb, n, &down, 1, 0);
@@ -366,6 +388,9 @@ int ls_forward(ls_ctx *c, const int *tokens, int n, int pos, const uint8_t *skip
   const ls_config *p = &m->cfg;
   if (n < 1 || n > c->max_batch)
     return ls_err_set(err, LS_EINVAL, "forward: %d tokens in one call (1..%d allowed)", n, c->max_batch);
+  if (all_logits && n > c->logits_rows)
+    return ls_err_set(err, LS_EINVAL, "forward: %d tokens with all logits in one call (at most %d, ls_ctx_max_logits)",
+                      n, c->logits_rows);
   if (pos < 0 || pos + n > c->n_ctx)
     return ls_err_set(err, LS_EINVAL, "forward: positions %d..%d exceed the context length %d", pos, pos + n - 1,
                       c->n_ctx);
@@ -460,15 +485,20 @@ int ls_teacher_forced_top1(ls_ctx *c, const int *tokens, int n, int n_prompt, co
     return ls_err_set(err, LS_EINVAL, "teacher forcing: prompt length %d outside 1..%d", n_prompt, n);
   if (n > c->n_ctx) return ls_err_set(err, LS_EINVAL, "teacher forcing: %d tokens exceed the context %d", n, c->n_ctx);
   int vocab = c->m->cfg.vocab_size;
-  for (int pos = 0; pos < n - 1; pos += c->max_batch) {
+  for (int pos = 0; pos < n - 1;) {
     int len = n - 1 - pos < c->max_batch ? n - 1 - pos : c->max_batch;
-    LS_TRY(ls_forward(c, tokens + pos, len, pos, skip, 1, err));
-    for (int t = 0; t < len; t++) {
+    /* the prompt's prefix predicts nothing: full batches without logits */
+    int want = pos + len > n_prompt - 1;
+    if (want && pos < n_prompt - 1) len = n_prompt - 1 - pos, want = 0;
+    else if (want && len > c->logits_rows) len = c->logits_rows;
+    LS_TRY(ls_forward(c, tokens + pos, len, pos, skip, want, err));
+    for (int t = 0; want && t < len; t++) {
       int i = pos + t;
       if (i < n_prompt - 1) continue;
       *n_agree += ls_argmax(c->logits + (int64_t)t * vocab, vocab) == tokens[i + 1];
       (*n_total)++;
     }
+    pos += len;
   }
   return LS_OK;
 }

@@ -11,6 +11,7 @@
 #ifndef LS_FORWARD_H
 #define LS_FORWARD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ls_error.h"
@@ -40,7 +41,9 @@ int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *
 void ls_ctx_free(ls_ctx *c);
 
 /* Runs tokens[0..n) at positions pos..pos+n-1 (n <= max_batch, pos+n <= n_ctx).
- * If all_logits, logits for every token are computed, else only for the last.
+ * If all_logits, logits for every token are computed (then n must also be
+ * <= ls_ctx_max_logits(): the logits buffer is bounded to ~8 MiB, e.g. 65
+ * rows for a 32000-token vocabulary), else only for the last.
  * Logits are then at ls_ctx_logits(): [all_logits ? n : 1][vocab]. */
 int ls_forward(ls_ctx *c, const int *tokens, int n, int pos, const uint8_t *skip, int all_logits, ls_err *err);
 const float *ls_ctx_logits(const ls_ctx *c);
@@ -50,6 +53,10 @@ void ls_ctx_set_stats(ls_ctx *c, ls_sublayer_stats *stats);
 
 int ls_ctx_n_ctx(const ls_ctx *c);
 int ls_ctx_max_batch(const ls_ctx *c);
+/* Most tokens one all_logits ls_forward() call may cover (<= max_batch). */
+int ls_ctx_max_logits(const ls_ctx *c);
+/* Bytes of the KV cache (K and V, all layers, n_ctx positions). */
+size_t ls_ctx_kv_bytes(const ls_ctx *c);
 int ls_ctx_n_threads(const ls_ctx *c);
 const ls_model *ls_ctx_model(const ls_ctx *c);
 /* Name of the kernel level in use ("ref", "avx2", "avx512"; see LS_KERNELS). */
@@ -61,7 +68,8 @@ const char *ls_kernel_level_name(void);
 int ls_argmax(const float *x, int n);
 
 /* Teacher-forced top-1 agreement: runs tokens[0..n) from position 0 (in
- * max_batch chunks, all logits, under skip) and counts positions i in
+ * max_batch chunks without logits up to the prompt's end, then chunks of
+ * ls_ctx_max_logits() with all logits, under skip) and counts positions i in
  * [n_prompt-1, n-1) whose argmax equals tokens[i+1]. *n_agree gets that count
  * and *n_total the number of positions compared (n - n_prompt). */
 int ls_teacher_forced_top1(ls_ctx *c, const int *tokens, int n, int n_prompt, const uint8_t *skip, int *n_agree,

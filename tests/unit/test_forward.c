@@ -394,6 +394,53 @@ START_TEST(test_teacher_forced) {
 }
 END_TEST
 
+/* The logits buffer is bounded (~8 MiB): with a 32000-token vocabulary one
+ * all-logits call covers at most 65 tokens whatever max_batch is, and
+ * teacher forcing chunks accordingly (same counts as with small batches). */
+START_TEST(test_logits_bound) {
+  ls_model tm;
+  ls_err err = {0};
+  ck_assert_msg(ls_model_load(&tm, ls_test_data("models/tiny-random-gguf/llama-2-tiny-random.gguf"), NULL, &err) ==
+                    LS_OK, "load: %s", err.msg);
+  ck_assert_int_eq(tm.cfg.vocab_size, 32000);
+  ls_ctx *big, *small;
+  ls_ctx_params pb = {.n_ctx = 160, .max_batch = 128, .n_threads = 2};
+  ls_ctx_params ps = {.n_ctx = 160, .max_batch = 16, .n_threads = 1};
+  ck_assert_msg(ls_ctx_new(&tm, &pb, &big, &err) == LS_OK, "ctx: %s", err.msg);
+  ck_assert_msg(ls_ctx_new(&tm, &ps, &small, &err) == LS_OK, "ctx: %s", err.msg);
+  ck_assert_int_eq(ls_ctx_max_logits(big), (int)((8u << 20) / (4 * 32000)));
+  ck_assert_int_eq(ls_ctx_max_logits(small), 16);
+  ck_assert_uint_eq(ls_ctx_kv_bytes(big), 2 * 4 * (size_t)tm.cfg.n_layers * 160 * tm.cfg.n_kv_heads * tm.cfg.head_dim);
+  int toks[150];
+  for (int i = 0; i < 150; i++) toks[i] = i == 0 ? 1 : (i * 7919 + 13) % 32000;
+  int lim = ls_ctx_max_logits(big);
+  ck_assert_int_eq(ls_forward(big, toks, lim + 1, 0, NULL, 1, &err), LS_EINVAL);
+  ck_assert_msg(strstr(err.msg, "all logits") != NULL, "message: %s", err.msg);
+  ck_assert_msg(ls_forward(big, toks, lim, 0, NULL, 1, &err) == LS_OK, "%s", err.msg);
+  ck_assert_msg(ls_forward(big, toks, 128, 0, NULL, 0, &err) == LS_OK, "%s", err.msg); /* no logits: max_batch */
+  /* make half of the targets the model's own argmax so agreement is not trivially 0 */
+  for (int i = 0; i + 1 < 150; i++) {
+    if (i % 2) continue;
+    ck_assert(ls_forward(small, &toks[i], 1, i, NULL, 0, &err) == LS_OK);
+    if (i + 1 < 150) toks[i + 1] = ls_argmax(ls_ctx_logits(small), 32000);
+    ck_assert(ls_forward(small, &toks[i + 1], 1, i + 1, NULL, 0, &err) == LS_OK);
+  }
+  const int prompts[] = {1, 3, 70, 130};
+  for (int k = 0; k < 4; k++) {
+    int a1, t1, a2, t2;
+    ck_assert_msg(ls_teacher_forced_top1(big, toks, 150, prompts[k], NULL, &a1, &t1, &err) == LS_OK, "%s", err.msg);
+    ck_assert_msg(ls_teacher_forced_top1(small, toks, 150, prompts[k], NULL, &a2, &t2, &err) == LS_OK, "%s", err.msg);
+    ck_assert_int_eq(t1, 150 - prompts[k]);
+    ck_assert_int_eq(t2, t1);
+    ck_assert_int_eq(a1, a2);
+    if (prompts[k] < 100) ck_assert_int_ge(a1, 10);
+  }
+  ls_ctx_free(big);
+  ls_ctx_free(small);
+  ls_model_free(&tm);
+}
+END_TEST
+
 START_TEST(test_skip_parse) {
   uint8_t m[6];
   ls_err err = {0};
@@ -433,6 +480,7 @@ int main(void) {
   tcase_add_test(tc, test_prefill_matches_decode);
   tcase_add_test(tc, test_stats);
   tcase_add_test(tc, test_teacher_forced);
+  tcase_add_test(tc, test_logits_bound);
   tcase_add_test(tc, test_skip_parse);
   suite_add_tcase(s, tc);
   return ls_test_run(s);
