@@ -43,7 +43,7 @@
  * between ranks (ranks of one job run the same binary on the same ABI). */
 typedef struct ls_ex_result {
   double score;        /* objective on this example, in [0, 1] */
-  double measured_ms;  /* wall time of the example's generation */
+  double measured_ms;  /* the example's generation: sum of its stage calls' prefill + decode wall ms */
   double predicted_ms; /* profile prediction from its token counts (NAN: no profile) */
   int32_t prompt_tokens[LS_SEARCH_MAX_STAGES]; /* per stage, summed over the stage's calls */
   int32_t gen_tokens[LS_SEARCH_MAX_STAGES];    /* per stage, summed over the stage's calls */

@@ -138,7 +138,8 @@ static int unpack_one(rbuf *r, ls_example_result *e) {
       int32_t tl = get_i32(r);
       c->prefill_ms = get_f64(r);
       c->decode_ms = get_f64(r);
-      if (r->bad || tl < -1 || (tl > 0 && (size_t)tl > r->n - r->at)) return -1;
+      if (tl < -1 || (tl > 0 && (size_t)tl > r->n - r->at)) r->bad = 1;
+      if (r->bad) return -1;
       c->prompt_tokens = malloc(sizeof(int) * (size_t)(np ? np : 1));
       c->tokens = malloc(sizeof(int) * (size_t)(ng ? ng : 1));
       if (!c->prompt_tokens || !c->tokens) return -1;
