@@ -32,7 +32,7 @@ python3 -c 'import json; j=json.load(open("long.json")); j["limt"]=j.pop("limit"
   fail "cannot write typo.json"
 
 # 1. A typo fails before sbatch, fast, naming the key, and submits nothing.
-before=$(squeue -h | wc -l)
+[ -z "$(jobs_from_here)" ] || fail "jobs from $WORK before the test submitted any: $(jobs_from_here | tr '\n' ' ')"
 t0=$(date +%s%N)
 if out=$("$SUBMIT" --results res typo.json -n 2 2>err.txt); then
   fail "submit accepted typo.json (stdout: $out)"
@@ -41,7 +41,7 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 [ -z "$out" ] || fail "submit printed a job id for an invalid job: $out"
 grep -q 'limt' err.txt || fail "submit's error does not name the key: $(cat err.txt)"
 [ "$ms" -lt 1000 ] || fail "validation took $ms ms"
-[ "$(squeue -h | wc -l)" = "$before" ] || fail "a job was submitted for an invalid spec"
+[ -z "$(jobs_from_here)" ] || fail "job(s) $(jobs_from_here | tr '\n' ' ')submitted for an invalid spec"
 echo "typo refused in $ms ms: $(tail -n 1 err.txt)"
 
 # 2. Submit everything at once (the cluster runs them side by side).
@@ -58,6 +58,8 @@ printf '# job specs\na.json\n\nb.json   # the preempted one\n' >specs/sweep-path
 sweep=$("$SUBMIT" --sweep specs/sweep-paths.txt --results res --no-combine long.json) || fail "submit --sweep (paths)"
 SUBMITTED+=(${sweep})
 for id in "${SUBMITTED[@]}"; do [[ "$id" =~ ^[0-9]+$ ]] || fail "bad job id '$id' from submit"; done
+# (The check in 1. can see a job: jobs_from_here finds these.)
+grep -qx "$ref" <<<"$(jobs_from_here)" || fail "jobs_from_here does not list job $ref"
 
 # 3. Preempt the mpirun job and sweep task 1 once two candidates are done (past the reference
 # and importance passes), then release both. Requeueing "the job id" of an array task would

@@ -16,13 +16,14 @@ make_story_job story.json 6 3 4 '[4]' '[0.2, 0.35]'
 
 # A bad objective fails at submit time, naming the key, and submits nothing.
 python3 -c 'import json,sys; j=json.load(open("story.json")); j["objective"]="fidelty"; json.dump(j,open("bad.json","w"))'
-before=$(squeue -h | wc -l)
+[ -z "$(jobs_from_here)" ] || fail "jobs from $WORK before the test submitted any: $(jobs_from_here | tr '\n' ' ')"
 if out=$("$SUBMIT" --results res bad.json -n 2 2>err.txt); then fail "submit accepted bad.json ($out)"; fi
 grep -q 'objective' err.txt || fail "submit's error does not name the key: $(cat err.txt)"
-[ "$(squeue -h | wc -l)" = "$before" ] || fail "a job was submitted for an invalid spec"
+[ -z "$(jobs_from_here)" ] || fail "job(s) $(jobs_from_here | tr '\n' ' ')submitted for an invalid spec"
 
 job=$("$SUBMIT" --results res story.json -n 2) || fail "submit story.json"
 SUBMITTED+=(${job})
+grep -qx "$job" <<<"$(jobs_from_here)" || fail "jobs_from_here does not list job $job (so the check above proves nothing)"
 printf '0.0\n0.05\n0.3\n' >tolerances.txt
 ids=$("$SUBMIT" --sweep tolerances.txt --results res story.json -n 1) || fail "submit --sweep"
 SUBMITTED+=(${ids})

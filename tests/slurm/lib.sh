@@ -213,3 +213,10 @@ print(f"{da} vs {db}: same {len(ids_a)} candidates (runs {sorted(set(run_a.tolis
       f"{sorted(set(run_b.tolist()))}), same schedule {[s.get('skip', []) for s in sa['stages']]}")
 PY
 }
+
+# jobs_from_here: ids of the jobs the controller knows (any state, for MinJobAge after they
+# end) that were submitted from $WORK. Other tests may share the cluster: counting the whole
+# queue would see their jobs come and go.
+jobs_from_here() {
+  scontrol -o show job 2>/dev/null | grep -F " WorkDir=$WORK " | sed -n 's/^JobId=\([0-9]*\).*/\1/p'
+}
