@@ -374,23 +374,12 @@ int ls_gguf_parse(ls_gguf *g, const void *base, size_t size, const char *path, l
 
 int ls_gguf_open(ls_gguf *g, const char *path, ls_err *err) {
   memset(g, 0, sizeof *g);
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return ls_err_set(err, LS_EIO, "%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return ls_err_set(err, LS_EIO, "%s: not a regular file", path);
-  }
-  if (st.st_size == 0) {
-    close(fd);
-    return ls_err_set(err, LS_EFORMAT, "%s: file is empty", path);
-  }
-  void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  close(fd);
-  if (p == MAP_FAILED) return ls_err_set(err, LS_EIO, "%s: cannot mmap: %s", path, strerror(errno));
-  int rc = ls_gguf_parse(g, p, (size_t)st.st_size, path, err);
+  void *p;
+  size_t size;
+  LS_TRY(ls_map_file(path, &p, &size, err));
+  int rc = ls_gguf_parse(g, p, size, path, err);
   if (rc) {
-    munmap(p, (size_t)st.st_size);
+    munmap(p, size);
     return rc;
   }
   g->own_map = 1;

@@ -100,6 +100,9 @@ int ls_model_load_llama2c(ls_model *m, const char *path, ls_err *err);
 int ls_vocab_load_tokenizer_bin(ls_vocab *v, const char *path, int vocab_size, ls_err *err);
 void ls_vocab_free(ls_vocab *v);
 
+/* Memory-maps a whole regular, non-empty file read-only (munmap to release). */
+int ls_map_file(const char *path, void **data, size_t *size, ls_err *err);
+
 /* Helpers for loaders: memory-map a whole file read-only; remember a buffer
  * that ls_model_free() releases. */
 int ls_model_map_file(ls_model *m, const char *path, ls_err *err);

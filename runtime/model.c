@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int ls_model_map_file(ls_model *m, const char *path, ls_err *err) {
+int ls_map_file(const char *path, void **data, size_t *size, ls_err *err) {
   int fd = open(path, O_RDONLY);
   if (fd < 0) return ls_err_set(err, LS_EIO, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
@@ -26,9 +26,18 @@ int ls_model_map_file(ls_model *m, const char *path, ls_err *err) {
   void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
   if (p == MAP_FAILED) return ls_err_set(err, LS_EIO, "%s: cannot mmap: %s", path, strerror(errno));
+  *data = p;
+  *size = (size_t)st.st_size;
+  return LS_OK;
+}
+
+int ls_model_map_file(ls_model *m, const char *path, ls_err *err) {
+  void *p;
+  size_t size;
+  LS_TRY(ls_map_file(path, &p, &size, err));
   m->map = p;
-  m->map_size = (size_t)st.st_size;
-  m->file_size = (size_t)st.st_size;
+  m->map_size = size;
+  m->file_size = size;
   snprintf(m->path, sizeof m->path, "%s", path);
   const char *base = strrchr(path, '/');
   snprintf(m->name, sizeof m->name, "%s", base ? base + 1 : path);
