@@ -10,8 +10,17 @@
  * call (all matrices except the embedding table) x calls / seconds: for
  * decode it is the achieved memory bandwidth.
  *
+ * With --model FILE (e.g. written by `litestage-run synth`), that file is
+ * loaded through ls_model_load (memory-mapped, as users run it) and
+ * benchmarked instead of the in-memory synthetic model; --advise applies
+ * madvise() to the whole mapping first (none: what ls_model_load does).
+ *
+ * Memory: rss_bound_mb = model bytes (the file, or the synthetic arena) + KV
+ * cache + 64 MiB, the issue's limit for peak_rss_mb.
+ *
  * usage: bench_engine [--stories PATH] [--only stories|tinyllama] [--threads 1,2]
- *                     [--type q8_0|q4_0|f16] [--reps N] [--decode N] [--prompt N] [--prefill N] [--no-thp] */
+ *                     [--type q8_0|q4_0|f16] [--reps N] [--decode N] [--prompt N] [--prefill N] [--no-thp]
+ *                     [--model FILE] [--advise none|willneed|hugepage|sequential|populate] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +33,11 @@
 #include "ls_util.h"
 
 static int use_thp = 1; /* advise huge pages for the synthetic model */
+static const char *advise = "none"; /* madvise for a --model file's mapping */
+static size_t model_bytes; /* file size, or the synthetic arena's size */
 
 typedef struct opts {
-  const char *stories, *only;
+  const char *stories, *only, *model;
   int threads[8], n_threads;
   uint32_t type;
   int reps, n_decode, n_prompt, n_prefill;
@@ -70,10 +81,12 @@ static void row(const char *what, const ls_model *m, const char *type, int threa
                 double best_cpu_ms, int calls, const ls_ctx *c, int reps) {
   double s = best_ms / 1000.0;
   printf("bench=engine\twhat=%s\tmodel=%s\ttype=%s\tthreads=%d\ttokens=%d\ttok_s=%.1f\tms_tok=%.4f\tgb_s=%.2f\t"
-         "peak_rss_mb=%.1f\tkernels=%s\treps=%d\tcpu_ms_tok=%.4f\tload=%.2f\tthp=%d\n",
+         "peak_rss_mb=%.1f\trss_bound_mb=%.1f\tkernels=%s\treps=%d\tcpu_ms_tok=%.4f\tload=%.2f\tthp=%d\tsource=%s\n",
          what, m->name, type, threads, tokens, tokens / s, best_ms / tokens,
-         (double)streamed_bytes(m) * calls / s / 1e9, peak_rss_mb(), ls_ctx_kernels(c), reps, best_cpu_ms / tokens,
-         load_avg(), m->format == 0 ? use_thp : 0);
+         (double)streamed_bytes(m) * calls / s / 1e9, peak_rss_mb(),
+         (double)(model_bytes + ls_ctx_kv_bytes(c) + ((size_t)64 << 20)) / (1 << 20), ls_ctx_kernels(c), reps,
+         best_cpu_ms / tokens, load_avg(), m->format == 0 ? use_thp : 0,
+         m->format == 0 ? "memory" : m->map ? "mmap" : "file");
   fflush(stdout);
 }
 
@@ -139,6 +152,7 @@ static size_t arena_size, arena_used;
 
 static int arena_new(ls_model *m, size_t bytes, ls_err *err) {
   arena_size = (bytes + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+  model_bytes = arena_size;
   arena = aligned_alloc(2u << 20, arena_size);
   if (!arena) return ls_err_set(err, LS_ENOMEM, "synthetic model: out of memory for %zu bytes", bytes);
   if (use_thp) madvise(arena, arena_size, MADV_HUGEPAGE);
@@ -217,6 +231,26 @@ static int synth_tinyllama(ls_model *m, uint32_t type, ls_err *err) {
   return LS_OK;
 }
 
+/* --advise: what could be done to a file mapping before the first token. */
+static int advise_mapping(ls_model *m, ls_err *err) {
+  int adv = -1;
+  if (!strcmp(advise, "willneed")) adv = MADV_WILLNEED;
+  else if (!strcmp(advise, "hugepage")) adv = MADV_HUGEPAGE;
+  else if (!strcmp(advise, "sequential")) adv = MADV_SEQUENTIAL;
+  else if (!strcmp(advise, "populate")) {
+#ifdef MADV_POPULATE_READ
+    adv = MADV_POPULATE_READ;
+#else
+    volatile uint8_t sink = 0;
+    for (size_t i = 0; i < m->map_size; i += 4096) sink ^= ((const uint8_t *)m->map)[i];
+    (void)sink;
+#endif
+  }
+  if (adv >= 0 && madvise(m->map, m->map_size, adv) != 0)
+    return ls_err_set(err, LS_EIO, "%s: madvise(%s) failed", m->path, advise);
+  return LS_OK;
+}
+
 static int parse_args(opts *o, int argc, char **argv, ls_err *err) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -227,6 +261,13 @@ static int parse_args(opts *o, int argc, char **argv, ls_err *err) {
     if (!v) return ls_err_set(err, LS_EINVAL, "%s: missing value", a);
     i++;
     if (!strcmp(a, "--stories")) o->stories = v;
+    else if (!strcmp(a, "--model")) o->model = v;
+    else if (!strcmp(a, "--advise")) {
+      if (strcmp(v, "none") && strcmp(v, "willneed") && strcmp(v, "hugepage") && strcmp(v, "sequential") &&
+          strcmp(v, "populate"))
+        return ls_err_set(err, LS_EINVAL, "--advise %s: expected none, willneed, hugepage, sequential or populate", v);
+      advise = v;
+    }
     else if (!strcmp(a, "--only")) o->only = v;
     else if (!strcmp(a, "--reps")) o->reps = atoi(v);
     else if (!strcmp(a, "--decode")) o->n_decode = atoi(v);
@@ -269,13 +310,34 @@ int main(int argc, char **argv) {
     so.threads[0] = 1;
     so.n_threads = 1;
     so.reps = o.reps < 20 ? 20 : o.reps; /* a run takes milliseconds: take the best of many */
-    if (ls_model_load(&m, o.stories, NULL, &err) || bench_model(&m, "F32", &so, &err)) {
+    if (ls_model_load(&m, o.stories, NULL, &err)) {
+      fprintf(stderr, "bench_engine: %s\n", err.msg);
+      return 1;
+    }
+    model_bytes = m.file_size;
+    if (bench_model(&m, "F32", &so, &err)) {
       fprintf(stderr, "bench_engine: %s\n", err.msg);
       return 1;
     }
     ls_model_free(&m);
   }
-  if (!o.only || !strcmp(o.only, "tinyllama")) {
+  if (o.model && (!o.only || !strcmp(o.only, "tinyllama"))) {
+    ls_model m;
+    if (ls_model_load(&m, o.model, NULL, &err)) {
+      fprintf(stderr, "bench_engine: %s\n", err.msg);
+      return 1;
+    }
+    model_bytes = m.file_size;
+    if (m.map && advise_mapping(&m, &err)) {
+      fprintf(stderr, "bench_engine: %s\n", err.msg);
+      return 1;
+    }
+    if (bench_model(&m, ls_dtype_name(m.layers[0].wq.type), &o, &err)) {
+      fprintf(stderr, "bench_engine: %s\n", err.msg);
+      return 1;
+    }
+    ls_model_free(&m);
+  } else if (!o.only || !strcmp(o.only, "tinyllama")) {
     ls_model m;
     if (synth_tinyllama(&m, o.type, &err) || bench_model(&m, ls_dtype_name(o.type), &o, &err)) {
       fprintf(stderr, "bench_engine: %s\n", err.msg);
