@@ -413,11 +413,15 @@ static int reference_pass(searcher *s, ls_err *err) {
   return LS_OK;
 }
 
-/* Cosine statistics of every sub-layer on prefill of the reference stage prompts. */
+/* Cosine statistics of every sub-layer on prefill of the reference stage prompts. The examples
+ * are split round-robin over the ranks; each keeps per-(example, stage) sums and counts, an
+ * MPI_Allreduce (x + 0 is exact) gives everyone all of them, and they are added in example
+ * order: the same bits for any number of ranks. */
 static int importance_pass(searcher *s, double *per_stage, double *acc, int32_t *per_stage_rank, ls_err *err) {
   int n = 2 * s->L;
-  double *sum = calloc((size_t)n, sizeof *sum);
-  int64_t *cnt = calloc((size_t)n, sizeof *cnt);
+  size_t cells = (size_t)s->E * s->S * n;
+  double *sum = calloc(cells, sizeof *sum);
+  int64_t *cnt = calloc(cells, sizeof *cnt);
   if (!sum || !cnt) {
     free(sum);
     free(cnt);
@@ -425,12 +429,11 @@ static int importance_pass(searcher *s, double *per_stage, double *acc, int32_t 
   }
   int rc = LS_OK;
   int mb = ls_ctx_max_batch(s->eng.ctx);
-  for (int st = 0; st < s->S && rc == LS_OK; st++) {
-    memset(sum, 0, (size_t)n * sizeof *sum);
-    memset(cnt, 0, (size_t)n * sizeof *cnt);
-    ls_sublayer_stats stats = {n, sum, cnt};
-    ls_ctx_set_stats(s->eng.ctx, &stats);
-    for (int i = 0; i < s->E && rc == LS_OK; i++) {
+  for (int i = s->dist.rank; i < s->E && rc == LS_OK; i += s->dist.size) {
+    for (int st = 0; st < s->S && rc == LS_OK; st++) {
+      size_t at = ((size_t)i * s->S + st) * n;
+      ls_sublayer_stats stats = {n, sum + at, cnt + at};
+      ls_ctx_set_stats(s->eng.ctx, &stats);
       const ls_stage_result *sr = &s->ref[i].stages[st];
       for (int k = 0; k < sr->n_calls && rc == LS_OK; k++) {
         const ls_call_result *c = &sr->calls[k];
@@ -439,10 +442,30 @@ static int importance_pass(searcher *s, double *per_stage, double *acc, int32_t 
           rc = ls_forward(s->eng.ctx, c->prompt_tokens + p, m, p, NULL, 0, err);
         }
       }
+      ls_ctx_set_stats(s->eng.ctx, NULL);
     }
-    ls_ctx_set_stats(s->eng.ctx, NULL);
-    for (int j = 0; j < n; j++) per_stage[(size_t)st * n + j] = cnt[j] ? sum[j] / (double)cnt[j] : 0.0;
   }
+  /* every rank learns whether any failed before the data exchange */
+  int bad = rc != LS_OK, any_bad = 0;
+  if (MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, s->dist.comm) != MPI_SUCCESS ||
+      (!any_bad && (MPI_Allreduce(MPI_IN_PLACE, sum, (int)cells, MPI_DOUBLE, MPI_SUM, s->dist.comm) != MPI_SUCCESS ||
+                    MPI_Allreduce(MPI_IN_PLACE, cnt, (int)cells, MPI_INT64_T, MPI_SUM, s->dist.comm) != MPI_SUCCESS))) {
+    free(sum);
+    free(cnt);
+    return ls_err_set(err, LS_EMPI, "rank %d: MPI_Allreduce of importance statistics failed (a rank died?)", s->dist.rank);
+  }
+  if (any_bad && rc == LS_OK) rc = ls_err_set(err, LS_EINVAL, "importance pass failed on another rank");
+  for (int st = 0; st < s->S && rc == LS_OK; st++)
+    for (int j = 0; j < n; j++) {
+      double a = 0;
+      int64_t m = 0;
+      for (int i = 0; i < s->E; i++) {
+        size_t at = ((size_t)i * s->S + st) * n + j;
+        a += sum[at];
+        m += cnt[at];
+      }
+      per_stage[(size_t)st * n + j] = m ? a / (double)m : 0.0;
+    }
   free(sum);
   free(cnt);
   LS_TRY(rc);
@@ -769,7 +792,7 @@ static int run(searcher *s, ls_err *err) {
   double t_imp = ls_now_ms();
   if (rc == LS_OK) rc = importance_pass(s, per_stage, acc, psr, err);
   if (rc == LS_OK && s->dist.rank == 0 && !s->opts->quiet)
-    fprintf(stderr, "litestage-search: importance pass (every rank) in %.2f s\n", (ls_now_ms() - t_imp) / 1000.0);
+    fprintf(stderr, "litestage-search: importance pass in %.2f s\n", (ls_now_ms() - t_imp) / 1000.0);
   if (rc == LS_OK) rc = ls_store_write_importance(&s->store, per_stage, acc, s->ranking, psr, err);
   free(per_stage);
   free(acc);

@@ -1,5 +1,6 @@
 # mpirun -np 1, 2 and 3 (oversubscribed) give bit-identical candidate scores, per-example score
-# matrices and predicted latencies, and the same chosen schedule; the store records the ranks.
+# matrices, predicted latencies and importance statistics, and the same chosen schedule; the store
+# records the ranks.
 source "$(dirname "$0")/search_lib.sh"
 small_job "$T/job.json" limit=6 shards=3 'budget={"min":0,"max":4}' 'early_exit={"windows":[4],"thresholds":[0.3]}'
 for n in 1 2 3; do
@@ -9,7 +10,7 @@ for n in 1 2 3; do
   [ "$(h5attr "$T/np$n.h5" /status)" = '"complete"' ] || fail "np $n: status"
   "$S" export "$T/np$n.h5" -o "$T/np$n.sched.json"
 done
-for ds in /candidates/id /candidates/score /candidates/predicted_ms /candidates/gen_tokens /scores /pareto/candidate_id; do
+for ds in /importance/accumulated_cos /importance/per_stage_cos /importance/ranking /candidates/id /candidates/score /candidates/predicted_ms /candidates/gen_tokens /scores /pareto/candidate_id; do
   h5num "$T/np1.h5" $ds >"$T/a"
   [ -s "$T/a" ] || fail "$ds empty"
   for n in 2 3; do h5num "$T/np$n.h5" $ds >"$T/b"; cmp -s "$T/a" "$T/b" || fail "$ds differs between np 1 and np $n"; done
