@@ -13,14 +13,15 @@
  * With --model FILE (e.g. written by `litestage-run synth`), that file is
  * loaded through ls_model_load (memory-mapped, as users run it) and
  * benchmarked instead of the in-memory synthetic model; --advise applies
- * madvise() to the whole mapping first (none: what ls_model_load does).
+ * madvise() to the whole mapping first (none: what ls_model_load does; copy:
+ * weights copied to anonymous huge-page memory, see copy_mapping).
  *
  * Memory: rss_bound_mb = model bytes (the file, or the synthetic arena) + KV
  * cache + 64 MiB, the issue's limit for peak_rss_mb.
  *
  * usage: bench_engine [--stories PATH] [--only stories|tinyllama] [--threads 1,2]
  *                     [--type q8_0|q4_0|f16] [--reps N] [--decode N] [--prompt N] [--prefill N] [--no-thp]
- *                     [--model FILE] [--advise none|willneed|hugepage|sequential|populate] */
+ *                     [--model FILE] [--advise none|willneed|hugepage|sequential|populate|copy] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,9 +232,46 @@ static int synth_tinyllama(ls_model *m, uint32_t type, ls_err *err) {
   return LS_OK;
 }
 
+/* Moves a pointer into the mapping to the same offset in the copy. */
+static const void *moved(const ls_model *m, const uint8_t *copy, const void *p) {
+  const uint8_t *b = m->map, *q = p;
+  return q >= b && q < b + m->map_size ? copy + (q - b) : p;
+}
+
+/* --advise copy: the weights copied into anonymous memory advised for huge
+ * pages, every tensor pointer moved there, and the file pages dropped from
+ * this process (MADV_DONTNEED; they stay in the page cache). An experiment
+ * for the loader: measures what a file-backed 4 KiB mapping costs. */
+static int copy_mapping(ls_model *m, ls_err *err) {
+  size_t size = (m->map_size + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+  uint8_t *copy = aligned_alloc(2u << 20, size);
+  if (!copy) return ls_err_set(err, LS_ENOMEM, "%s: out of memory copying the weights", m->path);
+  madvise(copy, size, MADV_HUGEPAGE);
+  /* in 32 MiB pieces, dropping each from the mapping, so peak RSS stays at
+   * one copy of the weights (plus a piece) */
+  for (size_t off = 0; off < m->map_size; off += (size_t)32 << 20) {
+    size_t len = m->map_size - off < ((size_t)32 << 20) ? m->map_size - off : (size_t)32 << 20;
+    memcpy(copy + off, (const uint8_t *)m->map + off, len);
+    madvise((uint8_t *)m->map + off, len, MADV_DONTNEED);
+  }
+  LS_TRY(ls_model_own(m, copy, err));
+  ls_mat *mats[] = {&m->tok_embd, &m->output};
+  for (int i = 0; i < 2; i++) mats[i]->data = moved(m, copy, mats[i]->data);
+  m->out_norm = moved(m, copy, m->out_norm);
+  for (int l = 0; l < m->cfg.n_layers; l++) {
+    ls_layer *L = &m->layers[l];
+    ls_mat *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    for (int i = 0; i < 7; i++) ws[i]->data = moved(m, copy, ws[i]->data);
+    L->attn_norm = moved(m, copy, L->attn_norm);
+    L->ffn_norm = moved(m, copy, L->ffn_norm);
+  }
+  return LS_OK;
+}
+
 /* --advise: what could be done to a file mapping before the first token. */
 static int advise_mapping(ls_model *m, ls_err *err) {
   int adv = -1;
+  if (!strcmp(advise, "copy")) return copy_mapping(m, err);
   if (!strcmp(advise, "willneed")) adv = MADV_WILLNEED;
   else if (!strcmp(advise, "hugepage")) adv = MADV_HUGEPAGE;
   else if (!strcmp(advise, "sequential")) adv = MADV_SEQUENTIAL;
@@ -264,8 +302,8 @@ static int parse_args(opts *o, int argc, char **argv, ls_err *err) {
     else if (!strcmp(a, "--model")) o->model = v;
     else if (!strcmp(a, "--advise")) {
       if (strcmp(v, "none") && strcmp(v, "willneed") && strcmp(v, "hugepage") && strcmp(v, "sequential") &&
-          strcmp(v, "populate"))
-        return ls_err_set(err, LS_EINVAL, "--advise %s: expected none, willneed, hugepage, sequential or populate", v);
+          strcmp(v, "populate") && strcmp(v, "copy"))
+        return ls_err_set(err, LS_EINVAL, "--advise %s: expected none, willneed, hugepage, sequential, populate or copy", v);
       advise = v;
     }
     else if (!strcmp(a, "--only")) o->only = v;
