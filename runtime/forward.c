@@ -18,6 +18,7 @@
 
 #include "kernels.h"
 #include "ls_forward.h"
+#include "ls_schedule.h"
 #include "ls_pool.h"
 
 #define CHUNK_ROWS 32
@@ -417,27 +418,6 @@ int ls_forward(ls_ctx *c, const int *tokens, int n, int pos, const uint8_t *skip
 
 /* ---- skip masks ---------------------------------------------------------- */
 
-int ls_sublayer_parse(const char *name, int n_layers, int *layer, int *kind, ls_err *err) {
-  if (!name || name[0] != 'L' || name[1] < '0' || name[1] > '9')
-    return ls_err_set(err, LS_EINVAL, "sub-layer '%s': expected L<layer>.attn or L<layer>.ffn", name ? name : "");
-  const char *s = name + 1;
-  long v = 0;
-  while (*s >= '0' && *s <= '9') {
-    v = v * 10 + (*s++ - '0');
-    if (v > 1000000) break;
-  }
-  int k;
-  if (!strcmp(s, ".attn")) k = LS_SKIP_ATTN;
-  else if (!strcmp(s, ".ffn")) k = LS_SKIP_FFN;
-  else return ls_err_set(err, LS_EINVAL, "sub-layer '%s': expected L<layer>.attn or L<layer>.ffn", name);
-  if (v >= n_layers)
-    return ls_err_set(err, LS_EINVAL, "sub-layer '%s': layer %ld does not exist (the model has %d layers)", name, v,
-                      n_layers);
-  *layer = (int)v;
-  *kind = k;
-  return LS_OK;
-}
-
 int ls_skip_mask_parse(const char *list, int n_layers, uint8_t *mask, ls_err *err) {
   memset(mask, 0, (size_t)n_layers);
   if (!list) return LS_OK;
@@ -451,7 +431,7 @@ int ls_skip_mask_parse(const char *list, int n_layers, uint8_t *mask, ls_err *er
     memcpy(name, s, len);
     name[len] = '\0';
     int layer, kind;
-    LS_TRY(ls_sublayer_parse(name, n_layers, &layer, &kind, err));
+    LS_TRY(ls_sublayer_name_parse(name, n_layers, &layer, &kind, err));
     mask[layer] |= (uint8_t)kind;
     s += len;
     if (*s == ',') {

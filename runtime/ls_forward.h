@@ -75,10 +75,8 @@ int ls_argmax(const float *x, int n);
 int ls_teacher_forced_top1(ls_ctx *c, const int *tokens, int n, int n_prompt, const uint8_t *skip, int *n_agree,
                            int *n_total, ls_err *err);
 
-/* Sub-layer names: "L3.attn", "L17.ffn" (0-based layer index). Parses a name
- * into (layer, LS_SKIP_*); returns LS_EINVAL with a message naming it if the
- * name is malformed or the layer is >= n_layers. */
-int ls_sublayer_parse(const char *name, int n_layers, int *layer, int *kind, ls_err *err);
+/* Sub-layer names ("L3.attn", "L17.ffn", 0-based layers) are parsed by
+ * ls_sublayer_name_parse() in common/ls_schedule.h; its kinds equal LS_SKIP_*. */
 /* Parses a comma-separated list ("L3.attn,L4.ffn") into a skip mask of n_layers bytes. */
 int ls_skip_mask_parse(const char *list, int n_layers, uint8_t *mask, ls_err *err);
 /* Number of sub-layers executed (not skipped) under a mask (NULL: 2*n_layers). */

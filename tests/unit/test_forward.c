@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ls_forward.h"
+#include "ls_schedule.h"
 #include "ls_model.h"
 #include "ls_test.h"
 #include "ls_util.h"
@@ -445,10 +446,10 @@ START_TEST(test_skip_parse) {
   uint8_t m[6];
   ls_err err = {0};
   int layer, kind;
-  ck_assert_int_eq(ls_sublayer_parse("L3.attn", 6, &layer, &kind, &err), LS_OK);
+  ck_assert_int_eq(ls_sublayer_name_parse("L3.attn", 6, &layer, &kind, &err), LS_OK);
   ck_assert_int_eq(layer, 3);
   ck_assert_int_eq(kind, LS_SKIP_ATTN);
-  ck_assert_int_eq(ls_sublayer_parse("L0.ffn", 6, &layer, &kind, &err), LS_OK);
+  ck_assert_int_eq(ls_sublayer_name_parse("L0.ffn", 6, &layer, &kind, &err), LS_OK);
   ck_assert_int_eq(kind, LS_SKIP_FFN);
   ck_assert_int_eq(ls_skip_mask_parse("L3.attn,L4.ffn,L3.ffn", 6, m, &err), LS_OK);
   ck_assert_int_eq(m[3], LS_SKIP_ATTN | LS_SKIP_FFN);
