@@ -33,7 +33,8 @@ run() {
   LOAD=$(load)
   local t0 t1
   t0=$(date +%s.%N)
-  mpirun --oversubscribe -np "$n" $TIME -f "%M" -o "$T/rss.%q{OMPI_COMM_WORLD_RANK}" \
+  # each rank under /usr/bin/time, its peak RSS in rss.RANK
+  mpirun --oversubscribe -np "$n" sh -c 'exec '"$TIME"' -f %M -o "$0.$OMPI_COMM_WORLD_RANK" "$@"' "$T/rss" \
     "$S" run "$job" --store "$T/$label.h5" --quiet 2>"$T/$label.log" || { cat "$T/$label.log" >&2; exit 1; }
   t1=$(date +%s.%N)
   WALL=$(echo "$t1 - $t0" | bc -l)
