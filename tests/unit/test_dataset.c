@@ -7,15 +7,7 @@
 #include <unistd.h>
 
 #include "ls_dataset.h"
-
-static const char *data_path(const char *rel) {
-  static char buf[8][1024];
-  static int k;
-  const char *d = getenv("LS_DATA_DIR");
-  char *b = buf[k++ % 8];
-  snprintf(b, sizeof buf[0], "%s/%s", d ? d : "data", rel);
-  return b;
-}
+#include "ls_test.h"
 
 static const char *write_tmp(const char *name, const char *text) {
   static char dir[256], path[8][512];
@@ -55,7 +47,7 @@ static const struct {
 
 START_TEST(counts_and_detection) {
   for (size_t f = 0; f < sizeof FILES / sizeof FILES[0]; f++) {
-    ls_dataset *ds = load(data_path(FILES[f].rel), LS_DS_AUTO);
+    ls_dataset *ds = load(ls_test_data(FILES[f].rel), LS_DS_AUTO);
     ck_assert_msg(ds->format == FILES[f].format, "%s detected as %s", FILES[f].rel, ls_dataset_format_name(ds->format));
     ck_assert_int_eq(ds->n, FILES[f].count);
     ck_assert_int_eq(ds->n_total, FILES[f].count);
@@ -68,7 +60,7 @@ START_TEST(counts_and_detection) {
       ck_assert_int_gt(ex->line, 0);
     }
     /* naming the format gives the same result */
-    ls_dataset *named = load(data_path(FILES[f].rel), FILES[f].format);
+    ls_dataset *named = load(ls_test_data(FILES[f].rel), FILES[f].format);
     ck_assert_int_eq(named->n, ds->n);
     ck_assert_str_eq(named->ex[ds->n - 1].question, ds->ex[ds->n - 1].question);
     ls_dataset_free(named);
@@ -78,7 +70,7 @@ START_TEST(counts_and_detection) {
 END_TEST
 
 START_TEST(field_values) {
-  ls_dataset *ds = load(data_path("datasets/obqa/dev.jsonl"), LS_DS_AUTO);
+  ls_dataset *ds = load(ls_test_data("datasets/obqa/dev.jsonl"), LS_DS_AUTO);
   /* line 2: "7-57", "Gas can fill any container it is given, and liquid", A "is standard weight and size" */
   ck_assert_str_eq(ds->ex[1].id, "7-57");
   ck_assert_str_eq(ds->ex[1].question, "Gas can fill any container it is given, and liquid");
@@ -86,7 +78,7 @@ START_TEST(field_values) {
   ck_assert_int_eq(ds->ex[1].line, 2);
   ls_dataset_free(ds);
 
-  ds = load(data_path("datasets/strategyqa/bigbench/task.json"), LS_DS_AUTO);
+  ds = load(ls_test_data("datasets/strategyqa/bigbench/task.json"), LS_DS_AUTO);
   /* examples[0] Yes 1 (line 19 of the file), examples[1] "Hydrogen's atomic number squared exceeds number of
    * Spice Girls?" No 1 */
   ck_assert_str_eq(ds->ex[0].options[0], "yes");
@@ -98,7 +90,7 @@ START_TEST(field_values) {
   ck_assert_str_eq(ds->ex[1].id, "bigbench-1");
   ls_dataset_free(ds);
 
-  ds = load(data_path("datasets/strategyqa/kard_split/test.json"), LS_DS_AUTO);
+  ds = load(ls_test_data("datasets/strategyqa/kard_split/test.json"), LS_DS_AUTO);
   ck_assert_str_eq(ds->ex[0].id, "test-00000");
   ck_assert_str_eq(ds->ex[0].options[0], "yes");
   ck_assert_str_eq(ds->ex[0].options[1], "no");
@@ -107,7 +99,7 @@ START_TEST(field_values) {
 END_TEST
 
 START_TEST(stories) {
-  ls_dataset *ds = load(data_path("corpora/tinystories_val_subset.txt"), LS_DS_STORIES);
+  ls_dataset *ds = load(ls_test_data("corpora/tinystories_val_subset.txt"), LS_DS_STORIES);
   /* no <|endoftext|> separators in this file: stories start at paragraphs beginning "Once upon a time" (713) or
    * "Once there " (the rest) */
   ck_assert_int_ge(ds->n, 713);
@@ -143,7 +135,7 @@ START_TEST(stories) {
 
   /* a text file is not detected automatically */
   ls_err err = {0};
-  ck_assert_int_eq(ls_dataset_load(data_path("corpora/tinystories_val_subset.txt"), LS_DS_AUTO, &ds, &err), LS_EFORMAT);
+  ck_assert_int_eq(ls_dataset_load(ls_test_data("corpora/tinystories_val_subset.txt"), LS_DS_AUTO, &ds, &err), LS_EFORMAT);
   ck_assert_ptr_nonnull(strstr(err.msg, "--format stories"));
 }
 END_TEST
@@ -198,7 +190,7 @@ static void check_partition(const char *path, int n) {
 
 START_TEST(shards_partition) {
   int ns[] = {1, 2, 3, 7};
-  for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) check_partition(data_path("datasets/csqa/dev_rand_split.jsonl"), ns[k]);
+  for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) check_partition(ls_test_data("datasets/csqa/dev_rand_split.jsonl"), ns[k]);
   /* more shards than a small file has examples: some shards are empty, none overlap */
   char text[8192] = "";
   for (int i = 0; i < 37; i++)
@@ -225,7 +217,7 @@ END_TEST
 START_TEST(limit_then_shard) {
   int covered = 0;
   for (int i = 0; i < 4; i++) {
-    ls_dataset *ds = load(data_path("datasets/obqa/dev.jsonl"), LS_DS_AUTO);
+    ls_dataset *ds = load(ls_test_data("datasets/obqa/dev.jsonl"), LS_DS_AUTO);
     ls_err err = {0};
     ck_assert_int_eq(ls_dataset_select(ds, 10, i, 4, &err), LS_OK);
     for (int j = 0; j < ds->n; j++) ck_assert_int_eq(ds->source_index[j], covered + j);
@@ -233,7 +225,7 @@ START_TEST(limit_then_shard) {
     ls_dataset_free(ds);
   }
   ck_assert_int_eq(covered, 10);
-  ls_dataset *ds = load(data_path("datasets/obqa/dev.jsonl"), LS_DS_AUTO);
+  ls_dataset *ds = load(ls_test_data("datasets/obqa/dev.jsonl"), LS_DS_AUTO);
   ls_err err = {0};
   ck_assert_int_eq(ls_dataset_select(ds, 3, 0, 0, &err), LS_OK);
   ck_assert_int_eq(ds->n, 3);

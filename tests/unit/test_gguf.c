@@ -11,17 +11,9 @@
 #include "ls_model.h"
 #include "ls_quant.h"
 #include "ls_util.h"
+#include "ls_test.h"
 
 static char tmpdir[256];
-
-static const char *data(const char *rel) {
-  static char buf[4][1024];
-  static int k;
-  const char *d = getenv("LS_DATA_DIR");
-  char *b = buf[k++ % 4];
-  snprintf(b, 1024, "%s/%s", d ? d : "data", rel);
-  return b;
-}
 
 static const char *tmp(const char *name) {
   static char buf[4][1024];
@@ -46,7 +38,7 @@ static const char *tmp(const char *name) {
 START_TEST(bundled_random_gguf_loads) {
   ls_model m;
   ls_err err = {0};
-  CK_OK(ls_model_load(&m, data(RANDOM_GGUF), NULL, &err));
+  CK_OK(ls_model_load(&m, ls_test_data(RANDOM_GGUF), NULL, &err));
   ck_assert_int_eq(m.format, LS_FMT_GGUF);
   ck_assert_uint_eq(m.gguf_version, 3);
   ck_assert_str_eq(m.name, "LLaMA v2");
@@ -107,7 +99,7 @@ END_TEST
 START_TEST(bundled_random_gguf_view) {
   ls_gguf g;
   ls_err err = {0};
-  CK_OK(ls_gguf_open(&g, data(RANDOM_GGUF), &err));
+  CK_OK(ls_gguf_open(&g, ls_test_data(RANDOM_GGUF), &err));
   ck_assert_uint_eq(g.version, 3);
   ck_assert_uint_eq(g.n_kv, 18);
   ck_assert_uint_eq(g.n_tensors, 12);
@@ -390,7 +382,7 @@ START_TEST(versions_2_and_3_read) {
   ck_assert_ptr_nonnull(strstr(err.msg, "version 9"));
   /* the bundled v3 model read as v2 */
   const char *m2 = tmp("random-v2.gguf");
-  set_version(data(RANDOM_GGUF), m2, 2);
+  set_version(ls_test_data(RANDOM_GGUF), m2, 2);
   ls_model m;
   CK_OK(ls_model_load(&m, m2, NULL, &err));
   ck_assert_uint_eq(m.gguf_version, 2);
@@ -416,7 +408,7 @@ static void same_mat(const ls_mat *a, const ls_mat *b, const char *what) {
 START_TEST(convert_f32_is_byte_identical) {
   ls_model a, b;
   ls_err err = {0};
-  CK_OK(ls_model_load(&a, data(STORIES_BIN), data(STORIES_TOK), &err));
+  CK_OK(ls_model_load(&a, ls_test_data(STORIES_BIN), ls_test_data(STORIES_TOK), &err));
   const char *out = tmp("stories-f32.gguf");
   CK_OK(ls_gguf_convert(&a, out, LS_F32, &err));
   CK_OK(ls_model_load(&b, out, NULL, &err));
@@ -517,7 +509,7 @@ static void check_q8(const ls_mat *src, const ls_mat *q, const char *what) {
 START_TEST(convert_q8_0_dequantises_within_tolerance) {
   ls_model a, b;
   ls_err err = {0};
-  CK_OK(ls_model_load(&a, data(STORIES_BIN), data(STORIES_TOK), &err));
+  CK_OK(ls_model_load(&a, ls_test_data(STORIES_BIN), ls_test_data(STORIES_TOK), &err));
   const char *out = tmp("stories-q8.gguf");
   CK_OK(ls_gguf_convert(&a, out, LS_Q8_0, &err));
   CK_OK(ls_model_load(&b, out, NULL, &err));
@@ -650,7 +642,7 @@ END_TEST
 START_TEST(gguf_without_tokenizer_loads) {
   ls_model a, b;
   ls_err err = {0};
-  CK_OK(ls_model_load(&a, data(STORIES_BIN), NULL, &err));
+  CK_OK(ls_model_load(&a, ls_test_data(STORIES_BIN), NULL, &err));
   ck_assert_int_eq(a.vocab.n_tokens, 0);
   CK_OK(ls_gguf_convert(&a, tmp("notok.gguf"), LS_F32, &err));
   CK_OK(ls_model_load(&b, tmp("notok.gguf"), NULL, &err));
@@ -658,7 +650,7 @@ START_TEST(gguf_without_tokenizer_loads) {
   ck_assert_int_eq(b.cfg.vocab_size, 512);
   ls_model_free(&b);
   /* and -z replaces it */
-  CK_OK(ls_model_load(&b, tmp("notok.gguf"), data(STORIES_TOK), &err));
+  CK_OK(ls_model_load(&b, tmp("notok.gguf"), ls_test_data(STORIES_TOK), &err));
   ck_assert_int_eq(b.vocab.n_tokens, 512);
   ls_model_free(&b);
   ls_model_free(&a);
@@ -687,7 +679,7 @@ static float *run_logits(const ls_model *m, int n) {
 START_TEST(engine_runs_converted_and_synth_models) {
   ls_model a, b;
   ls_err err = {0};
-  CK_OK(ls_model_load(&a, data(STORIES_BIN), data(STORIES_TOK), &err));
+  CK_OK(ls_model_load(&a, ls_test_data(STORIES_BIN), ls_test_data(STORIES_TOK), &err));
   CK_OK(ls_gguf_convert(&a, tmp("fw-f32.gguf"), LS_F32, &err));
   CK_OK(ls_gguf_convert(&a, tmp("fw-q8.gguf"), LS_Q8_0, &err));
   CK_OK(ls_model_load(&b, tmp("fw-f32.gguf"), NULL, &err));
@@ -711,7 +703,7 @@ START_TEST(engine_runs_converted_and_synth_models) {
   free(q);
   ls_model_free(&b);
   ls_model_free(&a);
-  CK_OK(ls_model_load(&b, data(RANDOM_GGUF), NULL, &err));
+  CK_OK(ls_model_load(&b, ls_test_data(RANDOM_GGUF), NULL, &err));
   free(run_logits(&b, 4));
   ls_model_free(&b);
   synth(tmp("fw-q4.gguf"), LS_Q4_0, 3, 0);

@@ -13,17 +13,9 @@
 #include "ls_model.h"
 #include "ls_quant.h"
 #include "ls_util.h"
+#include "ls_test.h"
 
 static char tmpdir[256];
-
-static const char *data(const char *rel) {
-  static char buf[4][1024];
-  static int k;
-  const char *d = getenv("LS_DATA_DIR");
-  char *b = buf[k++ % 4];
-  snprintf(b, 1024, "%s/%s", d ? d : "data", rel);
-  return b;
-}
 
 static const char *tmp(const char *name) {
   static char buf[4][1024];
@@ -105,7 +97,7 @@ static const char *stories_gguf(void) {
   if (!path[0]) {
     ls_model m;
     ls_err err = {0};
-    ck_assert_msg(ls_model_load(&m, data(STORIES_BIN), data(STORIES_TOK), &err) == LS_OK, "%s", err.msg);
+    ck_assert_msg(ls_model_load(&m, ls_test_data(STORIES_BIN), ls_test_data(STORIES_TOK), &err) == LS_OK, "%s", err.msg);
     snprintf(path, sizeof path, "%s", tmp("stories.gguf"));
     ck_assert_msg(ls_gguf_convert(&m, path, LS_F32, &err) == LS_OK, "%s", err.msg);
     ls_model_free(&m);
@@ -127,7 +119,7 @@ START_TEST(gguf_truncated_everywhere) {
 END_TEST
 
 START_TEST(bundled_gguf_truncated) {
-  const char *src = data(RANDOM_GGUF);
+  const char *src = ls_test_data(RANDOM_GGUF);
   ls_gguf g;
   ls_err err = {0};
   ck_assert_msg(ls_gguf_open(&g, src, &err) == LS_OK, "%s", err.msg);
@@ -141,7 +133,7 @@ START_TEST(bundled_gguf_truncated) {
 END_TEST
 
 START_TEST(bin_truncated_everywhere) {
-  int n = truncations(data(STORIES_BIN), tmp("stories-trunc.bin"), 0, 2048, 50, NULL);
+  int n = truncations(ls_test_data(STORIES_BIN), tmp("stories-trunc.bin"), 0, 2048, 50, NULL);
   ck_assert_int_ge(n, 2048);
 }
 END_TEST
@@ -149,20 +141,20 @@ END_TEST
 START_TEST(tokenizer_truncated_everywhere) {
   char *buf;
   size_t len;
-  read_all(data(STORIES_TOK), &buf, &len);
+  read_all(ls_test_data(STORIES_TOK), &buf, &len);
   free(buf);
   /* the checkpoint is fine, the tokenizer is cut short: the message names the tokenizer */
   const char *dst = tmp("tok-trunc.bin");
   char *tb;
   size_t tl;
-  read_all(data(STORIES_TOK), &tb, &tl);
+  read_all(ls_test_data(STORIES_TOK), &tb, &tl);
   write_all(dst, tb, tl);
   free(tb);
   for (size_t o = len; o-- > 0;) {
     ck_assert_int_eq(truncate(dst, (off_t)o), 0);
-    expect_fail_tok(data(STORIES_BIN), dst, dst, NULL);
+    expect_fail_tok(ls_test_data(STORIES_BIN), dst, dst, NULL);
   }
-  expect_fail_tok(data(STORIES_BIN), tmp("no-such-tokenizer.bin"), "no-such-tokenizer.bin", "cannot open");
+  expect_fail_tok(ls_test_data(STORIES_BIN), tmp("no-such-tokenizer.bin"), "no-such-tokenizer.bin", "cannot open");
 }
 END_TEST
 
@@ -382,7 +374,7 @@ END_TEST
 static void bin_case(const int32_t h[7], const char *what) {
   char *buf;
   size_t len;
-  read_all(data(STORIES_BIN), &buf, &len);
+  read_all(ls_test_data(STORIES_BIN), &buf, &len);
   memcpy(buf, h, 28);
   char name[64];
   snprintf(name, sizeof name, "bad-%d.bin", n_case++);

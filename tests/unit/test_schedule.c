@@ -9,15 +9,7 @@
 
 #include "ls_schedule.h"
 #include "ls_util.h"
-
-static const char *data_path(const char *rel) {
-  static char buf[8][1024];
-  static int k;
-  const char *d = getenv("LS_DATA_DIR");
-  char *b = buf[k++ % 8];
-  snprintf(b, sizeof buf[0], "%s/%s", d ? d : "data", rel);
-  return b;
-}
+#include "ls_test.h"
 
 static const char *tmp_path(const char *name) {
   static char dir[256], path[8][512];
@@ -43,7 +35,7 @@ static const char *write_tmp(const char *name, const char *text) {
 static ls_template *obqa(void) {
   ls_template *t;
   ls_err err = {0};
-  ck_assert_msg(ls_template_load(data_path("templates/obqa.json"), &t, &err) == LS_OK, "%s", err.msg);
+  ck_assert_msg(ls_template_load(ls_test_data("templates/obqa.json"), &t, &err) == LS_OK, "%s", err.msg);
   return t;
 }
 

@@ -10,15 +10,7 @@
 #include "ls_dataset.h"
 #include "ls_strbuf.h"
 #include "ls_template.h"
-
-static const char *data_path(const char *rel) {
-  static char buf[8][1024];
-  static int k;
-  const char *d = getenv("LS_DATA_DIR");
-  char *b = buf[k++ % 8];
-  snprintf(b, sizeof buf[0], "%s/%s", d ? d : "data", rel);
-  return b;
-}
+#include "ls_test.h"
 
 static const char *tmpdir(void) {
   static char dir[256];
@@ -44,7 +36,7 @@ static const char *write_tmp(const char *name, const char *text) {
 static ls_template *load_template(const char *rel) {
   ls_template *t = NULL;
   ls_err err = {0};
-  int rc = ls_template_load(data_path(rel), &t, &err);
+  int rc = ls_template_load(ls_test_data(rel), &t, &err);
   ck_assert_msg(rc == LS_OK, "%s", err.msg);
   return t;
 }
@@ -52,7 +44,7 @@ static ls_template *load_template(const char *rel) {
 static ls_dataset *load_data(const char *rel, int format) {
   ls_dataset *ds = NULL;
   ls_err err = {0};
-  int rc = ls_dataset_load(data_path(rel), format, &ds, &err);
+  int rc = ls_dataset_load(ls_test_data(rel), format, &ds, &err);
   ck_assert_msg(rc == LS_OK, "%s", err.msg);
   return ds;
 }
