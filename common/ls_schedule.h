@@ -14,7 +14,7 @@
 
 #define LS_SCHEDULE_SCHEMA_VERSION 1
 
-/* Sub-layer kinds; the same values as LS_SKIP_ATTN / LS_SKIP_FFN in runtime/ls_forward.h. */
+/* Sub-layer kinds; the same values as LS_SKIP_ATTN / LS_SKIP_FFN in runtime/engine/ls_forward.h. */
 enum { LS_SUBLAYER_ATTN = 1, LS_SUBLAYER_FFN = 2 };
 
 /* Parses "L<layer>.attn" / "L<layer>.ffn" (layer: decimal, no sign, no leading zeros) into

@@ -203,7 +203,7 @@ int ls_gguf_write_llama_meta(ls_gguf_writer *w, const struct ls_config *c, const
  * a multiple of 32 stays F32). Norms stay F32. */
 int ls_gguf_convert(const struct ls_model *m, const char *out_path, uint32_t type, ls_err *err);
 
-/* A random-weight llama model of a given shape (runtime/synth.c). */
+/* A random-weight llama model of a given shape (runtime/formats/synth.c). */
 typedef struct ls_synth_opts {
   int dim, n_layers, n_heads, n_kv_heads, hidden_dim, vocab_size, seq_len;
   uint32_t type;   /* LS_F32, LS_F16, LS_Q8_0 or LS_Q4_0 */
