@@ -312,10 +312,8 @@ static int parse_args(opts *o, int argc, char **argv, ls_err *err) {
     else if (!strcmp(a, "--prompt")) o->n_prompt = atoi(v);
     else if (!strcmp(a, "--prefill")) o->n_prefill = atoi(v);
     else if (!strcmp(a, "--type")) {
-      if (!strcmp(v, "q8_0")) o->type = LS_Q8_0;
-      else if (!strcmp(v, "q4_0")) o->type = LS_Q4_0;
-      else if (!strcmp(v, "f16")) o->type = LS_F16;
-      else return ls_err_set(err, LS_EINVAL, "--type %s: expected q8_0, q4_0 or f16", v);
+      if (!ls_dtype_parse(v, &o->type) || !ls_dtype_get(o->type)->writes)
+        return ls_err_set(err, LS_EINVAL, "--type %s: not a type the synthesiser writes", v);
     } else if (!strcmp(a, "--threads")) {
       o->n_threads = 0;
       for (const char *s = v; *s && o->n_threads < 8;) {

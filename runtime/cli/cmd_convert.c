@@ -1,7 +1,6 @@
 /* litestage-run convert: a llama2.c checkpoint (or a GGUF) to GGUF. */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 #include "commands.h"
@@ -11,15 +10,19 @@
 #include "ls_util.h"
 
 static void usage(FILE *f) {
+  char types[128];
+  ls_dtype_list_writable(types, sizeof types, "|");
   fprintf(f,
-          "usage: litestage-run convert IN.bin -z TOKENIZER.bin -o OUT.gguf [--type f32|q8_0]\n\n"
+          "usage: litestage-run convert IN.bin -z TOKENIZER.bin -o OUT.gguf [--type T]\n\n"
           "Writes a GGUF v3 file that llama.cpp also loads (standard llama keys and tensor names,\n"
           "the vocabulary as tokenizer.ggml.* with U+2581 for spaces). IN may also be a GGUF file\n"
           "(re-encoding it); -z is then optional.\n"
-          "  --type f32    every tensor as stored in a llama2.c checkpoint (default)\n"
-          "  --type q8_0   2-D weights, token_embd included, in Q8_0; a matrix whose columns are not a\n"
-          "                multiple of 32 stays F32; norms stay F32\n"
-          "  --type f16|q4_0 are accepted as well\n");
+          "  -z TOKENIZER.bin  llama2.c tokenizer for a .bin model\n"
+          "  -o OUT.gguf       the file to write (written to a temporary name, then renamed)\n"
+          "  --type T          weight type of the 2-D matrices, token_embd included, one of\n"
+          "                    %s (default f32); a matrix whose columns are not a\n"
+          "                    multiple of the type's block stays f32; norms stay f32\n",
+          types);
 }
 
 static int bad_usage(const char *msg, const char *arg) {
@@ -57,11 +60,13 @@ int ls_cli_convert(int argc, char **argv) {
   if (!in) return bad_usage("missing input model", "");
   if (!out) return bad_usage("missing -o OUT.gguf", "");
   uint32_t type;
-  if (!strcasecmp(type_s, "f32")) type = LS_F32;
-  else if (!strcasecmp(type_s, "q8_0")) type = LS_Q8_0;
-  else if (!strcasecmp(type_s, "f16")) type = LS_F16;
-  else if (!strcasecmp(type_s, "q4_0")) type = LS_Q4_0;
-  else return bad_usage("--type must be f32 or q8_0, not ", type_s);
+  if (!ls_dtype_parse(type_s, &type) || !ls_dtype_get(type)->writes) {
+    char list[128];
+    ls_dtype_list_writable(list, sizeof list, ", ");
+    fprintf(stderr, "litestage-run convert: --type '%s': expected one of %s (try litestage-run convert --help)\n",
+            type_s, list);
+    return 2;
+  }
   if (same_file(in, out)) return bad_usage("-o names the input file ", out);
 
   ls_model m;

@@ -11,9 +11,11 @@
 #include "ls_util.h"
 
 static void usage(FILE *f) {
+  char types[128];
+  ls_dtype_list_writable(types, sizeof types, "|");
   fprintf(f,
           "usage: litestage-run synth -o OUT.gguf --dim D --layers L --heads H [--kv-heads K] --ffn F --vocab V\n"
-          "                           [--type f32|f16|q8_0|q4_0] [--seq-len N] [-s SEED] [--tied]\n\n"
+          "                           [--type %s] [--seq-len N] [-s SEED] [--tied]\n\n"
           "Writes a llama model with random weights (about N(0, 0.02^2), deterministic from the seed),\n"
           "norms of 1 and a synthetic vocabulary (<unk> <s> </s>, 256 byte tokens, filler pieces).\n"
           "  --kv-heads K   KV heads for grouped-query attention (default: --heads)\n"
@@ -22,7 +24,8 @@ static void usage(FILE *f) {
           "  --seq-len N    context length recorded in the model (default 2048)\n"
           "  -s SEED        random seed (default 42)\n"
           "  --tied         no output.weight: the classifier shares token_embd\n\n"
-          "TinyLlama-1.1B shape: --dim 2048 --layers 22 --heads 32 --kv-heads 4 --ffn 5632 --vocab 32000\n");
+          "TinyLlama-1.1B shape: --dim 2048 --layers 22 --heads 32 --kv-heads 4 --ffn 5632 --vocab 32000\n",
+          types);
 }
 
 static int bad_usage(const char *fmt, const char *a, const char *b) {
@@ -39,19 +42,6 @@ static int parse_int(const char *s, long max, int *out) {
   if (errno || end == s || *end || v <= 0 || v > max) return 0;
   *out = (int)v;
   return 1;
-}
-
-static int parse_dtype(const char *s, uint32_t *type) {
-  static const struct {
-    const char *name;
-    uint32_t type;
-  } t[] = {{"f32", LS_F32}, {"f16", LS_F16}, {"bf16", LS_BF16}, {"q8_0", LS_Q8_0}, {"q4_0", LS_Q4_0}};
-  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-    if (!strcasecmp(s, t[i].name)) {
-      *type = t[i].type;
-      return 1;
-    }
-  return 0;
 }
 
 typedef struct {
@@ -97,8 +87,11 @@ int ls_cli_synth(int argc, char **argv) {
     else if (!strcmp(a, "--vocab")) ok = parse_int(v, 1 << 22, &o.vocab_size);
     else if (!strcmp(a, "--seq-len")) ok = parse_int(v, 1 << 22, &o.seq_len);
     else if (!strcmp(a, "--type")) {
-      if (!parse_dtype(v, &o.type) || o.type == LS_BF16)
-        return bad_usage("--type '%s': expected f32, f16, q8_0 or q4_0%s", v, "");
+      if (!ls_dtype_parse(v, &o.type) || !ls_dtype_get(o.type)->writes) {
+        char list[128];
+        ls_dtype_list_writable(list, sizeof list, ", ");
+        return bad_usage("--type '%s': expected one of %s", v, list);
+      }
     } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
       char *end;
       errno = 0;

@@ -26,40 +26,6 @@ const char *ls_gguf_value_type_name(uint32_t type) {
   return type < LS_GGUF_NTYPES ? value_name[type] : "unknown";
 }
 
-/* Every GGML tensor type a GGUF file may hold, so that inspect can show files
- * the engine cannot run. Removed GGML types (4, 5, 31-33, 36-38) are unknown. */
-typedef struct {
-  const char *name;
-  int blck;
-  size_t bytes;
-} ggml_type_info;
-
-static const ggml_type_info ggml_types[] = {
-    [0] = {"F32", 1, 4},          [1] = {"F16", 1, 2},        [2] = {"Q4_0", 32, 18},
-    [3] = {"Q4_1", 32, 20},       [6] = {"Q5_0", 32, 22},     [7] = {"Q5_1", 32, 24},
-    [8] = {"Q8_0", 32, 34},       [9] = {"Q8_1", 32, 36},     [10] = {"Q2_K", 256, 84},
-    [11] = {"Q3_K", 256, 110},    [12] = {"Q4_K", 256, 144},  [13] = {"Q5_K", 256, 176},
-    [14] = {"Q6_K", 256, 210},    [15] = {"Q8_K", 256, 292},  [16] = {"IQ2_XXS", 256, 66},
-    [17] = {"IQ2_XS", 256, 74},   [18] = {"IQ3_XXS", 256, 98}, [19] = {"IQ1_S", 256, 50},
-    [20] = {"IQ4_NL", 32, 18},    [21] = {"IQ3_S", 256, 110}, [22] = {"IQ2_S", 256, 82},
-    [23] = {"IQ4_XS", 256, 136},  [24] = {"I8", 1, 1},        [25] = {"I16", 1, 2},
-    [26] = {"I32", 1, 4},         [27] = {"I64", 1, 8},       [28] = {"F64", 1, 8},
-    [29] = {"IQ1_M", 256, 56},    [30] = {"BF16", 1, 2},      [34] = {"TQ1_0", 256, 54},
-    [35] = {"TQ2_0", 256, 66},    [39] = {"MXFP4", 32, 17},
-};
-#define N_GGML_TYPES (sizeof ggml_types / sizeof ggml_types[0])
-
-int ls_gguf_type_block(uint32_t type, int *block_elems, size_t *block_bytes) {
-  if (type >= N_GGML_TYPES || !ggml_types[type].name) return 0;
-  *block_elems = ggml_types[type].blck;
-  *block_bytes = ggml_types[type].bytes;
-  return 1;
-}
-
-const char *ls_gguf_tensor_type_name(uint32_t type) {
-  return type < N_GGML_TYPES && ggml_types[type].name ? ggml_types[type].name : "unknown";
-}
-
 /* ---- the reading cursor ------------------------------------------------- */
 
 typedef struct {
@@ -266,13 +232,14 @@ static int tensor_info(ls_gguf *g, rd *r, arena *a, uint64_t i, size_t *name_off
   }
   LS_TRY(rd_u32(r, &t->type, name, err));
   LS_TRY(rd_u64(r, &t->offset, name, err));
-  int blck;
-  size_t bbytes;
-  if (!ls_gguf_type_block(t->type, &blck, &bbytes))
+  const ls_dtype_info *dt = ls_dtype_get(t->type);
+  if (!dt)
     return ls_err_set(err, LS_EFORMAT, "%s: tensor '%s' has unknown type %u", r->path, name, t->type);
+  int blck = dt->block_elems;
+  size_t bbytes = dt->block_bytes;
   if (t->ne[0] % blck)
     return ls_err_set(err, LS_EFORMAT, "%s: tensor '%s' has %" PRId64 " columns, not a multiple of the %s block (%d)",
-                      r->path, name, t->ne[0], ggml_types[t->type].name, blck);
+                      r->path, name, t->ne[0], dt->name, blck);
   /* bytes = ne0/blck * bbytes * ne1 * ne2 * ne3, refusing overflow */
   uint64_t bytes = (uint64_t)(t->ne[0] / blck);
   int ovf = __builtin_mul_overflow(bytes, (uint64_t)bbytes, &bytes);
@@ -733,7 +700,7 @@ static int load_mat(ls_model *m, const ls_gguf *g, const char *name, int64_t row
   LS_TRY(find_shaped(g, name, rows, cols, &t, err));
   if (!ls_dtype_supported(t->type))
     return ls_err_set(err, LS_EUNSUPPORTED, "%s: tensor %s has type %s (%u), which the engine does not support (F32, F16, BF16, Q8_0, Q4_0)",
-                      g->path, name, ls_gguf_tensor_type_name(t->type), t->type);
+                      g->path, name, ls_dtype_name(t->type), t->type);
   if ((uintptr_t)t->data % (uintptr_t)elem_align(t->type))
     return ls_err_set(err, LS_EFORMAT, "%s: tensor %s data is not aligned to %d bytes", g->path, name,
                       elem_align(t->type));
@@ -758,7 +725,7 @@ static int load_norm(ls_model *m, const ls_gguf *g, const char *name, const floa
   }
   if (t->type != LS_F32 && t->type != LS_F16 && t->type != LS_BF16)
     return ls_err_set(err, LS_EUNSUPPORTED, "%s: norm tensor %s has type %s (%u); only F32, F16 and BF16 are supported",
-                      g->path, name, ls_gguf_tensor_type_name(t->type), t->type);
+                      g->path, name, ls_dtype_name(t->type), t->type);
   float *buf = malloc((size_t)n * sizeof *buf);
   if (!buf) return ls_err_set(err, LS_ENOMEM, "%s: out of memory", g->path);
   if (t->type == LS_F32) {

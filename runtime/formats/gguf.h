@@ -96,10 +96,7 @@ const ls_gguf_kv *ls_gguf_find(const ls_gguf *g, const char *key);
 const ls_gguf_tensor *ls_gguf_find_tensor(const ls_gguf *g, const char *name);
 
 const char *ls_gguf_value_type_name(uint32_t type);
-/* GGML tensor types, including ones the engine cannot compute with (for
- * inspect): name, elements per block and bytes per block (0 if unknown). */
-const char *ls_gguf_tensor_type_name(uint32_t type);
-int ls_gguf_type_block(uint32_t type, int *block_elems, size_t *block_bytes);
+/* Tensor types (names, block sizes) are runtime/quant/ls_quant.h's table. */
 
 /* Typed access to a value. Integers convert between all integer types when
  * the value fits; floats accept FLOAT32/FLOAT64. Return 1 on success, 0 if
@@ -180,10 +177,6 @@ int ls_gguf_writer_tensor_data(ls_gguf_writer *w, const void *data, size_t n, ls
 int ls_gguf_writer_finish(ls_gguf_writer *w, ls_err *err);
 void ls_gguf_writer_free(ls_gguf_writer *w);
 
-/* Encodes n floats as one row of `type` (F32, F16, BF16, Q8_0, Q4_0; n a
- * multiple of 32 for the block types) into out (ls_dtype_row_bytes bytes). */
-void ls_gguf_encode_row(uint32_t type, const float *x, void *out, int64_t n);
-
 /* ---- llama models ------------------------------------------------------- */
 
 struct ls_model;
@@ -206,7 +199,7 @@ int ls_gguf_convert(const struct ls_model *m, const char *out_path, uint32_t typ
 /* A random-weight llama model of a given shape (runtime/formats/synth.c). */
 typedef struct ls_synth_opts {
   int dim, n_layers, n_heads, n_kv_heads, hidden_dim, vocab_size, seq_len;
-  uint32_t type;   /* LS_F32, LS_F16, LS_Q8_0 or LS_Q4_0 */
+  uint32_t type;   /* a writable type (ls_dtype_info.writes) */
   uint64_t seed;
   int tied;        /* no output.weight: the classifier is token_embd */
   float stddev;    /* weight scale (<= 0: 0.02) */

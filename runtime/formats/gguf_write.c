@@ -170,13 +170,14 @@ int ls_gguf_writer_tensor(ls_gguf_writer *w, const char *name, uint32_t type, in
     return ls_err_set(err, LS_EINVAL, "%s: tensor name '%s' must have 1..%d bytes", w->path, name, LS_GGUF_MAX_NAME - 1);
   if (n_dims < 1 || n_dims > LS_GGUF_MAX_DIMS)
     return ls_err_set(err, LS_EINVAL, "%s: tensor %s: %d dimensions", w->path, name, n_dims);
-  int blck;
-  size_t bbytes;
-  if (!ls_gguf_type_block(type, &blck, &bbytes))
+  const ls_dtype_info *dt = ls_dtype_get(type);
+  if (!dt)
     return ls_err_set(err, LS_EINVAL, "%s: tensor %s: unknown type %u", w->path, name, type);
+  int blck = dt->block_elems;
+  size_t bbytes = dt->block_bytes;
   if (ne[0] <= 0 || ne[0] % blck)
     return ls_err_set(err, LS_EINVAL, "%s: tensor %s: %lld columns is not a multiple of the %s block", w->path, name,
-                      (long long)ne[0], ls_gguf_tensor_type_name(type));
+                      (long long)ne[0], dt->name);
   size_t bytes = (size_t)(ne[0] / blck) * bbytes;
   for (int d = 1; d < n_dims; d++) {
     if (ne[d] <= 0) return ls_err_set(err, LS_EINVAL, "%s: tensor %s: dimension %d is %lld", w->path, name, d, (long long)ne[d]);
@@ -258,27 +259,6 @@ int ls_gguf_writer_finish(ls_gguf_writer *w, ls_err *err) {
 }
 
 /* ---- rows and llama metadata -------------------------------------------- */
-
-void ls_gguf_encode_row(uint32_t type, const float *x, void *out, int64_t n) {
-  switch (type) {
-  case LS_F32: memcpy(out, x, (size_t)n * 4); break;
-  case LS_F16:
-    for (int64_t i = 0; i < n; i++) {
-      uint16_t h = ls_fp32_to_fp16(x[i]);
-      memcpy((uint8_t *)out + 2 * i, &h, 2);
-    }
-    break;
-  case LS_BF16:
-    for (int64_t i = 0; i < n; i++) {
-      uint16_t h = ls_fp32_to_bf16(x[i]);
-      memcpy((uint8_t *)out + 2 * i, &h, 2);
-    }
-    break;
-  case LS_Q8_0: ls_quantize_row_q8_0(x, out, n); break;
-  case LS_Q4_0: ls_quantize_row_q4_0(x, out, n); break;
-  default: break;
-  }
-}
 
 uint32_t ls_gguf_file_type(uint32_t type) {
   switch (type) {
@@ -395,7 +375,7 @@ static int write_mat(ls_gguf_writer *w, const ls_mat *m, uint32_t type, float *r
       continue;
     }
     ls_dequantize_row(m->type, src, row, m->cols);
-    ls_gguf_encode_row(type, row, enc, m->cols);
+    ls_quantize_row(type, row, enc, m->cols);
     LS_TRY(ls_gguf_writer_tensor_data(w, enc, out_bytes, err));
   }
   return LS_OK;

@@ -177,7 +177,7 @@ static int synth_into(ls_gguf_writer *w, const ls_synth_opts *o, const ls_config
     rng_seed(&r, o->seed, (uint64_t)i + 1);
     for (int64_t j = 0; j < t[i].rows && !rc; j++) {
       fill_row(&r, row, t[i].cols, std);
-      ls_gguf_encode_row(ty, row, enc, t[i].cols);
+      ls_quantize_row(ty, row, enc, t[i].cols);
       rc = ls_gguf_writer_tensor_data(w, enc, rb, err);
     }
     done += rb * (size_t)t[i].rows;

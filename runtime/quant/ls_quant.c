@@ -1,54 +1,68 @@
 #include "ls_quant.h"
 
+#include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
+
+/* Removed GGML types (4, 5, 31-33, 36-38) have no row. */
+static const ls_dtype_info dtypes[LS_DTYPE_LIMIT] = {
+    [0] = {"F32", 1, 4, 1, 1},         [1] = {"F16", 1, 2, 1, 1},         [2] = {"Q4_0", 32, 18, 1, 1},
+    [3] = {"Q4_1", 32, 20, 0, 0},      [6] = {"Q5_0", 32, 22, 0, 0},      [7] = {"Q5_1", 32, 24, 0, 0},
+    [8] = {"Q8_0", 32, 34, 1, 1},      [9] = {"Q8_1", 32, 36, 0, 0},      [10] = {"Q2_K", 256, 84, 0, 0},
+    [11] = {"Q3_K", 256, 110, 0, 0},   [12] = {"Q4_K", 256, 144, 0, 0},   [13] = {"Q5_K", 256, 176, 0, 0},
+    [14] = {"Q6_K", 256, 210, 0, 0},   [15] = {"Q8_K", 256, 292, 0, 0},   [16] = {"IQ2_XXS", 256, 66, 0, 0},
+    [17] = {"IQ2_XS", 256, 74, 0, 0},  [18] = {"IQ3_XXS", 256, 98, 0, 0}, [19] = {"IQ1_S", 256, 50, 0, 0},
+    [20] = {"IQ4_NL", 32, 18, 0, 0},   [21] = {"IQ3_S", 256, 110, 0, 0},  [22] = {"IQ2_S", 256, 82, 0, 0},
+    [23] = {"IQ4_XS", 256, 136, 0, 0}, [24] = {"I8", 1, 1, 0, 0},         [25] = {"I16", 1, 2, 0, 0},
+    [26] = {"I32", 1, 4, 0, 0},        [27] = {"I64", 1, 8, 0, 0},        [28] = {"F64", 1, 8, 0, 0},
+    [29] = {"IQ1_M", 256, 56, 0, 0},   [30] = {"BF16", 1, 2, 1, 1},       [34] = {"TQ1_0", 256, 54, 0, 0},
+    [35] = {"TQ2_0", 256, 66, 0, 0},   [39] = {"MXFP4", 32, 17, 0, 0},
+};
+
+const ls_dtype_info *ls_dtype_get(uint32_t type) {
+  return type < LS_DTYPE_LIMIT && dtypes[type].name ? &dtypes[type] : NULL;
+}
 
 int ls_dtype_supported(uint32_t type) {
-  return type == LS_F32 || type == LS_F16 || type == LS_BF16 || type == LS_Q8_0 || type == LS_Q4_0;
+  const ls_dtype_info *d = ls_dtype_get(type);
+  return d && d->computes;
 }
 
 const char *ls_dtype_name(uint32_t type) {
-  switch (type) {
-  case 0: return "F32";
-  case 1: return "F16";
-  case 2: return "Q4_0";
-  case 3: return "Q4_1";
-  case 6: return "Q5_0";
-  case 7: return "Q5_1";
-  case 8: return "Q8_0";
-  case 9: return "Q8_1";
-  case 10: return "Q2_K";
-  case 11: return "Q3_K";
-  case 12: return "Q4_K";
-  case 13: return "Q5_K";
-  case 14: return "Q6_K";
-  case 15: return "Q8_K";
-  case 24: return "I8";
-  case 25: return "I16";
-  case 26: return "I32";
-  case 27: return "I64";
-  case 28: return "F64";
-  case 30: return "BF16";
-  default: return "unknown";
+  const ls_dtype_info *d = ls_dtype_get(type);
+  return d ? d->name : "unknown";
+}
+
+int ls_dtype_parse(const char *name, uint32_t *type) {
+  for (uint32_t t = 0; t < LS_DTYPE_LIMIT; t++)
+    if (dtypes[t].name && !strcasecmp(name, dtypes[t].name)) {
+      *type = t;
+      return 1;
+    }
+  return 0;
+}
+
+void ls_dtype_list_writable(char *buf, size_t size, const char *sep) {
+  size_t n = 0;
+  if (size) buf[0] = '\0';
+  for (uint32_t t = 0; t < LS_DTYPE_LIMIT && n < size; t++) {
+    if (!dtypes[t].name || !dtypes[t].writes) continue;
+    n += (size_t)snprintf(buf + n, size - n, "%s", n ? sep : "");
+    for (const char *c = dtypes[t].name; *c && n + 1 < size; c++) buf[n++] = (char)tolower((unsigned char)*c);
+    if (n < size) buf[n] = '\0';
   }
 }
 
 int ls_dtype_block_elems(uint32_t type) {
-  switch (type) {
-  case LS_F32: case LS_F16: case LS_BF16: return 1;
-  case LS_Q8_0: case LS_Q4_0: return LS_QK;
-  default: return 0;
-  }
+  const ls_dtype_info *d = ls_dtype_get(type);
+  return d ? d->block_elems : 0;
 }
 
 size_t ls_dtype_block_bytes(uint32_t type) {
-  switch (type) {
-  case LS_F32: return 4;
-  case LS_F16: case LS_BF16: return 2;
-  case LS_Q8_0: return sizeof(ls_block_q8_0);
-  case LS_Q4_0: return sizeof(ls_block_q4_0);
-  default: return 0;
-  }
+  const ls_dtype_info *d = ls_dtype_get(type);
+  return d ? d->block_bytes : 0;
 }
 
 size_t ls_dtype_row_bytes(uint32_t type, int64_t cols) {
@@ -161,6 +175,27 @@ void ls_quantize_row_q4_0(const float *x, ls_block_q4_0 *y, int64_t k) {
       if (q1 < 0) q1 = 0;
       y[b].qs[j] = (uint8_t)(q0 | (q1 << 4));
     }
+  }
+}
+
+void ls_quantize_row(uint32_t type, const float *x, void *out, int64_t k) {
+  switch (type) {
+  case LS_F32: memcpy(out, x, (size_t)k * 4); break;
+  case LS_F16:
+    for (int64_t i = 0; i < k; i++) {
+      uint16_t h = ls_fp32_to_fp16(x[i]);
+      memcpy((uint8_t *)out + 2 * i, &h, 2);
+    }
+    break;
+  case LS_BF16:
+    for (int64_t i = 0; i < k; i++) {
+      uint16_t h = ls_fp32_to_bf16(x[i]);
+      memcpy((uint8_t *)out + 2 * i, &h, 2);
+    }
+    break;
+  case LS_Q8_0: ls_quantize_row_q8_0(x, out, k); break;
+  case LS_Q4_0: ls_quantize_row_q4_0(x, out, k); break;
+  default: break;
   }
 }
 

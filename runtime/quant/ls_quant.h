@@ -32,9 +32,28 @@ typedef struct {
 _Static_assert(sizeof(ls_block_q8_0) == 34, "Q8_0 block is 34 bytes");
 _Static_assert(sizeof(ls_block_q4_0) == 18, "Q4_0 block is 18 bytes");
 
-/* 1 if the engine can compute with this type (as GGUF numbers it). */
+/* One row of the tensor-type table: every GGML type a GGUF file may hold, so
+ * that inspect can show files the engine cannot run. */
+typedef struct ls_dtype_info {
+  const char *name;   /* GGML's name: "F32", "Q8_0", ... */
+  int block_elems;    /* elements per block (1 for scalar types) */
+  size_t block_bytes; /* bytes per block */
+  int computes;       /* the engine's kernels read it */
+  int writes;         /* ls_quantize_row encodes it (convert/synth --type) */
+} ls_dtype_info;
+
+/* The table row of a type (as GGUF numbers it); NULL if GGML has no such type. */
+const ls_dtype_info *ls_dtype_get(uint32_t type);
+/* Type codes are below this bound. */
+#define LS_DTYPE_LIMIT 40u
+/* 1 if the engine can compute with this type. */
 int ls_dtype_supported(uint32_t type);
+/* GGML's name, or "unknown". */
 const char *ls_dtype_name(uint32_t type);
+/* The type named `name` (case-insensitive, "q8_0" or "Q8_0"); 0 if none. */
+int ls_dtype_parse(const char *name, uint32_t *type);
+/* The writable types' names in lower case, separated by `sep`, into buf. */
+void ls_dtype_list_writable(char *buf, size_t size, const char *sep);
 /* Elements per block (1 for float types) and bytes per block. 0 if unknown. */
 int ls_dtype_block_elems(uint32_t type);
 size_t ls_dtype_block_bytes(uint32_t type);
@@ -49,6 +68,9 @@ uint16_t ls_fp32_to_bf16(float f);
 /* k must be a multiple of LS_QK. Scalar reference implementations. */
 void ls_quantize_row_q8_0(const float *x, ls_block_q8_0 *y, int64_t k);
 void ls_quantize_row_q4_0(const float *x, ls_block_q4_0 *y, int64_t k);
+/* Encodes one fp32 row of k elements as `type` (a writable type; k a multiple
+ * of its block) into out (ls_dtype_row_bytes bytes). */
+void ls_quantize_row(uint32_t type, const float *x, void *out, int64_t k);
 /* Converts one row of any supported type to fp32. */
 void ls_dequantize_row(uint32_t type, const void *row, float *y, int64_t k);
 
