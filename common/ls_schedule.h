@@ -1,5 +1,5 @@
 /* The schedule: the contract between litestage-search and litestage-run
- * (DESIGN.md "The schedule", docs/formats.md "Schedules"). Per stage the
+ * (docs/formats.md "Schedules"). Per stage the
  * skipped sub-layers ("L3.attn", "L17.ffn", 0-based layers) and the early-exit
  * window and threshold, plus model, template, scores, latency and provenance.
  * Unknown numbers are NAN in memory and null in the file; unknown strings NULL. */

@@ -3,7 +3,7 @@
  * each stage with its own skip mask and early-exit rule, each stage's prompt
  * rendered from the example and the earlier stages' outputs.
  *
- * KV policy (DESIGN.md): each stage call prefills its whole prompt from
+ * KV policy (docs/ARCHITECTURE.md, "KV cache across skips"): each stage call prefills its whole prompt from
  * position 0 with that stage's mask; nothing is reused across stages. */
 #ifndef LS_PIPELINE_H
 #define LS_PIPELINE_H

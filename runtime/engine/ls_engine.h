@@ -4,7 +4,7 @@
  * token loop allocates nothing.
  *
  * One generation = one stage call: the prompt is prefilled from position 0
- * with the stage's skip mask (the paper-faithful KV policy of DESIGN.md: no
+ * with the stage's skip mask (the paper-faithful KV policy of docs/ARCHITECTURE.md: no
  * cache reuse across stages), then tokens are decoded with the same mask until
  * EOS/BOS, a stop string, max_new_tokens, the context end, or early exit. */
 #ifndef LS_ENGINE_H

@@ -6,7 +6,7 @@
  * LS_SKIP_ATTN and LS_SKIP_FFN. A skipped sub-layer adds nothing to the
  * residual stream. A skipped attention sub-layer also writes no K/V for those
  * positions: the KV cache policy is that every stage prefills its own prompt
- * with its own mask (DESIGN.md), so a layer's cache is only read by calls that
+ * with its own mask (docs/ARCHITECTURE.md, "KV cache across skips"), so a layer's cache is only read by calls that
  * run that layer with the same mask. */
 #ifndef LS_FORWARD_H
 #define LS_FORWARD_H
