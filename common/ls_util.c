@@ -55,35 +55,63 @@ int ls_read_file(const char *path, char **out, size_t *len, ls_err *err) {
   return LS_OK;
 }
 
-int ls_write_file_atomic(const char *path, const void *data, size_t len, ls_err *err) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return ls_err_set(err, LS_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+static int write_all(int fd, const char *path, const void *data, size_t len, ls_err *err) {
   const char *p = data;
   size_t left = len;
   while (left) {
     ssize_t w = write(fd, p, left);
     if (w < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      close(fd);
-      unlink(tmp);
-      return ls_err_set(err, LS_EIO, "%s: write failed: %s", tmp, strerror(e));
+      return ls_err_set(err, LS_EIO, "%s: write failed: %s", path, strerror(errno));
     }
     p += w;
     left -= (size_t)w;
   }
-  if (fsync(fd) != 0 || close(fd) != 0) {
-    unlink(tmp);
-    return ls_err_set(err, LS_EIO, "%s: cannot flush: %s", tmp, strerror(errno));
-  }
-  if (rename(tmp, path) != 0) {
-    int e = errno;
-    unlink(tmp);
-    return ls_err_set(err, LS_EIO, "%s: cannot rename into place: %s", path, strerror(e));
-  }
   return LS_OK;
+}
+
+/* A device, pipe or socket (e.g. /dev/stdout): written in place; renaming a file over it would
+ * replace the device node or the symlink to it. */
+static int write_through(const char *path, const void *data, size_t len, ls_err *err) {
+  int fd = open(path, O_WRONLY | O_TRUNC);
+  if (fd < 0) return ls_err_set(err, LS_EIO, "%s: cannot open for writing: %s", path, strerror(errno));
+  int rc = write_all(fd, path, data, len, err);
+  if (close(fd) != 0 && rc == LS_OK) rc = ls_err_set(err, LS_EIO, "%s: write failed: %s", path, strerror(errno));
+  return rc;
+}
+
+static int write_renamed(const char *path, const void *data, size_t len, ls_err *err) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    return ls_err_set(err, LS_EIO, "%.200s...: path too long", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return ls_err_set(err, LS_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+  int rc = write_all(fd, tmp, data, len, err);
+  if (rc == LS_OK && fsync(fd) != 0) rc = ls_err_set(err, LS_EIO, "%s: cannot flush: %s", tmp, strerror(errno));
+  if (close(fd) != 0 && rc == LS_OK) rc = ls_err_set(err, LS_EIO, "%s: cannot flush: %s", tmp, strerror(errno));
+  if (rc == LS_OK && rename(tmp, path) != 0)
+    rc = ls_err_set(err, LS_EIO, "%s: cannot rename into place: %s", path, strerror(errno));
+  if (rc != LS_OK) unlink(tmp);
+  return rc;
+}
+
+int ls_write_file_atomic(const char *path, const void *data, size_t len, ls_err *err) {
+  struct stat st;
+  if (lstat(path, &st) != 0) {
+    if (errno != ENOENT) return ls_err_set(err, LS_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    return write_renamed(path, data, len, err);
+  }
+  if (S_ISREG(st.st_mode)) return write_renamed(path, data, len, err);
+  if (S_ISDIR(st.st_mode)) return ls_err_set(err, LS_EIO, "%s: is a directory", path);
+  if (S_ISLNK(st.st_mode) && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+    /* a link to a regular file: replace the file it names, keep the link */
+    char *target = realpath(path, NULL);
+    if (!target) return ls_err_set(err, LS_EIO, "%s: cannot resolve the link: %s", path, strerror(errno));
+    int rc = write_renamed(target, data, len, err);
+    free(target);
+    return rc;
+  }
+  return write_through(path, data, len, err);
 }
 
 static void to_hex(const unsigned char *md, unsigned n, char *hex) {

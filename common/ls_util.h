@@ -19,7 +19,10 @@ void ls_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 int ls_read_file(const char *path, char **out, size_t *len, ls_err *err);
 
-/* Writes data to path atomically: path.tmp.PID, fsync, rename. No half files. */
+/* Writes data to path atomically when path is a regular file or does not exist: path.tmp.PID,
+ * fsync, rename (no half files). A symlink to a regular file replaces the file it names and
+ * keeps the link. Anything else (a device, pipe or socket, e.g. /dev/stdout, or a link to
+ * one) is written through in place, never renamed over; a directory is refused. */
 int ls_write_file_atomic(const char *path, const void *data, size_t len, ls_err *err);
 
 /* SHA-256 of a file (or a buffer) as 64 lowercase hex digits + NUL (OpenSSL libcrypto). */

@@ -1,6 +1,6 @@
 # Bad job specs fail with a message naming the job file and the key, before any MPI work
 # (no "world size" line, no store), both with `validate` and with `run` under mpirun.
-source "$(dirname "$0")/search_lib.sh"
+source "$(dirname "$0")/lib/search_lib.sh"
 small_job "$T/good.json" limit=8 shards=4
 "$S" validate "$T/good.json" >"$T/v.out" || fail "good job rejected"
 grep -q "ok: 5 layers (10 sub-layers), 3 stages, 8 examples" "$T/v.out" || { cat "$T/v.out"; fail "validate summary"; }

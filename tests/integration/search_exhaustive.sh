@@ -1,6 +1,6 @@
 # Exhaustive never picks a schedule slower than greedy's at the same target, and it evaluates
 # more candidates (the benchmark reports the counts).
-source "$(dirname "$0")/search_lib.sh"
+source "$(dirname "$0")/lib/search_lib.sh"
 small_job "$T/g.json" limit=4 shards=2 'budget={"min":0,"max":3}' 'early_exit=null' tolerance=0.15
 small_job "$T/e.json" limit=4 shards=2 'budget={"min":0,"max":3}' 'early_exit=null' tolerance=0.15 'strategy="exhaustive"'
 mpirun_ls -np 2 "$S" run "$T/g.json" --store "$T/g.h5" --quiet 2>"$T/g.log" || { cat "$T/g.log"; fail greedy; }

@@ -1,6 +1,6 @@
 # A rank that dies (SIGKILL, as a crashed node) ends the job with a clear error (non-zero exit,
 # the dead rank named) and leaves a store that opens and holds only complete candidates.
-source "$(dirname "$0")/search_lib.sh"
+source "$(dirname "$0")/lib/search_lib.sh"
 small_job "$T/job.json" limit=6 shards=3 'budget={"min":0,"max":6}'
 set +e
 LS_SEARCH_TEST_DIE=1:8 timeout 300 mpirun --oversubscribe -x LS_SEARCH_TEST_DIE -np 2 "$S" run "$T/job.json" --store "$T/d.h5" --quiet >"$T/d.log" 2>&1

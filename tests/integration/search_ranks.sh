@@ -1,7 +1,7 @@
 # mpirun -np 1, 2 and 3 (oversubscribed) give bit-identical candidate scores, per-example score
 # matrices, predicted latencies and importance statistics, and the same chosen schedule; the store
 # records the ranks.
-source "$(dirname "$0")/search_lib.sh"
+source "$(dirname "$0")/lib/search_lib.sh"
 small_job "$T/job.json" limit=6 shards=3 'budget={"min":0,"max":4}' 'early_exit={"windows":[4],"thresholds":[0.3]}'
 for n in 1 2 3; do
   mpirun_ls -np $n "$S" run "$T/job.json" --store "$T/np$n.h5" --quiet 2>"$T/np$n.log" || { cat "$T/np$n.log"; fail "np $n"; }

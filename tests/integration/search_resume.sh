@@ -2,7 +2,7 @@
 # lost by the kill, the same candidates, scores and schedule as an uninterrupted run; no candidate
 # id twice; the resumed run evaluated only what was missing.
 # Also: a different job on the same store is refused, and SIGUSR1 ends a run with status 3.
-source "$(dirname "$0")/search_lib.sh"
+source "$(dirname "$0")/lib/search_lib.sh"
 small_job "$T/job.json" limit=6 shards=3 'budget={"min":0,"max":5}'
 mpirun_ls -np 2 "$S" run "$T/job.json" --store "$T/full.h5" --quiet 2>"$T/full.log" || { cat "$T/full.log"; fail "full run"; }
 total=$(h5num "$T/full.h5" /candidates/id | wc -l)

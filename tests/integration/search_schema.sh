@@ -1,6 +1,6 @@
 # h5dump of a store shows the groups, datasets and attributes documented in docs/hdf5-schema.md,
 # and show/export work on it.
-source "$(dirname "$0")/search_lib.sh"
+source "$(dirname "$0")/lib/search_lib.sh"
 small_job "$T/job.json" limit=4 shards=2 'budget={"min":0,"max":2}' 'early_exit={"windows":[4],"thresholds":[0.3]}'
 "$S" run "$T/job.json" --store "$T/s.h5" --quiet 2>"$T/log" || { cat "$T/log"; fail run; }
 h5dump -H "$T/s.h5" >"$T/h"

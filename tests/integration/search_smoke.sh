@@ -1,6 +1,6 @@
 # The shipped QA job smoke variants run on the bundled model; `accuracy` on a model that cannot
 # answer questions stops at chance level with exit status 4 and says so.
-source "$(dirname "$0")/search_lib.sh"
+source "$(dirname "$0")/lib/search_lib.sh"
 for t in obqa strategyqa; do
   mpirun_ls -np 2 "$S" run "$LS_SOURCE_DIR/jobs/$t-tinythinker-smoke.json" --store "$T/$t.h5" --quiet 2>"$T/$t.log" || { cat "$T/$t.log"; fail "$t smoke"; }
   "$S" export "$T/$t.h5" -o "$T/$t.sched.json" || fail "$t export"

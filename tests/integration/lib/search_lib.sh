@@ -1,7 +1,8 @@
-# Shared by tests/integration/search_*.sh (sourced, not a test by itself: it exits 0 when run).
+# Shared by tests/integration/search_*.sh: sourced, not a test (it lives in lib/, which the
+# integration glob in tests/CMakeLists.txt does not read).
 # Provides: $S (litestage-search), $T (temp dir), mpirun_ls (mpirun as root, oversubscribed),
 # small_job OUT [jq-like python edits], h5num FILE DATASET (values, one per line, %.17g).
-[ "${BASH_SOURCE[0]}" = "$0" ] && exit 0
+[ "${BASH_SOURCE[0]}" = "$0" ] && { echo "$0: a helper to source from a test script" >&2; exit 2; }
 set -euo pipefail
 S=${LS_SEARCH:-}
 if [ -z "$S" ] || [ ! -x "$S" ]; then echo "litestage-search not built: skip"; exit 77; fi
