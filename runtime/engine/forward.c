@@ -1,4 +1,5 @@
-/* The forward pass over a batch of tokens (prefill) or one token (decode).
+/* The forward pass over a batch of rows (llama_batch-like: each row is a
+ * token of some sequence at some position), prefill and decode alike.
  *
  * Work is split across the pool by output rows (matmuls, in chunks of a fixed
  * CHUNK_ROWS rows), by (token, head) (attention) or by token (norms, RoPE,
@@ -6,9 +7,19 @@
  * and every output element is computed by one thread with a fixed reduction
  * order, so the logits are bit-identical for any number of threads.
  *
- * KV cache: f32, [n_layers][n_ctx][kv_dim] for K and for V (llama2.c's layout).
- * K/V rows of a batch are written straight into the cache by the wk/wv
- * matmuls. f32 rather than f16: decode reads the whole weight set (1.2 GB
+ * Every linear layer runs once per call over all rows (each weight row is read
+ * once for the whole batch); attention runs per (row, head) over the row's own
+ * sequence. Every per-row operation (embedding, norms, RoPE, activation
+ * quantisation, matmul element, attention, residual) depends only on that
+ * row's data and the kernel level, never on the other rows, the batch size or
+ * the thread count, so a row's logits are bit-identical whatever else is in
+ * the batch (kernels.h states the matmul half of this contract; tested in
+ * tests/kernels and tests/engine/test_batch.c).
+ *
+ * KV cache: f32, [n_seq][n_layers][n_ctx][kv_dim] for K and for V (per
+ * sequence, llama2.c's layout). K/V rows of a batch go through a
+ * [max_batch][kv_dim] scratch (RoPE applied there) and are then scattered to
+ * their sequence and position. f32 rather than f16: decode reads the whole weight set (1.2 GB
  * for TinyLlama Q8_0) per token against a few MB of cache, so halving the
  * cache buys nothing measurable and would cost accuracy and conversions. */
 #include <math.h>
@@ -30,11 +41,18 @@ struct ls_ctx {
   const ls_model *m;
   const ls_kernels *k;
   ls_pool *pool;
-  int n_ctx, max_batch, n_threads;
+  int n_ctx, max_batch, n_threads, n_seq;
   int q_dim, kv_dim;
 
-  float *key_cache;   /* [n_layers][n_ctx][kv_dim] */
-  float *value_cache; /* [n_layers][n_ctx][kv_dim] */
+  float *key_cache;   /* [n_seq][n_layers][n_ctx][kv_dim] */
+  float *value_cache; /* [n_seq][n_layers][n_ctx][kv_dim] */
+  int *kv_len;        /* [n_seq] positions held per sequence */
+  int *seq_last;      /* [n_seq] scratch: last position per sequence in the batch being checked */
+  float *kbuf, *vbuf; /* [max_batch][kv_dim] K and V of the batch before the scatter */
+  int *out_rows;      /* [max_batch] rows whose logits are computed, in batch order */
+  int n_out;          /* logits rows of the last call */
+  ls_batch own;       /* ls_forward's batch (sequence 0) */
+  const ls_batch *b;  /* batch of the running call */
   float *x;           /* [max_batch][dim] residual stream */
   float *xb;          /* [max_batch][dim] normed input / sub-layer output */
   float *q;           /* [max_batch][q_dim] */
@@ -121,7 +139,10 @@ int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *
   if (d.max_batch <= 0) d.max_batch = 512;
   if (d.max_batch > d.n_ctx) d.max_batch = d.n_ctx;
   if (d.n_threads <= 0) d.n_threads = 1;
+  if (d.n_seq <= 0) d.n_seq = 1;
   if (d.n_ctx > (1 << 22)) return ls_err_set(err, LS_EINVAL, "context length %d is absurd", d.n_ctx);
+  if (d.n_seq > LS_MAX_SEQ)
+    return ls_err_set(err, LS_EINVAL, "%d sequences requested (at most %d)", d.n_seq, LS_MAX_SEQ);
 
   ls_ctx *c = calloc(1, sizeof *c);
   if (!c) return ls_err_set(err, LS_ENOMEM, "out of memory for the inference context");
@@ -130,6 +151,7 @@ int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *
   c->n_ctx = d.n_ctx;
   c->max_batch = d.max_batch;
   c->n_threads = d.n_threads;
+  c->n_seq = d.n_seq;
   c->q_dim = cfg->n_heads * cfg->head_dim;
   c->kv_dim = cfg->n_kv_heads * cfg->head_dim;
   /* The logits buffer is the one that scales with the vocabulary (65 MB for
@@ -138,7 +160,8 @@ int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *
   c->logits_rows = (int)(LOGITS_BYTES / (sizeof(float) * (size_t)cfg->vocab_size));
   if (c->logits_rows < LOGITS_MIN_ROWS) c->logits_rows = LOGITS_MIN_ROWS;
   if (c->logits_rows > d.max_batch) c->logits_rows = d.max_batch;
-  size_t B = (size_t)d.max_batch, kv = (size_t)cfg->n_layers * (size_t)d.n_ctx * (size_t)c->kv_dim;
+  size_t B = (size_t)d.max_batch,
+         kv = (size_t)d.n_seq * (size_t)cfg->n_layers * (size_t)d.n_ctx * (size_t)c->kv_dim;
   c->xa_stride = act_bytes_max(c->k, m);
   int rc = ls_pool_new(d.n_threads, &c->pool, err);
   if (rc) {
@@ -153,7 +176,10 @@ int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *
       !(c->logits = alloc_floats((size_t)c->logits_rows * (size_t)cfg->vocab_size, err)) ||
       !(c->xa = alloc_floats((B * c->xa_stride + 3) / 4, err)) ||
       !(c->att = alloc_floats((size_t)d.n_threads * d.n_ctx, err)) ||
-      !(c->cos_tmp = (double *)alloc_floats(2 * B, err))) {
+      !(c->cos_tmp = (double *)alloc_floats(2 * B, err)) || !(c->kbuf = alloc_floats(B * c->kv_dim, err)) ||
+      !(c->vbuf = alloc_floats(B * c->kv_dim, err)) || !(c->kv_len = alloc_floats((size_t)d.n_seq, err)) ||
+      !(c->seq_last = alloc_floats((size_t)d.n_seq, err)) || !(c->out_rows = alloc_floats(B, err)) ||
+      ls_batch_init(&c->own, d.max_batch, err)) {
     ls_ctx_free(c);
     return err ? err->code : LS_ENOMEM;
   }
@@ -176,6 +202,12 @@ void ls_ctx_free(ls_ctx *c) {
   free(c->xa);
   free(c->att);
   free(c->cos_tmp);
+  free(c->kbuf);
+  free(c->vbuf);
+  free(c->kv_len);
+  free(c->seq_last);
+  free(c->out_rows);
+  ls_batch_free(&c->own);
   free(c);
 }
 
@@ -185,7 +217,12 @@ int ls_ctx_n_ctx(const ls_ctx *c) { return c->n_ctx; }
 int ls_ctx_max_batch(const ls_ctx *c) { return c->max_batch; }
 int ls_ctx_max_logits(const ls_ctx *c) { return c->logits_rows; }
 size_t ls_ctx_kv_bytes(const ls_ctx *c) {
-  return 2 * sizeof(float) * (size_t)c->m->cfg.n_layers * (size_t)c->n_ctx * (size_t)c->kv_dim;
+  return 2 * sizeof(float) * (size_t)c->n_seq * (size_t)c->m->cfg.n_layers * (size_t)c->n_ctx * (size_t)c->kv_dim;
+}
+int ls_ctx_n_seq(const ls_ctx *c) { return c->n_seq; }
+int ls_ctx_n_outputs(const ls_ctx *c) { return c->n_out; }
+const float *ls_ctx_logits_ith(const ls_ctx *c, int i) {
+  return c->logits + (size_t)i * (size_t)c->m->cfg.vocab_size;
 }
 int ls_ctx_n_threads(const ls_ctx *c) { return c->n_threads; }
 const ls_model *ls_ctx_model(const ls_ctx *c) { return c->m; }
@@ -281,7 +318,7 @@ static void run_matmuls(ls_ctx *c, const float *x, int n, mm_part *parts, int n_
 
 typedef struct tok_job {
   ls_ctx *c;
-  int layer, pos, n;
+  int layer, n;
   const float *norm_w;
   const float *in;
   float *out;
@@ -294,26 +331,46 @@ static void norm_task(void *arg, int t, int thread) {
   j->c->k->rmsnorm(j->out + (int64_t)t * dim, j->in + (int64_t)t * dim, j->norm_w, dim, j->c->m->cfg.norm_eps);
 }
 
+/* Output norm of the t-th row that wants logits (gathered into out[t]). */
+static void out_norm_task(void *arg, int t, int thread) {
+  (void)thread;
+  tok_job *j = arg;
+  int dim = j->c->m->cfg.dim;
+  j->c->k->rmsnorm(j->out + (int64_t)t * dim, j->in + (int64_t)j->c->out_rows[t] * dim, j->norm_w, dim,
+                   j->c->m->cfg.norm_eps);
+}
+
+/* Offset of (sequence, layer, position 0) in the K or V cache. */
+static int64_t kv_base(const ls_ctx *c, int seq, int layer) {
+  return ((int64_t)seq * c->m->cfg.n_layers + layer) * c->n_ctx * c->kv_dim;
+}
+
+/* RoPE on row t's q and k, then k and v to the row's sequence and position. */
 static void rope_task(void *arg, int t, int thread) {
   (void)thread;
   tok_job *j = arg;
   ls_ctx *c = j->c;
   const ls_config *p = &c->m->cfg;
-  float *kc = c->key_cache + ((int64_t)j->layer * c->n_ctx + j->pos + t) * c->kv_dim;
-  c->k->rope(c->q + (int64_t)t * c->q_dim, p->n_heads, p->head_dim, p->rope_dim, j->pos + t, p->rope_theta);
-  c->k->rope(kc, p->n_kv_heads, p->head_dim, p->rope_dim, j->pos + t, p->rope_theta);
+  int pos = c->b->pos[t];
+  float *k = c->kbuf + (int64_t)t * c->kv_dim;
+  c->k->rope(c->q + (int64_t)t * c->q_dim, p->n_heads, p->head_dim, p->rope_dim, pos, p->rope_theta);
+  c->k->rope(k, p->n_kv_heads, p->head_dim, p->rope_dim, pos, p->rope_theta);
+  int64_t at = kv_base(c, c->b->seq[t], j->layer) + (int64_t)pos * c->kv_dim;
+  memcpy(c->key_cache + at, k, sizeof(float) * (size_t)c->kv_dim);
+  memcpy(c->value_cache + at, c->vbuf + (int64_t)t * c->kv_dim, sizeof(float) * (size_t)c->kv_dim);
 }
 
+/* Row t, head h attends to positions 0..pos of the row's own sequence. */
 static void attn_task(void *arg, int task, int thread) {
   tok_job *j = arg;
   ls_ctx *c = j->c;
   const ls_config *p = &c->m->cfg;
   int t = task / p->n_heads, h = task % p->n_heads;
   int kvh = h / (p->n_heads / p->n_kv_heads);
-  int64_t base = (int64_t)j->layer * c->n_ctx * c->kv_dim + (int64_t)kvh * p->head_dim;
+  int64_t base = kv_base(c, c->b->seq[t], j->layer) + (int64_t)kvh * p->head_dim;
   c->k->attention(c->att_out + (int64_t)t * c->q_dim + (int64_t)h * p->head_dim,
                   c->q + (int64_t)t * c->q_dim + (int64_t)h * p->head_dim, c->key_cache + base,
-                  c->value_cache + base, c->kv_dim, j->pos + t + 1, p->head_dim, 1.0f / sqrtf((float)p->head_dim),
+                  c->value_cache + base, c->kv_dim, c->b->pos[t] + 1, p->head_dim, 1.0f / sqrtf((float)p->head_dim),
                   c->att + (int64_t)thread * c->n_ctx);
 }
 
@@ -355,15 +412,12 @@ static void add_residual(ls_ctx *c, int n, int sublayer) {
   }
 }
 
-static void attention_block(ls_ctx *c, int l, int n, int pos) {
+static void attention_block(ls_ctx *c, int l, int n) {
   const ls_layer *L = &c->m->layers[l];
   int dim = c->m->cfg.dim;
-  tok_job j = {.c = c, .layer = l, .pos = pos, .n = n, .norm_w = L->attn_norm, .in = c->x, .out = c->xb};
+  tok_job j = {.c = c, .layer = l, .n = n, .norm_w = L->attn_norm, .in = c->x, .out = c->xb};
   ls_pool_run(c->pool, norm_task, &j, n);
-  int64_t kv_off = ((int64_t)l * c->n_ctx + pos) * c->kv_dim;
-  mm_part qkv[3] = {{&L->wq, c->q, c->q_dim},
-                    {&L->wk, c->key_cache + kv_off, c->kv_dim},
-                    {&L->wv, c->value_cache + kv_off, c->kv_dim}};
+  mm_part qkv[3] = {{&L->wq, c->q, c->q_dim}, {&L->wk, c->kbuf, c->kv_dim}, {&L->wv, c->vbuf, c->kv_dim}};
   run_matmuls(c, c->xb, n, qkv, 3, 0);
   ls_pool_run(c->pool, rope_task, &j, n);
   ls_pool_run(c->pool, attn_task, &j, n * c->m->cfg.n_heads);
@@ -384,35 +438,139 @@ static void ffn_block(ls_ctx *c, int l, int n) {
   add_residual(c, n, 2 * l + 1);
 }
 
-int ls_forward(ls_ctx *c, const int *tokens, int n, int pos, const uint8_t *skip, int all_logits, ls_err *err) {
+/* Checks a batch against the context without changing anything: rows of
+ * one sequence come in strictly increasing positions, the first of them at
+ * most the sequence's current length (so every position a row attends to is
+ * held or written earlier in the same call). With `append` 0 (ls_forward),
+ * positions are the caller's business, as they always were. */
+static int check_batch(ls_ctx *c, const ls_batch *b, int append, int *n_out, ls_err *err) {
+  const ls_config *p = &c->m->cfg;
+  if (b->n_tokens < 1 || b->n_tokens > c->max_batch)
+    return ls_err_set(err, LS_EINVAL, "forward: %d tokens in one call (1..%d allowed)", b->n_tokens, c->max_batch);
+  for (int s = 0; s < c->n_seq; s++) c->seq_last[s] = -1;
+  *n_out = 0;
+  for (int t = 0; t < b->n_tokens; t++) {
+    int s = b->seq[t], pos = b->pos[t];
+    if (b->token[t] < 0 || b->token[t] >= p->vocab_size)
+      return ls_err_set(err, LS_EINVAL, "forward: token id %d at batch index %d is outside the vocabulary (0..%d)",
+                        b->token[t], t, p->vocab_size - 1);
+    if (s < 0 || s >= c->n_seq)
+      return ls_err_set(err, LS_EINVAL, "forward: batch index %d names sequence %d (the context has %d)", t, s,
+                        c->n_seq);
+    if (pos < 0 || pos >= c->n_ctx)
+      return ls_err_set(err, LS_EINVAL, "forward: position %d at batch index %d exceeds the context length %d", pos,
+                        t, c->n_ctx);
+    int last = c->seq_last[s], next = last >= 0 ? last + 1 : c->kv_len[s];
+    if (last >= 0 ? pos != next : append && pos > next)
+      return ls_err_set(err, LS_EINVAL, "forward: batch index %d puts sequence %d at position %d, expected %s%d", t,
+                        s, pos, last >= 0 ? "" : "at most ", next);
+    c->seq_last[s] = pos;
+    *n_out += b->logits[t] != 0;
+  }
+  if (*n_out > c->logits_rows)
+    return ls_err_set(err, LS_EINVAL, "forward: %d tokens with all logits in one call (at most %d, ls_ctx_max_logits)",
+                      *n_out, c->logits_rows);
+  return LS_OK;
+}
+
+static int run_batch(ls_ctx *c, const ls_batch *b, const uint8_t *skip, int append, ls_err *err) {
   const ls_model *m = c->m;
   const ls_config *p = &m->cfg;
-  if (n < 1 || n > c->max_batch)
-    return ls_err_set(err, LS_EINVAL, "forward: %d tokens in one call (1..%d allowed)", n, c->max_batch);
-  if (all_logits && n > c->logits_rows)
-    return ls_err_set(err, LS_EINVAL, "forward: %d tokens with all logits in one call (at most %d, ls_ctx_max_logits)",
-                      n, c->logits_rows);
-  if (pos < 0 || pos + n > c->n_ctx)
-    return ls_err_set(err, LS_EINVAL, "forward: positions %d..%d exceed the context length %d", pos, pos + n - 1,
-                      c->n_ctx);
+  int n = b->n_tokens, n_out;
+  LS_TRY(check_batch(c, b, append, &n_out, err));
+  for (int t = 0; t < n; t++) c->kv_len[b->seq[t]] = b->pos[t] + 1;
+  c->b = b;
   for (int t = 0; t < n; t++)
-    if (tokens[t] < 0 || tokens[t] >= p->vocab_size)
-      return ls_err_set(err, LS_EINVAL, "forward: token id %d at batch index %d is outside the vocabulary (0..%d)",
-                        tokens[t], t, p->vocab_size - 1);
-  for (int t = 0; t < n; t++)
-    ls_dequantize_row(m->tok_embd.type, (const char *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
+    ls_dequantize_row(m->tok_embd.type, (const char *)m->tok_embd.data + (size_t)b->token[t] * m->tok_embd.row_bytes,
                       c->x + (int64_t)t * p->dim, p->dim);
   for (int l = 0; l < p->n_layers; l++) {
     uint8_t s = skip ? skip[l] : 0;
-    if (!(s & LS_SKIP_ATTN)) attention_block(c, l, n, pos);
+    if (!(s & LS_SKIP_ATTN)) attention_block(c, l, n);
     if (!(s & LS_SKIP_FFN)) ffn_block(c, l, n);
   }
-  /* classifier: every token, or only the last */
-  int first = all_logits ? 0 : n - 1, n_out = n - first;
-  tok_job j = {.c = c, .n = n_out, .norm_w = m->out_norm, .in = c->x + (int64_t)first * p->dim, .out = c->xb};
-  ls_pool_run(c->pool, norm_task, &j, n_out);
+  /* classifier for the rows that want logits, gathered in batch order */
+  c->n_out = 0;
+  for (int t = 0; t < n; t++)
+    if (b->logits[t]) c->out_rows[c->n_out++] = t;
+  c->b = NULL;
+  if (!c->n_out) return LS_OK;
+  tok_job j = {.c = c, .n = c->n_out, .norm_w = m->out_norm, .in = c->x, .out = c->xb};
+  ls_pool_run(c->pool, out_norm_task, &j, c->n_out);
   mm_part out = {&m->output, c->logits, p->vocab_size};
-  run_matmuls(c, c->xb, n_out, &out, 1, 0);
+  run_matmuls(c, c->xb, c->n_out, &out, 1, 0);
+  return LS_OK;
+}
+
+int ls_decode(ls_ctx *c, const ls_batch *b, const uint8_t *skip, ls_err *err) { return run_batch(c, b, skip, 1, err); }
+
+int ls_forward(ls_ctx *c, const int *tokens, int n, int pos, const uint8_t *skip, int all_logits, ls_err *err) {
+  if (n < 1 || n > c->max_batch)
+    return ls_err_set(err, LS_EINVAL, "forward: %d tokens in one call (1..%d allowed)", n, c->max_batch);
+  if (pos < 0 || pos + n > c->n_ctx)
+    return ls_err_set(err, LS_EINVAL, "forward: positions %d..%d exceed the context length %d", pos, pos + n - 1,
+                      c->n_ctx);
+  ls_batch_clear(&c->own);
+  for (int t = 0; t < n; t++) ls_batch_add(&c->own, tokens[t], pos + t, 0, all_logits || t == n - 1);
+  return run_batch(c, &c->own, skip, 0, err);
+}
+
+/* ---- batches and sequences ------------------------------------------------ */
+
+int ls_batch_init(ls_batch *b, int capacity, ls_err *err) {
+  memset(b, 0, sizeof *b);
+  if (capacity < 1) return ls_err_set(err, LS_EINVAL, "batch capacity %d (at least 1)", capacity);
+  b->token = malloc((size_t)capacity * sizeof *b->token);
+  b->pos = malloc((size_t)capacity * sizeof *b->pos);
+  b->seq = malloc((size_t)capacity * sizeof *b->seq);
+  b->logits = malloc((size_t)capacity);
+  if (!b->token || !b->pos || !b->seq || !b->logits) {
+    ls_batch_free(b);
+    return ls_err_set(err, LS_ENOMEM, "out of memory for a batch of %d", capacity);
+  }
+  b->capacity = capacity;
+  return LS_OK;
+}
+
+void ls_batch_free(ls_batch *b) {
+  free(b->token);
+  free(b->pos);
+  free(b->seq);
+  free(b->logits);
+  memset(b, 0, sizeof *b);
+}
+
+int ls_batch_add(ls_batch *b, int token, int pos, int seq, int want_logits) {
+  if (b->n_tokens >= b->capacity) return -1;
+  int i = b->n_tokens++;
+  b->token[i] = token;
+  b->pos[i] = pos;
+  b->seq[i] = seq;
+  b->logits[i] = (int8_t)(want_logits != 0);
+  return i;
+}
+
+int ls_kv_seq_len(const ls_ctx *c, int seq) { return seq >= 0 && seq < c->n_seq ? c->kv_len[seq] : 0; }
+
+void ls_kv_seq_keep(ls_ctx *c, int seq, int n_keep) {
+  if (seq < 0 || seq >= c->n_seq) return;
+  if (n_keep < 0) n_keep = 0;
+  if (c->kv_len[seq] > n_keep) c->kv_len[seq] = n_keep;
+}
+
+int ls_kv_seq_fork(ls_ctx *c, int dst, int src, int n_pos, ls_err *err) {
+  if (dst < 0 || dst >= c->n_seq || src < 0 || src >= c->n_seq)
+    return ls_err_set(err, LS_EINVAL, "KV fork: sequence %d -> %d outside 0..%d", src, dst, c->n_seq - 1);
+  if (n_pos < 0 || n_pos > c->kv_len[src])
+    return ls_err_set(err, LS_EINVAL, "KV fork: %d positions of sequence %d, which holds %d", n_pos, src,
+                      c->kv_len[src]);
+  if (dst != src) {
+    size_t bytes = sizeof(float) * (size_t)n_pos * (size_t)c->kv_dim;
+    for (int l = 0; l < c->m->cfg.n_layers; l++) {
+      memcpy(c->key_cache + kv_base(c, dst, l), c->key_cache + kv_base(c, src, l), bytes);
+      memcpy(c->value_cache + kv_base(c, dst, l), c->value_cache + kv_base(c, src, l), bytes);
+    }
+  }
+  c->kv_len[dst] = n_pos;
   return LS_OK;
 }
 

@@ -1,6 +1,14 @@
-/* The forward pass: one context per concurrent sequence (KV cache, activation
- * buffers, thread pool), all allocated by ls_ctx_new() so that the token loop
- * allocates nothing.
+/* The forward pass: a context holds a KV cache with a fixed number of
+ * sequence slots (each up to n_ctx positions), the activation buffers and the
+ * thread pool, all allocated by ls_ctx_new() so that the token loop allocates
+ * nothing. One call (ls_decode) runs a batch of rows, each a token of some
+ * sequence at some position, in the spirit of llama.cpp's llama_batch: every
+ * linear layer reads its weights once for all rows, attention runs per
+ * sequence.
+ *
+ * Contract: a row's logits are bit-identical whatever else is in the batch
+ * (batch size, other sequences, their order) and for any thread count: every
+ * per-row operation depends only on that row (kernels.h, matmul contract).
  *
  * Skip masks: `skip` is NULL (run everything) or n_layers bytes, each an OR of
  * LS_SKIP_ATTN and LS_SKIP_FFN. A skipped sub-layer adds nothing to the
@@ -21,8 +29,12 @@ enum { LS_SKIP_ATTN = 1, LS_SKIP_FFN = 2 };
 
 typedef struct ls_ctx ls_ctx;
 
+/* Most sequence slots one context may hold. */
+#define LS_MAX_SEQ 256
+
 typedef struct ls_ctx_params {
-  int n_ctx;     /* KV cache length in positions (<= 0: the model's seq_len) */
+  int n_ctx;     /* KV cache length in positions per sequence (<= 0: the model's seq_len) */
+  int n_seq;     /* sequence slots in the KV cache (<= 0: 1) */
   int max_batch; /* most tokens per ls_forward() call (prefill chunk); <= 0: 512 */
   int n_threads; /* worker threads including the caller (<= 0: 1) */
 } ls_ctx_params;
@@ -40,7 +52,42 @@ typedef struct ls_sublayer_stats {
 int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *err);
 void ls_ctx_free(ls_ctx *c);
 
-/* Runs tokens[0..n) at positions pos..pos+n-1 (n <= max_batch, pos+n <= n_ctx).
+/* A batch of rows: row i is token[i] of sequence seq[i] at position pos[i];
+ * logits[i] != 0 asks for its logits. Built with ls_batch_add (no allocation
+ * after ls_batch_init). */
+typedef struct ls_batch {
+  int n_tokens, capacity;
+  int *token, *pos, *seq;
+  int8_t *logits;
+} ls_batch;
+
+int ls_batch_init(ls_batch *b, int capacity, ls_err *err);
+void ls_batch_free(ls_batch *b);
+static inline void ls_batch_clear(ls_batch *b) { b->n_tokens = 0; }
+/* Appends a row; returns its index, or -1 if the batch is full. */
+int ls_batch_add(ls_batch *b, int token, int pos, int seq, int want_logits);
+
+/* Runs a batch (1..max_batch rows; rows wanting logits at most
+ * ls_ctx_max_logits()). The rows of one sequence must have consecutive
+ * positions, in order, the first at most the sequence's length
+ * (ls_kv_seq_len): a row attends to positions 0..pos of its sequence, and a
+ * row at a position below the length overwrites it and drops what followed.
+ * Logits of the i-th row that asked for them: ls_ctx_logits_ith(c, i). */
+int ls_decode(ls_ctx *c, const ls_batch *b, const uint8_t *skip, ls_err *err);
+const float *ls_ctx_logits_ith(const ls_ctx *c, int i);
+/* Rows with logits in the last call. */
+int ls_ctx_n_outputs(const ls_ctx *c);
+
+/* KV cache sequence slots. A slot's length is the number of positions it
+ * holds (0 after ls_ctx_new). keep: the first n_keep positions stay (0
+ * clears it). fork: dst gets a copy of src's first n_pos positions (n_pos <=
+ * src's length) and that length. */
+int ls_kv_seq_len(const ls_ctx *c, int seq);
+void ls_kv_seq_keep(ls_ctx *c, int seq, int n_keep);
+int ls_kv_seq_fork(ls_ctx *c, int dst, int src, int n_pos, ls_err *err);
+int ls_ctx_n_seq(const ls_ctx *c);
+
+/* Sequence 0 only: runs tokens[0..n) at positions pos..pos+n-1 (n <= max_batch, pos+n <= n_ctx).
  * If all_logits, logits for every token are computed (then n must also be
  * <= ls_ctx_max_logits(): the logits buffer is bounded to ~8 MiB, e.g. 65
  * rows for a 32000-token vocabulary), else only for the last.
@@ -55,7 +102,7 @@ int ls_ctx_n_ctx(const ls_ctx *c);
 int ls_ctx_max_batch(const ls_ctx *c);
 /* Most tokens one all_logits ls_forward() call may cover (<= max_batch). */
 int ls_ctx_max_logits(const ls_ctx *c);
-/* Bytes of the KV cache (K and V, all layers, n_ctx positions). */
+/* Bytes of the KV cache (K and V, all sequences, all layers, n_ctx positions). */
 size_t ls_ctx_kv_bytes(const ls_ctx *c);
 int ls_ctx_n_threads(const ls_ctx *c);
 const ls_model *ls_ctx_model(const ls_ctx *c);

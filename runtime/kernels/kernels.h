@@ -11,8 +11,10 @@
  * Determinism contract (what makes results identical for any thread count):
  * within one level, output element (r, t) of matmul is computed by the same
  * sequence of floating-point operations whatever row range [r0, r1) and
- * token count the call covers. (The SIMD levels also give the same value in
- * a matrix-vector and a matrix-matrix call; that is not relied upon.) */
+ * token count the call covers, including n = 1 (matrix-vector) against any
+ * n > 1 (matrix-matrix), and whatever the other tokens are. The batched
+ * engine relies on this: a row's logits must not depend on what else is in
+ * the batch (tests/kernels/test_kernels.c checks every row, every level). */
 #ifndef LS_KERNELS_H
 #define LS_KERNELS_H
 
