@@ -7,7 +7,9 @@
  * quarters of them) and each case PROMPT:DECODE, runs real generation
  * (ls_time_generation: chunked prefill, then greedy argmax decode calls) N
  * times and prints one machine-readable row per (mask, case) with the median
- * measured and the predicted milliseconds. Used by bench/profile_accuracy.sh. */
+ * measured and the predicted milliseconds, then an attn_growth row (the
+ * profile's decode attention at its last context against its first, PASS if
+ * it grows). Used by bench/profile_accuracy.sh. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +172,12 @@ int main(int argc, char **argv) {
     printf("%-16.16s %-15s %6d %6d %8d %12.4f %12.4f %12.4f %12.4f %+8.2f\n", m.name, mask_name[k], cases[j][0],
            cases[j][1], ls_skip_mask_executed(mask, L), meas_pre, pred_pre, meas, pred, 100.0 * (pred / meas - 1));
   }
+  /* the profile itself: decode attention reads more K/V at the last measured
+   * context than at the first, so it must cost more (a timing check, hence
+   * here and not in test_profile) */
+  int first = 0, last = p.n_dec - 1;
+  printf("attn_growth %s ctx %d: %.5f ms, ctx %d: %.5f ms %s\n", m.name, p.dec_ctx[first], p.dec_attn_ms[first],
+         p.dec_ctx[last], p.dec_attn_ms[last], last > first && p.dec_attn_ms[last] > p.dec_attn_ms[first] ? "PASS" : "FAIL");
   printf("# loadavg_end=%.2f\n", loadavg());
   free(prompt);
   free(mask);

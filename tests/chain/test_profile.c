@@ -1,6 +1,6 @@
 /* Latency profiles: JSON round trip, malformed files, interpolation and
- * prediction math, monotonicity in the skip mask, and a measured profile of
- * stories260K checked (loosely, see docs/latency.md) against real generation. */
+ * prediction math, monotonicity in the skip mask, and the structure of a
+ * measured profile of stories260K (no timing bounds: bench/profile_accuracy.sh). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -303,45 +303,71 @@ START_TEST(check_model_mismatch) {
 }
 END_TEST
 
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
+/* The profile's JSON names its unit and clock. */
+static void expect_json_has(const char *path, const char *needle) {
+  char *text = NULL;
+  size_t len = 0;
+  ls_err err = {0};
+  ck_assert_msg(ls_read_file(path, &text, &len, &err) == LS_OK, "%s", err.msg);
+  ck_assert_msg(strstr(text, needle) != NULL, "%s lacks %s", path, needle);
+  free(text);
 }
 
-/* Measures a profile of stories260K and compares its predictions with the
- * median of timed real generation. Both are timed with the process CPU clock
- * on one thread, so that time spent preempted by neighbours (ctest runs beside
- * other builds and tests on a 2-core machine) counts on neither side; the
- * bound is still loose (50%: neighbours also pollute the caches). The strict
- * 15% wall-clock check is bench/profile_accuracy.sh (docs/latency.md). */
+/* A profile measured from stories260K: its structure (tables, shape, model and
+ * machine fields), that every time is a finite non-negative number (absolute
+ * medians strictly positive), that it saves, loads back and matches the
+ * model, and that the predictor applied to it and timed real generation
+ * behave structurally (prefill part within the total, skipping more never
+ * predicts more, past-context generation refused). No assertion compares two
+ * times or a time with a bound: how well the predictions match real generation
+ * is bench/profile_accuracy.sh (docs/latency.md), because on a shared machine
+ * any timing bound in a test fails without a bug. */
 START_TEST(measured_stories260k_sanity) {
   ls_model m;
   memset(&m, 0, sizeof m);
   ls_err err = {0};
   const char *path = ls_test_data("models/stories260K/stories260K.bin");
   ck_assert_msg(ls_model_load(&m, path, NULL, &err) == LS_OK, "%s", err.msg);
-  ls_profile_opts o = {.n_threads = 1, .reps = 9, .n_ctx_list = 3, .ctx_list = {16, 128, 512},
+  ls_profile_opts o = {.n_threads = 1, .reps = 3, .min_ms = 1, .n_ctx_list = 3, .ctx_list = {16, 128, 512},
                        .n_batch_list = 3, .batch_list = {1, 16, 64}, .max_batch = 64, .clock = LS_CLOCK_CPU};
   ls_profile p;
   ck_assert_msg(ls_profile_measure(&p, &m, &o, &err) == LS_OK, "%s", err.msg);
   ck_assert_int_eq(p.n_layers, 5);
+  ck_assert_int_eq(p.dim, m.cfg.dim);
+  ck_assert_int_eq(p.hidden_dim, m.cfg.hidden_dim);
+  ck_assert_int_eq(p.vocab_size, m.cfg.vocab_size);
+  ck_assert_int_eq(p.n_threads, 1);
+  ck_assert_int_ge(p.reps, 3);
   ck_assert_int_eq(p.n_dec, 3);
-  ck_assert_int_eq(p.dec_ctx[2], 512);
   ck_assert_int_eq(p.n_pre, 3);
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(p.dec_ctx[i], o.ctx_list[i]);
+    ck_assert_int_eq(p.pre_tokens[i], o.batch_list[i]);
+  }
   ck_assert_int_eq(p.max_batch, 64);
   ck_assert(strlen(p.model_fingerprint) == 64);
   ck_assert_str_eq(p.model_name, "stories260K.bin");
   ck_assert(p.cpu_model[0] && p.kernel_level[0] && p.created[0]);
   ck_assert_int_eq(p.clock, LS_CLOCK_CPU);
-  ck_assert(p.dec_ffn_ms > 0 && p.dec_fixed_ms > 0 && p.dec_attn_ms[0] > 0);
-  /* attention reads 32x more K/V at 512 than at 16 positions */
-  ck_assert_msg(p.dec_attn_ms[2] > p.dec_attn_ms[0], "attn %g at 512 <= %g at 16", p.dec_attn_ms[2], p.dec_attn_ms[0]);
-  for (int i = 0; i < 3; i++) ck_assert(p.pre_ffn_ms_per_token[i] > 0 && p.pre_fixed_ms_per_token[i] > 0);
+  /* sub-layer costs are paired differences clamped at 0; medians of real calls are > 0 */
+  ck_assert(isfinite(p.dec_ffn_ms) && p.dec_ffn_ms >= 0);
+  ck_assert(isfinite(p.dec_fixed_ms) && p.dec_fixed_ms > 0);
+  ck_assert(isfinite(p.embed_ms_per_token) && p.embed_ms_per_token >= 0);
+  ck_assert(isfinite(p.head_ms) && p.head_ms >= 0);
+  for (int i = 0; i < 3; i++) {
+    ck_assert(isfinite(p.dec_attn_ms[i]) && p.dec_attn_ms[i] >= 0);
+    ck_assert(isfinite(p.dec_full_ms[i]) && p.dec_full_ms[i] > 0);
+    ck_assert(isfinite(p.pre_attn_ms_per_token[i]) && p.pre_attn_ms_per_token[i] >= 0);
+    ck_assert(isfinite(p.pre_ffn_ms_per_token[i]) && p.pre_ffn_ms_per_token[i] >= 0);
+    ck_assert(isfinite(p.pre_fixed_ms_per_token[i]) && p.pre_fixed_ms_per_token[i] > 0);
+  }
 
-  /* the saved file loads back */
-  char fpath[512];
+  /* the saved file states its unit and clock, loads back and matches the model */
+  char fpath[1024];
   snprintf(fpath, sizeof fpath, "%s/stories.profile.json", ls_test_tmpdir());
   ck_assert_msg(ls_profile_save(&p, fpath, &err) == LS_OK, "%s", err.msg);
+  expect_json_has(fpath, "\"unit\": \"ms\"");
+  expect_json_has(fpath, "\"clock\": \"cpu\"");
   ls_profile q;
   ck_assert_msg(ls_profile_load(&q, fpath, &err) == LS_OK, "%s", err.msg);
   ck_assert_int_eq(ls_profile_check_model(&q, &m, q.model_fingerprint, fpath, &err), LS_OK);
@@ -351,30 +377,29 @@ START_TEST(measured_stories260k_sanity) {
   ck_assert_msg(ls_ctx_new(&m, &cp, &c, &err) == LS_OK, "%s", err.msg);
   int prompt[100];
   for (int i = 0; i < 100; i++) prompt[i] = (i * 37 + 5) % m.cfg.vocab_size;
+  /* masks 1 and 2 each skip a superset of mask 0's sub-layers */
   uint8_t masks[3][5] = {{0}, {0, LS_SKIP_FFN, 0, LS_SKIP_FFN, 0}, {3, LS_SKIP_ATTN, 3, 0, 3}};
   int cases[2][2] = {{100, 300}, {20, 60}};
-  /* repetitions round-robin over the 6 (mask, case) pairs, so that a burst
-   * of load from a neighbour spreads over all of them instead of one */
-  enum { REPS = 9 };
-  double t[6][REPS];
-  for (int r = 0; r < REPS; r++)
-    for (int k = 0; k < 6; k++)
-      ck_assert_msg(ls_time_generation(c, prompt, cases[k % 2][0], 0, cases[k % 2][1], masks[k / 2], LS_CLOCK_CPU, &t[k][r], NULL,
-                                       &err) == LS_OK,
-                    "%s", err.msg);
   for (int k = 0; k < 6; k++) {
-    qsort(t[k], REPS, sizeof t[k][0], cmp_d);
-    double meas = t[k][REPS / 2];
-    double pred = ls_predict_stage_ms(&q, masks[k / 2], cases[k % 2][0], 0, cases[k % 2][1]);
-    fprintf(stderr, "mask %d prompt %d decode %d: measured %.3f ms, predicted %.3f ms (%+.1f%%)\n", k / 2,
-            cases[k % 2][0], cases[k % 2][1], meas, pred, 100 * (pred / meas - 1));
-    ck_assert_msg(fabs(pred / meas - 1) < 0.5, "mask %d case %d: predicted %.3f ms, measured %.3f ms", k / 2, k % 2,
-                  pred, meas);
+    const uint8_t *mask = masks[k / 2];
+    int np = cases[k % 2][0], nd = cases[k % 2][1];
+    double total = -1, pre = -1;
+    ck_assert_msg(ls_time_generation(c, prompt, np, 0, nd, mask, LS_CLOCK_CPU, &total, &pre, &err) == LS_OK, "%s",
+                  err.msg);
+    ck_assert_msg(isfinite(total) && pre >= 0 && pre <= total, "prefill %g ms of total %g ms", pre, total);
+    double pred = ls_predict_stage_ms(&q, mask, np, 0, nd);
+    double pred_pre = ls_predict_prefill_ms(&q, mask, np, 0);
+    ck_assert(isfinite(pred) && pred > 0 && pred_pre <= pred);
+    ck_assert(pred <= ls_predict_stage_ms(&q, masks[0], np, 0, nd));
+    ck_assert(pred <= ls_predict_stage_ms(&q, mask, np, 0, nd + 1));
   }
   /* a generation past the context is refused */
   double ms;
   ck_assert_int_eq(ls_time_generation(c, prompt, 100, 0, 500, NULL, LS_CLOCK_WALL, &ms, NULL, &err), LS_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err.msg, "exceeds the context of 512"));
   ls_ctx_free(c);
+  ls_profile_free(&q);
+  ls_profile_free(&p);
   ls_model_free(&m);
 }
 END_TEST

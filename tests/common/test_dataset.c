@@ -10,14 +10,7 @@
 #include "ls_test.h"
 
 static const char *write_tmp(const char *name, const char *text) {
-  static char dir[256], path[8][512];
-  static int k;
-  if (!dir[0]) {
-    snprintf(dir, sizeof dir, "/tmp/ls_test_dataset.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-  }
-  char *p = path[k++ % 8];
-  snprintf(p, sizeof path[0], "%s/%s", dir, name);
+  const char *p = ls_test_tmp_path(name);
   FILE *f = fopen(p, "wb");
   ck_assert_ptr_nonnull(f);
   fputs(text, f);
@@ -317,9 +310,5 @@ int main(void) {
   tcase_add_test(tc, limit_then_shard);
   tcase_add_test(tc, malformed_lines);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ls_test_run(s);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ls_earlyexit.h"
+#include "ls_test.h"
 
 static int first_fire(ls_earlyexit *e, const float *c, int n) {
   for (int i = 0; i < n; i++)
@@ -169,9 +170,5 @@ int main(void) {
   tcase_add_test(tc, reset_and_long_streams);
   tcase_add_test(tc, validation);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ls_test_run(s);
 }

@@ -11,20 +11,9 @@
 #include "ls_util.h"
 #include "ls_test.h"
 
-static const char *tmp_path(const char *name) {
-  static char dir[256], path[8][512];
-  static int k;
-  if (!dir[0]) {
-    snprintf(dir, sizeof dir, "/tmp/ls_test_schedule.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-  }
-  char *p = path[k++ % 8];
-  snprintf(p, sizeof path[0], "%s/%s", dir, name);
-  return p;
-}
 
 static const char *write_tmp(const char *name, const char *text) {
-  const char *p = tmp_path(name);
+  const char *p = ls_test_tmp_path(name);
   FILE *f = fopen(p, "wb");
   ck_assert_ptr_nonnull(f);
   fputs(text, f);
@@ -103,7 +92,7 @@ START_TEST(round_trip) {
   ls_template *t = obqa();
   ls_schedule *s = full_schedule(t), *r = NULL;
   ls_err err = {0};
-  const char *p1 = tmp_path("s1.json"), *p2 = tmp_path("s2.json");
+  const char *p1 = ls_test_tmp_path("s1.json"), *p2 = ls_test_tmp_path("s2.json");
   ck_assert_int_eq(ls_schedule_write(s, p1, &err), LS_OK);
   ck_assert_msg(ls_schedule_read(p1, &r, &err) == LS_OK, "%s", err.msg);
   assert_same(s, r);
@@ -317,9 +306,5 @@ int main(void) {
   tcase_add_test(tc, masks_and_names);
   tcase_add_test(tc, invalid_schedules);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ls_test_run(s);
 }

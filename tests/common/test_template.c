@@ -12,20 +12,8 @@
 #include "ls_template.h"
 #include "ls_test.h"
 
-static const char *tmpdir(void) {
-  static char dir[256];
-  if (!dir[0]) {
-    snprintf(dir, sizeof dir, "/tmp/ls_test_template.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-  }
-  return dir;
-}
-
 static const char *write_tmp(const char *name, const char *text) {
-  static char path[8][512];
-  static int k;
-  char *p = path[k++ % 8];
-  snprintf(p, sizeof path[0], "%s/%s", tmpdir(), name);
+  const char *p = ls_test_tmp_path(name);
   FILE *f = fopen(p, "wb");
   ck_assert_ptr_nonnull(f);
   fputs(text, f);
@@ -414,9 +402,5 @@ int main(void) {
   tcase_add_test(tc, braces_and_join_defaults);
   tcase_add_test(tc, shipped_templates_load);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ls_test_run(s);
 }

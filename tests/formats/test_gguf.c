@@ -13,15 +13,7 @@
 #include "ls_util.h"
 #include "ls_test.h"
 
-static char tmpdir[256];
-
-static const char *tmp(const char *name) {
-  static char buf[4][1024];
-  static int k;
-  char *b = buf[k++ % 4];
-  snprintf(b, 1024, "%s/%s", tmpdir, name);
-  return b;
-}
+static const char *tmp(const char *name) { return ls_test_tmp_path(name); }
 
 #define RANDOM_GGUF "models/tiny-random-gguf/llama-2-tiny-random.gguf"
 #define STORIES_BIN "models/stories260K/stories260K.bin"
@@ -714,8 +706,6 @@ START_TEST(engine_runs_converted_and_synth_models) {
 END_TEST
 
 int main(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/ls_test_gguf_XXXXXX");
-  if (!mkdtemp(tmpdir)) return 1;
   Suite *s = suite_create("gguf");
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 300);
@@ -730,12 +720,5 @@ int main(void) {
   tcase_add_test(tc, gguf_without_tokenizer_loads);
   tcase_add_test(tc, engine_runs_converted_and_synth_models);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  if (system(cmd) != 0) return 1;
-  return failed ? 1 : 0;
+  return ls_test_run(s);
 }

@@ -1,8 +1,11 @@
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "ls_test.h"
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *ls_test_data(const char *rel) {
   static char ring[8][4096];
@@ -13,20 +16,66 @@ const char *ls_test_data(const char *rel) {
   return buf;
 }
 
-const char *ls_test_tmpdir(void) {
-  static char ring[4][256];
-  static int next;
-  char *buf = ring[next++ % 4];
+/* The suite's temp root and the process that made it: a forked Check child
+ * inherits both, and only the maker removes the root (at exit or after the run). */
+static char tmp_root[512];
+static pid_t tmp_root_owner;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+void ls_test_tmp_cleanup(void) {
+  if (!tmp_root[0] || tmp_root_owner != getpid()) return;
+  nftw(tmp_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  tmp_root[0] = '\0';
+}
+
+static void die(const char *what, const char *path) {
+  fprintf(stderr, "ls_test: cannot create the temp directory %s (%s)\n", path, what);
+  exit(1);
+}
+
+static const char *tmp_root_dir(void) {
+  if (tmp_root[0]) return tmp_root;
   const char *base = getenv("TMPDIR");
-  snprintf(buf, sizeof ring[0], "%s/lstest.XXXXXX", base ? base : "/tmp");
-  if (!mkdtemp(buf)) return "/tmp";
+  snprintf(tmp_root, sizeof tmp_root, "%s/lstest.XXXXXX", base && base[0] ? base : "/tmp");
+  if (!mkdtemp(tmp_root)) die("root", tmp_root);
+  if (!tmp_root_owner) atexit(ls_test_tmp_cleanup);
+  tmp_root_owner = getpid();
+  return tmp_root;
+}
+
+const char *ls_test_tmpdir(void) {
+  static char ring[8][600];
+  static int next;
+  char *buf = ring[next++ % 8];
+  snprintf(buf, sizeof ring[0], "%s/t.XXXXXX", tmp_root_dir());
+  if (!mkdtemp(buf)) die("test", buf);
+  return buf;
+}
+
+const char *ls_test_tmp_path(const char *name) {
+  static char dir[600], ring[8][1024];
+  static pid_t dir_pid;
+  static int next;
+  if (!dir[0] || dir_pid != getpid()) {
+    snprintf(dir, sizeof dir, "%s", ls_test_tmpdir());
+    dir_pid = getpid();
+  }
+  char *buf = ring[next++ % 8];
+  snprintf(buf, sizeof ring[0], "%s/%s", dir, name);
   return buf;
 }
 
 int ls_test_run(Suite *s) {
+  tmp_root_dir(); /* before the forks, so that the parent removes it */
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
+  ls_test_tmp_cleanup();
   return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -6,9 +6,20 @@
 
 /* $LS_DATA_DIR/rel (LS_DATA_DIR is set by ctest), in a static ring of buffers. */
 const char *ls_test_data(const char *rel);
-/* A fresh temporary directory (removed by nobody: tests write small files). */
+/* A fresh, empty temporary directory inside the suite's own root
+ * ($TMPDIR/lstest.XXXXXX, made by the first call). The root and everything in
+ * it are removed when the process that made it exits, so tests need not clean
+ * up after themselves; ls_test_run makes the root before forking the tests so
+ * that a crashing or timed-out test leaves nothing behind either. Never
+ * returns NULL: a failure to create a directory fails the calling test. */
 const char *ls_test_tmpdir(void);
-/* Runs a Check suite with CK_NORMAL output; returns the process exit status. */
+/* "DIR/name" for a fresh ls_test_tmpdir() per process (one directory shared
+ * by the calls of a process), in a static ring of 8 buffers. */
+const char *ls_test_tmp_path(const char *name);
+/* Runs a Check suite with CK_NORMAL output, then removes the temp root;
+ * returns the process exit status. */
 int ls_test_run(Suite *s);
+/* Removes the temp root now (for suites with their own runner, e.g. MPI). */
+void ls_test_tmp_cleanup(void);
 
 #endif
