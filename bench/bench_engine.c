@@ -312,8 +312,7 @@ static int parse_args(opts *o, int argc, char **argv, ls_err *err) {
     else if (!strcmp(a, "--prompt")) o->n_prompt = atoi(v);
     else if (!strcmp(a, "--prefill")) o->n_prefill = atoi(v);
     else if (!strcmp(a, "--type")) {
-      if (!ls_dtype_parse(v, &o->type) || !ls_dtype_get(o->type)->writes)
-        return ls_err_set(err, LS_EINVAL, "--type %s: not a type the synthesiser writes", v);
+      LS_TRY(ls_dtype_arg(a, v, &o->type, err));
     } else if (!strcmp(a, "--threads")) {
       o->n_threads = 0;
       for (const char *s = v; *s && o->n_threads < 8;) {

@@ -2,53 +2,100 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
 
-#include "args.h"
 #include "commands.h"
+#include "ls_cli.h"
 #include "ls_engine.h"
+#include "ls_util.h"
+
+#define PROMPT_FILE_MAX (1 << 20) /* longer than any context this engine runs */
+#define N_PREDICT_UNSET (-2)      /* -n not given: 256, unless --steps */
 
 typedef struct {
   ls_engine_params ep;
-  const char *prompt;
-  const char *skip;
-  int steps;
+  const char *prompt, *prompt_file, *skip;
+  int n_predict; /* new tokens; -1 = until EOS or the context end */
+  int steps;     /* llama2.c's -n: positions counted from BOS (0 = unused) */
+  int random_seed;
+  char *file_text; /* the prompt read from --file */
 } generate_opts;
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: litestage-run generate -m MODEL [-z TOKENIZER] [-p PROMPT] [-n N] [--temp T] [--top-p P]\n"
-          "                              [-s SEED] [-t THREADS] [--skip L3.attn,L4.ffn]\n"
-          "  -m MODEL       GGUF file or llama2.c checkpoint\n"
-          "  -z TOKENIZER   tokenizer.bin (needed for llama2.c checkpoints)\n"
-          "  -p PROMPT      prompt text (default: empty)\n"
-          "  -n N           positions counted from the BOS token, as llama2.c (default 256)\n"
-          "  --temp T       sampling temperature, 0 = greedy (default 0)\n"
-          "  --top-p P      nucleus sampling threshold in (0,1] (default 0.9)\n"
-          "  -s SEED        random seed (default 42)\n"
-          "  -t THREADS     worker threads (default 1)\n"
-          "  --skip LIST    sub-layers to skip, e.g. L3.attn,L4.ffn (0-based layers)\n"
-          "Prints the prompt and generated text on stdout, tokens/s on stderr.\n");
+/* -s SEED: a non-negative integer, or -1 for a random seed (printed on stderr). */
+static int parse_seed(const char *flag, const char *v, void *dest, ls_err *err) {
+  generate_opts *o = dest;
+  if (!strcmp(v, "-1")) {
+    o->random_seed = 1;
+    return LS_OK;
+  }
+  o->random_seed = 0;
+  return ls_arg_u64(flag, v, &o->ep.seed, err);
 }
 
-static int parse(int argc, char **argv, generate_opts *o, ls_err *err) {
-  *o = (generate_opts){.ep = {.n_threads = 1, .top_p = 0.9f, .seed = 42, .need_tokenizer = 1}, .prompt = "", .steps = 256};
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = NULL;
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) return -1;
-    LS_TRY(ls_arg_value(argc, argv, &i, &v, err));
-    if (!strcmp(a, "-m")) o->ep.model_path = v;
-    else if (!strcmp(a, "-z")) o->ep.tokenizer_path = v;
-    else if (!strcmp(a, "-p")) o->prompt = v;
-    else if (!strcmp(a, "-n")) LS_TRY(ls_arg_int(a, v, 1, 1 << 22, &o->steps, err));
-    else if (!strcmp(a, "--temp")) LS_TRY(ls_arg_float(a, v, 0, 100, &o->ep.temperature, err));
-    else if (!strcmp(a, "--top-p")) LS_TRY(ls_arg_float(a, v, 1e-6, 1, &o->ep.top_p, err));
-    else if (!strcmp(a, "-s")) LS_TRY(ls_arg_u64(a, v, &o->ep.seed, err));
-    else if (!strcmp(a, "-t")) LS_TRY(ls_arg_int(a, v, 1, 256, &o->ep.n_threads, err));
-    else if (!strcmp(a, "--skip")) o->skip = v;
-    else return ls_err_set(err, LS_EINVAL, "unknown option %s", a);
-  }
+static generate_opts g_opts;
+
+static const ls_opt opts[] = {
+    LS_STR("-m|--model", "MODEL", "GGUF file or llama2.c checkpoint", &g_opts.ep.model_path),
+    LS_STR("-z|--tokenizer", "TOKENIZER", "llama2.c tokenizer.bin (needed for llama2.c checkpoints)",
+           &g_opts.ep.tokenizer_path),
+    LS_STR("-p|--prompt", "PROMPT", "prompt text (default: empty)", &g_opts.prompt),
+    LS_STR("-f|--file", "FILE", "read the prompt from FILE (one trailing newline dropped, as llama.cpp does)",
+           &g_opts.prompt_file),
+    LS_INT("-n|--n-predict", "N", "new tokens to generate, as llama.cpp counts them; -1 = until EOS or the\n"
+           "context is full (default 256)", &g_opts.n_predict, -1, 1 << 22),
+    LS_INT("--steps", "N", "llama2.c's -n instead: positions counted from the BOS token, prompt\n"
+           "included (N - prompt tokens + 1 new tokens)", &g_opts.steps, 1, 1 << 22),
+    LS_FLOAT("--temp", "T", "sampling temperature, 0 = greedy (default 0)", &g_opts.ep.temperature, 0, 100),
+    LS_INT("--top-k", "K", "sample among the K most probable tokens only, 0 = off (default 0)",
+           &g_opts.ep.top_k, 0, 1 << 22),
+    LS_FLOAT("--top-p", "P", "nucleus sampling threshold in (0, 1] (default 0.9)", &g_opts.ep.top_p, 1e-6, 1),
+    LS_FN("-s|--seed", "SEED", "random seed, -1 = a random one, printed on stderr (default 42)", &g_opts, parse_seed),
+    LS_INT("-t|--threads", "N", "worker threads (default 1); the output is the same for any N",
+           &g_opts.ep.n_threads, 1, 256),
+    LS_STR("--skip", "LIST", "sub-layers to skip, e.g. L3.attn,L4.ffn (0-based layers)", &g_opts.skip),
+    LS_OPT_END,
+};
+
+static const ls_cli cli = {
+    .name = "litestage-run generate",
+    .synopsis = "-m MODEL [-z TOKENIZER] [-p PROMPT | -f FILE] [-n N] [--temp T] [--top-k K] [--top-p P]\n"
+                "                              [-s SEED] [-t THREADS] [--skip L3.attn,L4.ffn]",
+    .about = "Prints the prompt and the generated text on stdout, prefill and decode speeds on stderr.\n"
+             "Every option also has the form --option=value.",
+    .opts = opts,
+};
+
+static int check(void *ctx, ls_err *err) {
+  generate_opts *o = ctx;
   if (!o->ep.model_path) return ls_err_set(err, LS_EINVAL, "missing -m MODEL");
+  if (o->prompt_file && o->prompt) return ls_err_set(err, LS_EINVAL, "-p and -f both give the prompt: use one");
+  if (o->steps && o->n_predict != N_PREDICT_UNSET)
+    return ls_err_set(err, LS_EINVAL, "-n and --steps both count tokens: use one");
+  if (o->n_predict == N_PREDICT_UNSET) o->n_predict = 256;
+  if (!o->prompt) o->prompt = ""; /* --file fills it at run time */
   return LS_OK;
+}
+
+static int read_prompt_file(generate_opts *o, ls_err *err) {
+  struct stat st;
+  if (stat(o->prompt_file, &st) == 0 && st.st_size > PROMPT_FILE_MAX)
+    return ls_err_set(err, LS_EINVAL, "-f %s: %lld bytes; a prompt file may have at most %d", o->prompt_file,
+                      (long long)st.st_size, PROMPT_FILE_MAX);
+  size_t len;
+  if (ls_read_file(o->prompt_file, &o->file_text, &len, err)) return ls_err_prefix(err, "-f");
+  if (len && o->file_text[len - 1] == '\n') o->file_text[--len] = '\0';
+  if (strlen(o->file_text) != len)
+    return ls_err_set(err, LS_EINVAL, "-f %s: the file holds a NUL byte", o->prompt_file);
+  o->prompt = o->file_text;
+  return LS_OK;
+}
+
+static uint64_t random_seed(void) {
+  uint64_t s = 0;
+  if (getrandom(&s, sizeof s, 0) != (ssize_t)sizeof s) s = (uint64_t)time(NULL) ^ (uint64_t)clock();
+  return s;
 }
 
 static void print_piece(const char *piece, void *user) {
@@ -57,56 +104,61 @@ static void print_piece(const char *piece, void *user) {
   fflush(stdout);
 }
 
-static int run(generate_opts *o, ls_err *err) {
+static void print_speeds(const ls_engine *e, const ls_gen_output *out, const uint8_t *mask) {
+  fprintf(stderr, "prefill: %d tokens, %.2f ms, %.1f tokens/s\n", out->n_prompt, out->prefill_ms,
+          out->prefill_ms > 0 ? out->n_prompt * 1e3 / out->prefill_ms : 0.0);
+  int n_dec = out->n_generated > 1 ? out->n_generated - 1 : 0; /* forward passes after the prefill */
+  fprintf(stderr, "decode: %d tokens, %.2f ms, %.1f tokens/s, sub-layers executed %d/%d\n", out->n_generated,
+          out->decode_ms, out->decode_ms > 0 ? n_dec * 1e3 / out->decode_ms : 0.0,
+          ls_skip_mask_executed(mask, e->model.cfg.n_layers), 2 * e->model.cfg.n_layers);
+}
+
+static int generate(generate_opts *o, ls_engine *e, uint8_t *mask, ls_err *err) {
+  if (o->skip && ls_skip_mask_parse(o->skip, e->model.cfg.n_layers, mask, err)) return ls_err_prefix(err, "--skip");
+  int n_prompt = 0;
+  LS_TRY(ls_tokenize(&e->tok, o->prompt, 1, e->tokens, e->n_ctx, &n_prompt, err));
+  int max_new = o->n_predict; /* -1: until EOS or the context end (the engine's 0) */
+  if (o->steps) {
+    if (n_prompt > o->steps)
+      return ls_err_set(err, LS_EINVAL, "--steps %d: the prompt alone takes %d positions", o->steps, n_prompt);
+    max_new = o->steps - n_prompt + 1;
+  }
+  /* echo the prompt as llama2.c does: its tokens decoded after BOS */
+  for (int i = 1; i < n_prompt; i++) fputs(ls_token_piece(&e->tok, e->tokens[i - 1], e->tokens[i]), stdout);
+  if (max_new == 0) { /* -n 0: the prompt only, as llama.cpp */
+    printf("\n");
+    return LS_OK;
+  }
+  ls_gen_request req = {.prompt = o->prompt, .max_new_tokens = max_new < 0 ? 0 : max_new, .skip = mask,
+                        .on_text = print_piece};
+  ls_gen_output out;
+  LS_TRY(ls_engine_generate(e, &req, &out, err));
+  printf("\n");
+  fflush(stdout);
+  print_speeds(e, &out, mask);
+  return LS_OK;
+}
+
+static int run(void *ctx, ls_err *err) {
+  generate_opts *o = ctx;
+  if (o->prompt_file) LS_TRY(read_prompt_file(o, err));
+  if (o->random_seed) {
+    o->ep.seed = random_seed();
+    fprintf(stderr, "seed: %llu\n", (unsigned long long)o->ep.seed);
+  }
   ls_engine e;
   LS_TRY(ls_engine_open(&e, &o->ep, err));
-  int rc = LS_OK;
-  uint8_t *mask = calloc((size_t)e.model.cfg.n_layers, 1);
-  if (!mask) rc = ls_err_set(err, LS_ENOMEM, "out of memory");
-  if (!rc && o->skip && ls_skip_mask_parse(o->skip, e.model.cfg.n_layers, mask, err))
-    rc = ls_err_prefix(err, "--skip");
-  int n_prompt = 0;
-  if (!rc) rc = ls_tokenize(&e.tok, o->prompt, 1, e.tokens, e.n_ctx, &n_prompt, err);
-  if (!rc && n_prompt > o->steps)
-    rc = ls_err_set(err, LS_EINVAL, "-n %d: the prompt alone takes %d positions", o->steps, n_prompt);
-  if (!rc) {
-    /* echo the prompt as llama2.c does: its tokens decoded after BOS */
-    for (int i = 1; i < n_prompt; i++) fputs(ls_token_piece(&e.tok, e.tokens[i - 1], e.tokens[i]), stdout);
-    ls_gen_request req = {.prompt = o->prompt, .max_new_tokens = o->steps - n_prompt + 1, .skip = mask,
-                          .on_text = print_piece};
-    ls_gen_output out;
-    rc = ls_engine_generate(&e, &req, &out, err);
-    if (!rc) {
-      printf("\n");
-      fflush(stdout);
-      fprintf(stderr, "prefill: %d tokens, %.2f ms, %.1f tokens/s\n", out.n_prompt, out.prefill_ms,
-              out.prefill_ms > 0 ? out.n_prompt * 1e3 / out.prefill_ms : 0.0);
-      int n_dec = out.n_generated > 1 ? out.n_generated - 1 : 0; /* forward passes after the prefill */
-      fprintf(stderr, "decode: %d tokens, %.2f ms, %.1f tokens/s, sub-layers executed %d/%d\n", out.n_generated,
-              out.decode_ms, out.decode_ms > 0 ? n_dec * 1e3 / out.decode_ms : 0.0,
-              ls_skip_mask_executed(mask, e.model.cfg.n_layers), 2 * e.model.cfg.n_layers);
-    }
-  }
+  uint8_t *mask = ls_calloc((size_t)e.model.cfg.n_layers, 1, err);
+  int rc = mask ? generate(o, &e, mask, err) : LS_ENOMEM;
   free(mask);
   ls_engine_close(&e);
   return rc;
 }
 
 int ls_cli_generate(int argc, char **argv) {
-  generate_opts o;
-  ls_err err = {0};
-  int rc = parse(argc, argv, &o, &err);
-  if (rc < 0) {
-    usage(stdout);
-    return 0;
-  }
-  if (rc) {
-    fprintf(stderr, "litestage-run generate: %s (see --help)\n", err.msg);
-    return 2;
-  }
-  if (run(&o, &err)) {
-    fprintf(stderr, "litestage-run generate: %s\n", err.msg);
-    return 1;
-  }
-  return 0;
+  g_opts = (generate_opts){.ep = {.n_threads = 1, .top_p = 0.9f, .seed = 42, .need_tokenizer = 1},
+                           .n_predict = N_PREDICT_UNSET};
+  int rc = ls_cli_main(&cli, argc, argv, check, run, &g_opts);
+  free(g_opts.file_text);
+  return rc;
 }

@@ -8,25 +8,11 @@
 #include <string.h>
 
 #include "commands.h"
+#include "ls_cli.h"
 #include "gguf.h"
 #include "ls_model.h"
 #include "ls_quant.h"
 #include "ls_util.h"
-
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: litestage-run inspect MODEL [-z TOKENIZER] [--tensors] [--meta]\n\n"
-          "Prints the model's format, configuration, tensors (a summary by type for models with more\n"
-          "than 40 tensors), size, parameter count, vocabulary and SHA-256 fingerprint.\n"
-          "  -z TOKENIZER  llama2.c tokenizer.bin (replaces a GGUF's embedded vocabulary)\n"
-          "  --tensors     list every tensor\n"
-          "  --meta        print every GGUF metadata value (tokenizer arrays in full length summary)\n");
-}
-
-static int bad_usage(const char *msg, const char *arg) {
-  fprintf(stderr, "litestage-run inspect: %s%s (try litestage-run inspect --help)\n", msg, arg);
-  return 2;
-}
 
 static int is_gguf(const char *path) {
   FILE *f = fopen(path, "rb");
@@ -159,66 +145,75 @@ static void print_model(const ls_model *m, int all) {
   }
 }
 
-int ls_cli_inspect(int argc, char **argv) {
-  const char *path = NULL, *tok = NULL;
-  int all = 0, meta = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage(stdout);
-      return 0;
-    }
-    if (!strcmp(a, "-z")) {
-      if (i + 1 >= argc) return bad_usage("missing value for ", a);
-      tok = argv[++i];
-    } else if (!strcmp(a, "--tensors")) {
-      all = 1;
-    } else if (!strcmp(a, "--meta")) {
-      meta = 1;
-    } else if (a[0] == '-' && a[1]) {
-      return bad_usage("unknown option ", a);
-    } else if (!path) {
-      path = a;
-    } else {
-      return bad_usage("unexpected argument ", a);
-    }
-  }
-  if (!path) return bad_usage("missing MODEL", "");
+typedef struct {
+  const char *path, *tok;
+  int all, meta, n_args;
+} inspect_opts;
 
-  ls_err err = {0};
-  int gguf = is_gguf(path);
+static inspect_opts g_opts;
+
+static const ls_opt opts[] = {
+    LS_STR("-z|--tokenizer", "TOKENIZER", "llama2.c tokenizer.bin (replaces a GGUF's embedded vocabulary)",
+           &g_opts.tok),
+    LS_SWITCH("--tensors", "list every tensor (not a summary by type)", &g_opts.all),
+    LS_SWITCH("--meta", "print every GGUF metadata value (tokenizer arrays in full length)", &g_opts.meta),
+    LS_OPT_END,
+};
+
+static const ls_cli cli = {
+    .name = "litestage-run inspect",
+    .synopsis = "MODEL [-z TOKENIZER] [--tensors] [--meta]",
+    .about = "Prints the model's format, configuration, tensors (a summary by type for models with more\n"
+             "than 40 tensors), size, parameter count, vocabulary and SHA-256 fingerprint.",
+    .opts = opts,
+    .args = &g_opts.path,
+    .max_args = 1,
+    .n_args = &g_opts.n_args,
+};
+
+static int check(void *ctx, ls_err *err) {
+  inspect_opts *o = ctx;
+  return o->path ? LS_OK : ls_err_set(err, LS_EINVAL, "missing MODEL");
+}
+
+/* GGUF: the raw metadata first, so that a file the engine cannot run still shows it. */
+static int print_gguf_view(const char *path, char sha[65], int meta, ls_err *err) {
   ls_gguf g;
-  if (gguf && ls_gguf_open(&g, path, &err)) {
-    fprintf(stderr, "litestage-run inspect: %s\n", err.msg);
-    return 1;
-  }
-  char sha[65];
-  if (ls_sha256_file(path, sha, &err)) {
-    if (gguf) ls_gguf_close(&g);
-    fprintf(stderr, "litestage-run inspect: %s\n", err.msg);
-    return 1;
-  }
-  if (gguf) {
-    printf("file:           %s\n", path);
-    printf("format:         GGUF v%u\n", g.version);
-    printf("size:           %zu bytes (%.1f MiB)\n", g.size, (double)g.size / (1 << 20));
-    printf("fingerprint:    sha256:%s\n", sha);
-    print_meta(&g, meta);
+  LS_TRY(ls_gguf_open(&g, path, err));
+  if (ls_sha256_file(path, sha, err)) {
     ls_gguf_close(&g);
+    return err->code;
   }
+  printf("file:           %s\n", path);
+  printf("format:         GGUF v%u\n", g.version);
+  printf("size:           %zu bytes (%.1f MiB)\n", g.size, (double)g.size / (1 << 20));
+  printf("fingerprint:    sha256:%s\n", sha);
+  print_meta(&g, meta);
+  ls_gguf_close(&g);
   fflush(stdout);
+  return LS_OK;
+}
+
+static int run(void *ctx, ls_err *err) {
+  inspect_opts *o = ctx;
+  int gguf = is_gguf(o->path);
+  char sha[65];
+  if (gguf) LS_TRY(print_gguf_view(o->path, sha, o->meta, err));
+  else LS_TRY(ls_sha256_file(o->path, sha, err));
   ls_model m;
-  if (ls_model_load(&m, path, tok, &err)) {
-    fprintf(stderr, "litestage-run inspect: %s\n", err.msg);
-    return 1;
-  }
+  LS_TRY(ls_model_load(&m, o->path, o->tok, err));
   if (!gguf) {
-    printf("file:           %s\n", path);
+    printf("file:           %s\n", o->path);
     printf("format:         llama2.c checkpoint\n");
     printf("size:           %zu bytes (%.1f MiB)\n", m.file_size, (double)m.file_size / (1 << 20));
     printf("fingerprint:    sha256:%s\n", sha);
   }
-  print_model(&m, all);
+  print_model(&m, o->all);
   ls_model_free(&m);
-  return 0;
+  return LS_OK;
+}
+
+int ls_cli_inspect(int argc, char **argv) {
+  memset(&g_opts, 0, sizeof g_opts);
+  return ls_cli_main(&cli, argc, argv, check, run, &g_opts);
 }

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "args.h"
+#include "ls_cli.h"
 #include "commands.h"
 #include "ls_dataset.h"
 #include "ls_pipeline.h"
@@ -19,45 +19,56 @@ typedef struct {
   int format, limit, shard_i, shard_n, compare_full, ignore_fingerprint, quiet;
 } pipeline_opts;
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: litestage-run pipeline -m MODEL [-z TOKENIZER] --stages TEMPLATE.json --data FILE\n"
-          "                              [--format F] [--schedule S.json] [-t THREADS] [--limit N]\n"
-          "                              [--shard I/N] [--out results.jsonl] [--compare-full]\n"
-          "                              [--ignore-fingerprint] [-q]\n"
-          "  --stages T      stage template (data/templates/*.json)\n"
-          "  --data FILE     dataset: OBQA/CSQA JSONL, StrategyQA task.json or KARD JSON, plain JSONL,\n"
-          "                  or a TinyStories text file (story openings)\n"
-          "  --format F      auto (default), obqa, csqa, bigbench, kard, plain, stories\n"
-          "  --schedule S    per-stage skipped sub-layers and early exit (from litestage-search export);\n"
-          "                  without it every stage runs the full model\n"
-          "  --limit N       first N examples;  --shard I/N  the I-th of N shards (0-based)\n"
-          "  --out FILE      one JSON line per example (written atomically at the end)\n"
-          "  --compare-full  also run the full model: speedup, answer agreement, token agreement\n"
-          "  --ignore-fingerprint  accept a schedule made for a different model file\n");
+/* The dataset layer's parsers name the flag themselves. */
+static int parse_format(const char *flag, const char *v, void *dest, ls_err *err) {
+  (void)flag;
+  return ls_dataset_format_parse(v, dest, err);
 }
 
-static int parse(int argc, char **argv, pipeline_opts *o, ls_err *err) {
-  *o = (pipeline_opts){.ep = {.n_threads = 1, .top_p = 1.0f, .need_tokenizer = 1, .fingerprint = 1}};
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = NULL;
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) return -1;
-    if (!strcmp(a, "--compare-full")) { o->compare_full = 1; continue; }
-    if (!strcmp(a, "--ignore-fingerprint")) { o->ignore_fingerprint = 1; continue; }
-    if (!strcmp(a, "-q")) { o->quiet = 1; continue; }
-    LS_TRY(ls_arg_value(argc, argv, &i, &v, err));
-    if (!strcmp(a, "-m")) o->ep.model_path = v;
-    else if (!strcmp(a, "-z")) o->ep.tokenizer_path = v;
-    else if (!strcmp(a, "--stages")) o->stages = v;
-    else if (!strcmp(a, "--data")) o->data = v;
-    else if (!strcmp(a, "--format")) LS_TRY(ls_dataset_format_parse(v, &o->format, err));
-    else if (!strcmp(a, "--schedule")) o->schedule = v;
-    else if (!strcmp(a, "--out")) o->out = v;
-    else if (!strcmp(a, "-t")) LS_TRY(ls_arg_int(a, v, 1, 256, &o->ep.n_threads, err));
-    else if (!strcmp(a, "--limit")) LS_TRY(ls_arg_int(a, v, 1, 1 << 30, &o->limit, err));
-    else if (!strcmp(a, "--shard")) LS_TRY(ls_shard_parse(v, &o->shard_i, &o->shard_n, err));
-    else return ls_err_set(err, LS_EINVAL, "unknown option %s", a);
-  }
+static int parse_shard(const char *flag, const char *v, void *dest, ls_err *err) {
+  (void)flag;
+  pipeline_opts *o = dest;
+  return ls_shard_parse(v, &o->shard_i, &o->shard_n, err);
+}
+
+static pipeline_opts g_opts;
+
+static const ls_opt opts[] = {
+    LS_STR("-m|--model", "MODEL", "GGUF file or llama2.c checkpoint", &g_opts.ep.model_path),
+    LS_STR("-z|--tokenizer", "TOKENIZER", "llama2.c tokenizer.bin (needed for llama2.c checkpoints)",
+           &g_opts.ep.tokenizer_path),
+    LS_STR("--stages", "TEMPLATE", "stage template (data/templates/*.json)", &g_opts.stages),
+    LS_STR("--data", "FILE", "dataset: OBQA/CSQA JSONL, StrategyQA task.json or KARD JSON, plain JSONL,\n"
+           "or a TinyStories text file (story openings; needs --format stories)", &g_opts.data),
+    LS_FN("--format", "F", "auto (default: the JSON forms by content), obqa, csqa, strategyqa-bigbench\n"
+           "(or bigbench), kard, plain, stories", &g_opts.format, parse_format),
+    LS_STR("--schedule", "S.json", "per-stage skipped sub-layers and early exit (from litestage-search export);\n"
+           "without it every stage runs the full model", &g_opts.schedule),
+    LS_INT("-t|--threads", "N", "worker threads (default 1); the output is the same for any N",
+           &g_opts.ep.n_threads, 1, 256),
+    LS_INT("--limit", "N", "the first N examples only", &g_opts.limit, 1, 1 << 30),
+    LS_FN("--shard", "I/N", "the I-th of N shards of the examples (0-based)", &g_opts, parse_shard),
+    LS_STR("--out", "FILE", "one JSON line per example (written atomically at the end)", &g_opts.out),
+    LS_SWITCH("--compare-full", "also run the full model: speedup, answer agreement, token agreement",
+           &g_opts.compare_full),
+    LS_SWITCH("--ignore-fingerprint", "accept a schedule made for a different model file", &g_opts.ignore_fingerprint),
+    LS_SWITCH("-q|--quiet", "no progress line on stderr", &g_opts.quiet),
+    LS_OPT_END,
+};
+
+static const ls_cli cli = {
+    .name = "litestage-run pipeline",
+    .synopsis = "-m MODEL [-z TOKENIZER] --stages TEMPLATE.json --data FILE [--format F]\n"
+                "                              [--schedule S.json] [-t THREADS] [--limit N] [--shard I/N]\n"
+                "                              [--out results.jsonl] [--compare-full] [--ignore-fingerprint] [-q]",
+    .about = "Runs every selected example through the template's stages (each with the schedule's skipped\n"
+             "sub-layers and early exit) and prints a summary: accuracy when the data has answers,\n"
+             "latency per example, tokens and early exits per stage.",
+    .opts = opts,
+};
+
+static int check(void *ctx, ls_err *err) {
+  pipeline_opts *o = ctx;
   if (!o->ep.model_path) return ls_err_set(err, LS_EINVAL, "missing -m MODEL");
   if (!o->stages) return ls_err_set(err, LS_EINVAL, "missing --stages TEMPLATE.json");
   if (!o->data) return ls_err_set(err, LS_EINVAL, "missing --data FILE");
@@ -215,7 +226,8 @@ static int run_one(pipeline_opts *o, pipeline_state *st, const ls_example *ex, t
   return rc;
 }
 
-static int run(pipeline_opts *o, ls_err *err) {
+static int run(void *ctx, ls_err *err) {
+  pipeline_opts *o = ctx;
   pipeline_state st;
   memset(&st, 0, sizeof st);
   ls_strbuf lines;
@@ -236,20 +248,6 @@ static int run(pipeline_opts *o, ls_err *err) {
 }
 
 int ls_cli_pipeline(int argc, char **argv) {
-  pipeline_opts o;
-  ls_err err = {0};
-  int rc = parse(argc, argv, &o, &err);
-  if (rc < 0) {
-    usage(stdout);
-    return 0;
-  }
-  if (rc) {
-    fprintf(stderr, "litestage-run pipeline: %s (see --help)\n", err.msg);
-    return 2;
-  }
-  if (run(&o, &err)) {
-    fprintf(stderr, "litestage-run pipeline: %s\n", err.msg);
-    return 1;
-  }
-  return 0;
+  g_opts = (pipeline_opts){.ep = {.n_threads = 1, .top_p = 1.0f, .need_tokenizer = 1, .fingerprint = 1}};
+  return ls_cli_main(&cli, argc, argv, check, run, &g_opts);
 }

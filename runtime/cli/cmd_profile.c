@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "args.h"
+#include "ls_cli.h"
 #include "commands.h"
 #include "ls_model.h"
 #include "ls_profile.h"
@@ -15,25 +15,6 @@ typedef struct {
   ls_profile_opts po;
   int quiet;
 } profile_opts;
-
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: litestage-run profile -m MODEL [-z TOKENIZER] -o PROFILE.json [-t THREADS] [--reps N]\n"
-          "                             [--min-ms MS] [--contexts 16,64,256] [--batches 1,8,32,128] [--max-batch N]\n"
-          "                             [--clock wall|cpu] [-q]\n"
-          "  -m MODEL         GGUF file or llama2.c checkpoint\n"
-          "  -z TOKENIZER     tokenizer.bin (accepted for symmetry; profiling needs no vocabulary)\n"
-          "  -o FILE          where to write the profile (JSON, written atomically)\n"
-          "  -t THREADS       worker threads, as the deployment will use (default 1)\n"
-          "  --reps N         at least N timed repetitions per point; medians are kept (default 7)\n"
-          "  --min-ms MS      and at least MS milliseconds of repetitions per point (default 200)\n"
-          "  --contexts LIST  decode context lengths (default 16,64,256,1024,2048 up to the model's)\n"
-          "  --batches LIST   prefill prompt lengths (default 1,8,32,128,512 up to --max-batch)\n"
-          "  --max-batch N    prefill chunk size of the deployment (default 512)\n"
-          "  --clock wall|cpu wall time (default: latency) or process CPU time (checks the model on a busy\n"
-          "                   machine with -t 1; not a latency with more threads)\n"
-          "  -q               no progress on stderr\n");
-}
 
 static int parse_list(const char *flag, const char *v, int *out, int *n, ls_err *err) {
   char buf[1024];
@@ -48,36 +29,58 @@ static int parse_list(const char *flag, const char *v, int *out, int *n, ls_err 
   return LS_OK;
 }
 
-static int parse(int argc, char **argv, profile_opts *o, ls_err *err) {
-  memset(o, 0, sizeof *o);
-  o->po.n_threads = 1;
-  o->po.reps = 7;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = NULL;
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) return -1;
-    if (!strcmp(a, "-q")) {
-      o->quiet = 1;
-      continue;
-    }
-    LS_TRY(ls_arg_value(argc, argv, &i, &v, err));
-    if (!strcmp(a, "-m")) o->model = v;
-    else if (!strcmp(a, "-z")) o->tokenizer = v;
-    else if (!strcmp(a, "-o")) o->out = v;
-    else if (!strcmp(a, "-t")) LS_TRY(ls_arg_int(a, v, 1, 256, &o->po.n_threads, err));
-    else if (!strcmp(a, "--reps")) LS_TRY(ls_arg_int(a, v, 1, 10000, &o->po.reps, err));
-    else if (!strcmp(a, "--min-ms")) {
-      float f;
-      LS_TRY(ls_arg_float(a, v, 0, 1e6, &f, err));
-      o->po.min_ms = f;
-    } else if (!strcmp(a, "--max-batch")) LS_TRY(ls_arg_int(a, v, 1, 1 << 16, &o->po.max_batch, err));
-    else if (!strcmp(a, "--clock")) {
-      if (!strcmp(v, "wall")) o->po.clock = LS_CLOCK_WALL;
-      else if (!strcmp(v, "cpu")) o->po.clock = LS_CLOCK_CPU;
-      else return ls_err_set(err, LS_EINVAL, "--clock '%s': expected wall or cpu", v);
-    } else if (!strcmp(a, "--contexts")) LS_TRY(parse_list(a, v, o->po.ctx_list, &o->po.n_ctx_list, err));
-    else if (!strcmp(a, "--batches")) LS_TRY(parse_list(a, v, o->po.batch_list, &o->po.n_batch_list, err));
-    else return ls_err_set(err, LS_EINVAL, "unknown option %s", a);
-  }
+static int parse_clock(const char *flag, const char *v, void *dest, ls_err *err) {
+  if (!strcmp(v, "wall")) *(int *)dest = LS_CLOCK_WALL;
+  else if (!strcmp(v, "cpu")) *(int *)dest = LS_CLOCK_CPU;
+  else return ls_err_set(err, LS_EINVAL, "%s '%s': expected wall or cpu", flag, v);
+  return LS_OK;
+}
+
+static profile_opts g_opts;
+
+static int parse_contexts(const char *flag, const char *v, void *dest, ls_err *err) {
+  (void)dest;
+  return parse_list(flag, v, g_opts.po.ctx_list, &g_opts.po.n_ctx_list, err);
+}
+
+static int parse_batches(const char *flag, const char *v, void *dest, ls_err *err) {
+  (void)dest;
+  return parse_list(flag, v, g_opts.po.batch_list, &g_opts.po.n_batch_list, err);
+}
+
+static const ls_opt opts[] = {
+    LS_STR("-m|--model", "MODEL", "GGUF file or llama2.c checkpoint", &g_opts.model),
+    LS_STR("-z|--tokenizer", "TOKENIZER", "tokenizer.bin (accepted for symmetry; profiling needs no vocabulary)",
+           &g_opts.tokenizer),
+    LS_STR("-o|--output", "FILE", "where to write the profile (JSON, written atomically)", &g_opts.out),
+    LS_INT("-t|--threads", "N", "worker threads, as the deployment will use (default 1)", &g_opts.po.n_threads, 1, 256),
+    LS_INT("--reps", "N", "at least N timed repetitions per point; medians are kept (default 7)",
+           &g_opts.po.reps, 1, 10000),
+    LS_DOUBLE("--min-ms", "MS", "and at least MS milliseconds of repetitions per point (default 200)",
+           &g_opts.po.min_ms, 0, 1e6),
+    LS_FN("--contexts", "LIST", "decode context lengths (default 16,64,256,1024,2048 up to the model's)", NULL,
+           parse_contexts),
+    LS_FN("--batches", "LIST", "prefill prompt lengths (default 1,8,32,128,512 up to --max-batch)", NULL,
+           parse_batches),
+    LS_INT("--max-batch", "N", "prefill chunk size of the deployment (default 512)", &g_opts.po.max_batch, 1, 1 << 16),
+    LS_FN("--clock", "wall|cpu", "wall time (default: latency) or process CPU time (checks the model on a\n"
+           "busy machine with -t 1; not a latency with more threads)", &g_opts.po.clock, parse_clock),
+    LS_SWITCH("-q|--quiet", "no progress on stderr", &g_opts.quiet),
+    LS_OPT_END,
+};
+
+static const ls_cli cli = {
+    .name = "litestage-run profile",
+    .synopsis = "-m MODEL [-z TOKENIZER] -o PROFILE.json [-t THREADS] [--reps N] [--min-ms MS]\n"
+                "                             [--contexts 16,64,256] [--batches 1,8,32,128] [--max-batch N]\n"
+                "                             [--clock wall|cpu] [-q]",
+    .about = "Measures the per-sub-layer latency of prefill and decode on this CPU (docs/latency.md); the\n"
+             "search predicts latency from such a profile.",
+    .opts = opts,
+};
+
+static int check(void *ctx, ls_err *err) {
+  profile_opts *o = ctx;
   if (!o->model) return ls_err_set(err, LS_EINVAL, "missing -m MODEL");
   if (!o->out) return ls_err_set(err, LS_EINVAL, "missing -o PROFILE.json");
   return LS_OK;
@@ -88,7 +91,8 @@ static void on_progress(void *user, const char *msg) {
   fprintf(stderr, "profile: %s\n", msg);
 }
 
-static int run(profile_opts *o, ls_err *err) {
+static int run(void *ctx, ls_err *err) {
+  profile_opts *o = ctx;
   ls_model m;
   memset(&m, 0, sizeof m);
   LS_TRY(ls_model_load(&m, o->model, o->tokenizer, err));
@@ -115,21 +119,8 @@ static int run(profile_opts *o, ls_err *err) {
 }
 
 int ls_cli_profile(int argc, char **argv) {
-  profile_opts o;
-  ls_err err = {0};
-  int rc = parse(argc, argv, &o, &err);
-  if (rc < 0) {
-    usage(stdout);
-    return 0;
-  }
-  if (rc != LS_OK) {
-    fprintf(stderr, "litestage-run profile: %s\n", err.msg);
-    usage(stderr);
-    return 2;
-  }
-  if (run(&o, &err) != LS_OK) {
-    fprintf(stderr, "litestage-run profile: %s\n", err.msg);
-    return 1;
-  }
-  return 0;
+  memset(&g_opts, 0, sizeof g_opts);
+  g_opts.po.n_threads = 1;
+  g_opts.po.reps = 7;
+  return ls_cli_main(&cli, argc, argv, check, run, &g_opts);
 }

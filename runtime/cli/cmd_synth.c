@@ -6,43 +6,10 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "ls_cli.h"
 #include "gguf.h"
 #include "ls_quant.h"
 #include "ls_util.h"
-
-static void usage(FILE *f) {
-  char types[128];
-  ls_dtype_list_writable(types, sizeof types, "|");
-  fprintf(f,
-          "usage: litestage-run synth -o OUT.gguf --dim D --layers L --heads H [--kv-heads K] --ffn F --vocab V\n"
-          "                           [--type %s] [--seq-len N] [-s SEED] [--tied]\n\n"
-          "Writes a llama model with random weights (about N(0, 0.02^2), deterministic from the seed),\n"
-          "norms of 1 and a synthetic vocabulary (<unk> <s> </s>, 256 byte tokens, filler pieces).\n"
-          "  --kv-heads K   KV heads for grouped-query attention (default: --heads)\n"
-          "  --type T       weight type of the matrices (default f32); a matrix whose columns are\n"
-          "                 not a multiple of 32 stays f32 under q8_0/q4_0; norms are always f32\n"
-          "  --seq-len N    context length recorded in the model (default 2048)\n"
-          "  -s SEED        random seed (default 42)\n"
-          "  --tied         no output.weight: the classifier shares token_embd\n\n"
-          "TinyLlama-1.1B shape: --dim 2048 --layers 22 --heads 32 --kv-heads 4 --ffn 5632 --vocab 32000\n",
-          types);
-}
-
-static int bad_usage(const char *fmt, const char *a, const char *b) {
-  fprintf(stderr, "litestage-run synth: ");
-  fprintf(stderr, fmt, a, b);
-  fprintf(stderr, " (try litestage-run synth --help)\n");
-  return 2;
-}
-
-static int parse_int(const char *s, long max, int *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v <= 0 || v > max) return 0;
-  *out = (int)v;
-  return 1;
-}
 
 typedef struct {
   int tty;
@@ -61,61 +28,62 @@ static void show_progress(void *ctx, size_t done, size_t total) {
   fflush(stderr);
 }
 
-int ls_cli_synth(int argc, char **argv) {
-  ls_synth_opts o = {.seq_len = 2048, .type = LS_F32, .seed = 42};
-  const char *out = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage(stdout);
-      return 0;
-    }
-    if (!strcmp(a, "--tied")) {
-      o.tied = 1;
-      continue;
-    }
-    if (a[0] != '-') return bad_usage("unexpected argument '%s'%s", a, "");
-    if (i + 1 >= argc) return bad_usage("%s needs a value%s", a, "");
-    const char *v = argv[++i];
-    int ok = 1;
-    if (!strcmp(a, "-o")) out = v;
-    else if (!strcmp(a, "--dim")) ok = parse_int(v, 1 << 16, &o.dim);
-    else if (!strcmp(a, "--layers")) ok = parse_int(v, 1024, &o.n_layers);
-    else if (!strcmp(a, "--heads")) ok = parse_int(v, 1 << 16, &o.n_heads);
-    else if (!strcmp(a, "--kv-heads")) ok = parse_int(v, 1 << 16, &o.n_kv_heads);
-    else if (!strcmp(a, "--ffn")) ok = parse_int(v, 1 << 19, &o.hidden_dim);
-    else if (!strcmp(a, "--vocab")) ok = parse_int(v, 1 << 22, &o.vocab_size);
-    else if (!strcmp(a, "--seq-len")) ok = parse_int(v, 1 << 22, &o.seq_len);
-    else if (!strcmp(a, "--type")) {
-      if (!ls_dtype_parse(v, &o.type) || !ls_dtype_get(o.type)->writes) {
-        char list[128];
-        ls_dtype_list_writable(list, sizeof list, ", ");
-        return bad_usage("--type '%s': expected one of %s", v, list);
-      }
-    } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
-      char *end;
-      errno = 0;
-      o.seed = strtoull(v, &end, 10);
-      ok = !errno && end != v && !*end && v[0] != '-';
-    } else {
-      return bad_usage("unknown option '%s'%s", a, "");
-    }
-    if (!ok) return bad_usage("%s '%s': expected a positive integer in range", a, v);
-  }
-  if (!out) return bad_usage("missing -o OUT.gguf%s%s", "", "");
+typedef struct {
+  ls_synth_opts so;
+  const char *out;
+} synth_cli_opts;
+
+static synth_cli_opts g_opts;
+
+static const ls_opt opts[] = {
+    LS_STR("-o|--output", "OUT.gguf", "the file to write (written to a temporary name, then renamed)", &g_opts.out),
+    LS_INT("--dim", "D", "embedding width", &g_opts.so.dim, 1, 1 << 16),
+    LS_INT("--layers", "L", "number of layers", &g_opts.so.n_layers, 1, 1024),
+    LS_INT("--heads", "H", "attention heads", &g_opts.so.n_heads, 1, 1 << 16),
+    LS_INT("--kv-heads", "K", "KV heads for grouped-query attention (default: --heads)",
+           &g_opts.so.n_kv_heads, 1, 1 << 16),
+    LS_INT("--ffn", "F", "FFN hidden width", &g_opts.so.hidden_dim, 1, 1 << 19),
+    LS_INT("--vocab", "V", "vocabulary size", &g_opts.so.vocab_size, 1, 1 << 22),
+    LS_FN("--type", "T", ls_cli_type_help, &g_opts.so.type, ls_dtype_arg),
+    LS_INT("--seq-len", "N", "context length recorded in the model (default 2048)", &g_opts.so.seq_len, 1, 1 << 22),
+    LS_U64("-s|--seed", "SEED", "random seed (default 42)", &g_opts.so.seed),
+    LS_SWITCH("--tied", "no output.weight: the classifier shares token_embd", &g_opts.so.tied),
+    LS_OPT_END,
+};
+
+static const ls_cli cli = {
+    .name = "litestage-run synth",
+    .synopsis = "-o OUT.gguf --dim D --layers L --heads H [--kv-heads K] --ffn F --vocab V\n"
+                "                           [--type T] [--seq-len N] [-s SEED] [--tied]",
+    .about = "Writes a llama model with random weights (about N(0, 0.02^2), deterministic from the seed),\n"
+             "norms of 1 and a synthetic vocabulary (<unk> <s> </s>, 256 byte tokens, filler pieces).",
+    .opts = opts,
+    .footer = "TinyLlama-1.1B shape: --dim 2048 --layers 22 --heads 32 --kv-heads 4 --ffn 5632 --vocab 32000",
+};
+
+static int check(void *ctx, ls_err *err) {
+  synth_cli_opts *o = ctx;
+  if (!o->out) return ls_err_set(err, LS_EINVAL, "missing -o OUT.gguf");
   const char *need[] = {"--dim", "--layers", "--heads", "--ffn", "--vocab"};
-  const int have[] = {o.dim, o.n_layers, o.n_heads, o.hidden_dim, o.vocab_size};
+  const int have[] = {o->so.dim, o->so.n_layers, o->so.n_heads, o->so.hidden_dim, o->so.vocab_size};
   for (int k = 0; k < 5; k++)
-    if (!have[k]) return bad_usage("missing %s%s", need[k], "");
-  if (!o.n_kv_heads) o.n_kv_heads = o.n_heads;
+    if (!have[k]) return ls_err_set(err, LS_EINVAL, "missing %s", need[k]);
+  if (!o->so.n_kv_heads) o->so.n_kv_heads = o->so.n_heads;
+  return LS_OK;
+}
+
+static int run(void *ctx, ls_err *err) {
+  synth_cli_opts *o = ctx;
   progress p = {.tty = isatty(2), .last = -1, .t0 = ls_now_ms()};
-  o.progress = show_progress;
-  o.progress_ctx = &p;
-  ls_err err = {0};
-  if (ls_synth_write(&o, out, &err)) {
-    fprintf(stderr, "litestage-run synth: %s\n", err.msg);
-    return 1;
-  }
-  fprintf(stderr, "synth: wrote %s (%.1f s)\n", out, (ls_now_ms() - p.t0) / 1000.0);
-  return 0;
+  o->so.progress = show_progress;
+  o->so.progress_ctx = &p;
+  LS_TRY(ls_synth_write(&o->so, o->out, err));
+  fprintf(stderr, "synth: wrote %s (%.1f s)\n", o->out, (ls_now_ms() - p.t0) / 1000.0);
+  return LS_OK;
+}
+
+int ls_cli_synth(int argc, char **argv) {
+  g_opts = (synth_cli_opts){.so = {.seq_len = 2048, .type = LS_F32, .seed = 42}};
+  ls_cli_type_help_fill();
+  return ls_cli_main(&cli, argc, argv, check, run, &g_opts);
 }

@@ -37,6 +37,7 @@ static int open_parts(ls_engine *e, const ls_engine_params *p, ls_err *err) {
   LS_TRY(ls_ctx_new(&e->model, &cp, &e->ctx, err));
   e->n_ctx = ls_ctx_n_ctx(e->ctx);
   LS_TRY(ls_sampler_init(&e->sampler, e->model.cfg.vocab_size, p->temperature, p->top_p, p->seed, err));
+  e->sampler.top_k = p->top_k > 0 ? p->top_k : 0;
   return alloc_buffers(e, err);
 }
 

@@ -26,6 +26,7 @@ typedef struct ls_engine_params {
   int max_batch;              /* prefill chunk; <= 0: 512 */
   float temperature;          /* 0 = greedy */
   float top_p;                /* 1 = off */
+  int top_k;                  /* <= 0: off */
   uint64_t seed;
   int need_tokenizer;         /* fail at open if the model has no vocabulary */
   int fingerprint;            /* compute the SHA-256 of the model file at open */

@@ -55,6 +55,17 @@ void ls_dtype_list_writable(char *buf, size_t size, const char *sep) {
   }
 }
 
+int ls_dtype_arg(const char *flag, const char *value, void *dest, ls_err *err) {
+  uint32_t t;
+  if (ls_dtype_parse(value, &t) && dtypes[t].writes) {
+    *(uint32_t *)dest = t;
+    return LS_OK;
+  }
+  char list[128];
+  ls_dtype_list_writable(list, sizeof list, ", ");
+  return ls_err_set(err, LS_EINVAL, "%s '%s': expected one of %s", flag, value, list);
+}
+
 int ls_dtype_block_elems(uint32_t type) {
   const ls_dtype_info *d = ls_dtype_get(type);
   return d ? d->block_elems : 0;

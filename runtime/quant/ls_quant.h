@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ls_error.h"
+
 typedef enum ls_dtype {
   LS_F32 = 0,
   LS_F16 = 1,
@@ -54,6 +56,9 @@ const char *ls_dtype_name(uint32_t type);
 int ls_dtype_parse(const char *name, uint32_t *type);
 /* The writable types' names in lower case, separated by `sep`, into buf. */
 void ls_dtype_list_writable(char *buf, size_t size, const char *sep);
+/* A command-line --type value: a writable type into *(uint32_t *)dest, or an
+ * error naming the flag and listing the writable types. */
+int ls_dtype_arg(const char *flag, const char *value, void *dest, ls_err *err);
 /* Elements per block (1 for float types) and bytes per block. 0 if unknown. */
 int ls_dtype_block_elems(uint32_t type);
 size_t ls_dtype_block_bytes(uint32_t type);

@@ -1,4 +1,5 @@
-/* Next-token sampling: greedy (temperature 0), temperature, top-p (nucleus),
+/* Next-token sampling: greedy (temperature 0), temperature, top-k, top-p
+ * (nucleus; within the top k when both are set, as llama.cpp chains them),
  * seeded. Every call also reports the step's confidence for early exit:
  * the maximum probability of softmax(logits) at temperature 1, i.e. how sure
  * the model itself is, independent of the sampling temperature. With greedy
@@ -19,9 +20,10 @@ typedef struct ls_sampler {
   int vocab_size;
   float temperature; /* 0: greedy */
   float top_p;       /* in (0, 1]; 1 disables nucleus sampling */
+  int top_k;         /* 0 disables top-k; set after ls_sampler_init */
   uint64_t rng_state;
   float *probs;            /* [vocab_size] scratch */
-  ls_prob_index *cands;    /* [vocab_size] scratch for top-p */
+  ls_prob_index *cands;    /* [vocab_size] scratch for top-k / top-p */
 } ls_sampler;
 
 int ls_sampler_init(ls_sampler *s, int vocab_size, float temperature, float top_p, uint64_t seed, ls_err *err);

@@ -84,18 +84,28 @@ static int cmp_prob_desc(const void *a, const void *b) {
   return x->index - y->index;
 }
 
-/* Nucleus sampling: the smallest set of tokens whose probability exceeds top_p. */
-static int sample_topp(ls_sampler *s, float coin) {
+/* Top-k, then nucleus sampling over what is left: the k most probable tokens
+ * (ties by index), then the smallest prefix of them whose probability exceeds
+ * top_p of their mass; the draw is over that prefix. */
+static int sample_truncated(ls_sampler *s, float coin) {
   int n = s->vocab_size, n0 = 0;
-  const float cutoff = (1.0f - s->top_p) / (float)(n - 1 > 0 ? n - 1 : 1);
+  int k = s->top_k > 0 && s->top_k < n ? s->top_k : n;
+  /* without top-k, a token below this cutoff cannot be in the nucleus (llama2.c's trick) */
+  const float cutoff = k < n ? 0.0f : (1.0f - s->top_p) / (float)(n - 1 > 0 ? n - 1 : 1);
   for (int i = 0; i < n; i++)
     if (s->probs[i] >= cutoff) s->cands[n0++] = (ls_prob_index){s->probs[i], i};
   qsort(s->cands, (size_t)n0, sizeof *s->cands, cmp_prob_desc);
+  if (n0 > k) n0 = k;
+  float mass = 1.0f;
+  if (k < n) {
+    mass = 0.0f;
+    for (int i = 0; i < n0; i++) mass += s->cands[i].prob;
+  }
   float cum = 0.0f;
   int last = n0 - 1;
   for (int i = 0; i < n0; i++) {
     cum += s->cands[i].prob;
-    if (cum > s->top_p) {
+    if (s->top_p < 1.0f && cum > s->top_p * mass) {
       last = i;
       break;
     }
@@ -113,6 +123,6 @@ int ls_sample(ls_sampler *s, const float *logits, float *confidence) {
   if (s->temperature == 0.0f) return best;
   softmax_temp(logits, s->probs, s->vocab_size, s->temperature);
   float coin = random_f32(&s->rng_state);
-  if (s->top_p >= 1.0f) return sample_mult(s->probs, s->vocab_size, coin);
-  return sample_topp(s, coin);
+  if (s->top_p >= 1.0f && s->top_k <= 0) return sample_mult(s->probs, s->vocab_size, coin);
+  return sample_truncated(s, coin);
 }

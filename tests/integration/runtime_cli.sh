@@ -94,5 +94,72 @@ expect_error "truncated model" "trunc.bin" "$RUN" generate -m "$tmp/trunc.bin" -
 expect_error "missing dataset" "/nonexistent.jsonl" "$RUN" pipeline -m "$M/stories260K.bin" -z "$M/tok512.bin" --stages "$S" --data /nonexistent.jsonl
 "$RUN" generate --help | grep -q "usage: litestage-run generate" && ok "--help" || bad "--help"
 
+# 4. llama.cpp habits
+GEN=(generate -m "$M/stories260K.bin" -z "$M/tok512.bin")
+"$RUN" generate --model="$M/stories260K.bin" --tokenizer="$M/tok512.bin" --n-predict=200 --threads=2 >"$tmp/long.txt" 2>/dev/null
+cmp -s "$tmp/long.txt" "$M/expected-greedy-empty-n200.txt" && ok "--flag=value and long names" || bad "--flag=value output differs"
+"$RUN" "${GEN[@]}" --steps 200 >"$tmp/steps.txt" 2>/dev/null
+cmp -s "$tmp/steps.txt" "$M/expected-greedy-empty-n200.txt" && ok "--steps 200 (llama2.c's -n) with no prompt" || bad "--steps differs"
+# -n counts new tokens whatever the prompt; --steps counts positions from BOS
+"$RUN" "${GEN[@]}" -p "Lily and Ben" -n 12 >"$tmp/n12.txt" 2>"$tmp/n12.err" || bad "-n 12 failed"
+grep -q "^decode: 12 tokens" "$tmp/n12.err" && ok "-n 12 generates 12 new tokens" || bad "-n 12: $(cat "$tmp/n12.err")"
+np=$(sed -n 's/^prefill: \([0-9]*\) tokens.*/\1/p' "$tmp/n12.err")
+"$RUN" "${GEN[@]}" -p "Lily and Ben" --steps $((np + 11)) >"$tmp/s12.txt" 2>"$tmp/s12.err"
+[[ $np -gt 1 ]] && cmp -s "$tmp/n12.txt" "$tmp/s12.txt" && grep -q "^decode: 12 tokens" "$tmp/s12.err" \
+  && ok "--steps $((np + 11)) = -n 12 for a $np-token prompt" || bad "--steps vs -n: np=$np $(cat "$tmp/s12.err")"
+"$RUN" "${GEN[@]}" -p "Lily and Ben" -n 0 >"$tmp/n0.txt" 2>"$tmp/n0.err"
+[[ "$(cat "$tmp/n0.txt")" == "Lily and Ben" ]] && ! grep -q "^decode" "$tmp/n0.err" && ok "-n 0 prints the prompt only" \
+  || bad "-n 0: $(cat "$tmp/n0.txt")"
+# -f reads the prompt from a file (one trailing newline dropped)
+printf 'Lily and Ben\n' >"$tmp/prompt.txt"
+"$RUN" "${GEN[@]}" -f "$tmp/prompt.txt" -n 12 >"$tmp/f12.txt" 2>/dev/null
+cmp -s "$tmp/n12.txt" "$tmp/f12.txt" && ok "-f FILE = -p TEXT" || bad "-f output differs"
+# --top-k 1 is greedy at any temperature; a fixed seed repeats; -s -1 picks and prints one
+"$RUN" "${GEN[@]}" -n 40 --temp 1.5 --top-k 1 -s 3 >"$tmp/k1.txt" 2>/dev/null
+"$RUN" "${GEN[@]}" -n 40 >"$tmp/greedy40.txt" 2>/dev/null
+cmp -s "$tmp/k1.txt" "$tmp/greedy40.txt" && ok "--top-k 1 = greedy" || bad "--top-k 1 differs from greedy"
+"$RUN" "${GEN[@]}" -n 40 --temp 1 --top-k 5 -s 7 >"$tmp/k5a.txt" 2>/dev/null
+"$RUN" "${GEN[@]}" -n 40 --temp 1 --top-k 5 -s 7 >"$tmp/k5b.txt" 2>/dev/null
+cmp -s "$tmp/k5a.txt" "$tmp/k5b.txt" && ! cmp -s "$tmp/k5a.txt" "$tmp/greedy40.txt" && ok "--seed 7 repeats, sampling differs from greedy" \
+  || bad "seeded sampling"
+"$RUN" "${GEN[@]}" -n 40 --temp 1 -s -1 >"$tmp/r.txt" 2>"$tmp/r.err"
+seed=$(sed -n 's/^seed: \([0-9]*\)$/\1/p' "$tmp/r.err")
+"$RUN" "${GEN[@]}" -n 40 --temp 1 -s "$seed" >"$tmp/r2.txt" 2>/dev/null
+[[ -n $seed ]] && cmp -s "$tmp/r.txt" "$tmp/r2.txt" && ok "-s -1 prints a seed that reproduces the text" || bad "-s -1: $(cat "$tmp/r.err")"
+expect_error "unknown option says so" "unknown option: --bogus" "$RUN" "${GEN[@]}" --bogus
+expect_error "unknown --flag=value" "unknown option: --bogus" "$RUN" "${GEN[@]}" --bogus=3
+expect_error "missing value" "--top-k needs a value" "$RUN" "${GEN[@]}" --top-k
+expect_error "bad --top-k=" "--top-k" "$RUN" "${GEN[@]}" --top-k=-2
+expect_error "-n and --steps" "--steps" "$RUN" "${GEN[@]}" -n 5 --steps 5
+expect_error "-p and -f" "-f" "$RUN" "${GEN[@]}" -p x -f "$tmp/prompt.txt"
+expect_error "-f missing file" "/nonexistent.txt" "$RUN" "${GEN[@]}" -f /nonexistent.txt
+expect_error "switch with a value" "--tensors" "$RUN" inspect "$M/stories260K.bin" --tensors=1
+expect_error "unknown top-level option" "unknown option: --bogus" "$RUN" --bogus
+# every option in every --help has a line that says what it does
+for c in generate pipeline profile inspect convert synth; do
+  "$RUN" $c --help >"$tmp/h.txt" 2>&1 || bad "$c --help exit"
+  python3 - "$tmp/h.txt" <<'PY' && ok "$c --help: every option explained" || bad "$c --help has an option without a description"
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")
+opts = [i for i, l in enumerate(lines) if re.match(r"  -", l)]
+assert opts, "no options listed"
+for i in opts:
+    m = re.match(r"  (-\S+(, --\S+)?( \S+)?)(\s{2,}(.*))?$", lines[i])
+    assert m, lines[i]
+    desc = m.group(5) or (lines[i + 1].strip() if i + 1 < len(lines) and lines[i + 1].startswith(" " * 20) else "")
+    assert len(desc.split()) >= 2, lines[i]
+PY
+done
+# convert --help lists every type it accepts, and accepts every type it lists
+types=$("$RUN" convert --help | tr '\n' ' ' | sed -n 's/.*one of *\([a-z0-9_, ]*\) (default.*/\1/p' | tr -d ' ' | tr ',' ' ')
+n=0
+for ty in $types; do
+  "$RUN" convert "$M/stories260K.bin" -z "$M/tok512.bin" -o "$tmp/t.gguf" --type "$ty" 2>/dev/null \
+    && "$RUN" generate -m "$tmp/t.gguf" -n 4 >/dev/null 2>&1 && n=$((n + 1)) || bad "convert --type $ty"
+done
+listed=$("$RUN" convert x -o y --type nope 2>&1 | sed -n 's/.*expected one of \(.*\) (see.*/\1/p' | tr -d ' ' | tr ',' ' ')
+[[ $n -ge 5 && "$listed" == "$(echo $types)" ]] && ok "convert --help lists the $n types it accepts: $types" \
+  || bad "convert types: help '$types', error '$listed', $n converted"
+
 [[ $fails -eq 0 ]] && echo "runtime_cli: all checks passed" || echo "runtime_cli: $fails check(s) failed"
 exit $((fails > 0))
