@@ -164,8 +164,7 @@ int ls_cli_fail(const ls_cli *c, const ls_err *err) {
   return 1;
 }
 
-int ls_cli_main(const ls_cli *c, int argc, char **argv, int (*check)(void *ctx, ls_err *err),
-                int (*run)(void *ctx, ls_err *err), void *ctx) {
+int ls_cli_args(const ls_cli *c, int argc, char **argv, int (*check)(void *ctx, ls_err *err), void *ctx) {
   ls_err err = {0};
   int rc = ls_cli_parse(c, argc, argv, &err);
   if (rc == LS_CLI_HELP) {
@@ -177,6 +176,14 @@ int ls_cli_main(const ls_cli *c, int argc, char **argv, int (*check)(void *ctx, 
     fprintf(stderr, "%s: %s (see %s --help)\n", c->name, err.msg, c->name);
     return 2;
   }
+  return LS_CLI_GO;
+}
+
+int ls_cli_main(const ls_cli *c, int argc, char **argv, int (*check)(void *ctx, ls_err *err),
+                int (*run)(void *ctx, ls_err *err), void *ctx) {
+  int status = ls_cli_args(c, argc, argv, check, ctx);
+  if (status != LS_CLI_GO) return status;
+  ls_err err = {0};
   return run(ctx, &err) ? ls_cli_fail(c, &err) : 0;
 }
 

@@ -75,6 +75,12 @@ void ls_cli_usage(const ls_cli *c, FILE *f);
 int ls_cli_main(const ls_cli *c, int argc, char **argv, int (*check)(void *ctx, ls_err *err),
                 int (*run)(void *ctx, ls_err *err), void *ctx);
 
+/* The first half of ls_cli_main, for commands with their own exit statuses:
+ * returns LS_CLI_GO when the command should run, else the exit status (0
+ * after --help, 2 after a usage error, both printed). */
+#define LS_CLI_GO (-1)
+int ls_cli_args(const ls_cli *c, int argc, char **argv, int (*check)(void *ctx, ls_err *err), void *ctx);
+
 /* Prints "NAME: msg" for an error that is not a usage error and returns 1
  * (for commands whose run step needs its own exit statuses). */
 int ls_cli_fail(const ls_cli *c, const ls_err *err);

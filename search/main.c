@@ -8,6 +8,7 @@
  *
  * Exit: 0 ok, 1 error, 2 usage, 3 interrupted after a clean checkpoint
  * (SIGTERM/SIGUSR1; resume with --resume), 4 reference score at chance level. */
+#include <errno.h>
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ls_cli.h"
 #include "ls_job.h"
 #include "ls_search.h"
 
@@ -30,15 +32,6 @@ static void on_signal(int sig) {
   g_stop = 1;
 }
 
-static int usage(void) {
-  fprintf(stderr,
-          "usage: litestage-search validate JOB.json\n"
-          "       litestage-search run JOB.json [--store FILE.h5] [--resume] [--force] [--quiet]\n"
-          "       litestage-search show FILE.h5\n"
-          "       litestage-search export FILE.h5 [--candidate ID] -o schedule.json\n");
-  return LS_EXIT_USAGE;
-}
-
 static int load_job(const char *path, ls_job **job) {
   ls_err err = {0, ""};
   if (ls_job_load(path, job, &err) != LS_OK || ls_job_validate(*job, &err) != LS_OK) {
@@ -50,10 +43,39 @@ static int load_job(const char *path, ls_job **job) {
   return LS_EXIT_OK;
 }
 
+/* ---- validate ------------------------------------------------------------ */
+
+typedef struct {
+  const char *path;
+  int n_args;
+} path_opts;
+
+static int need_path(void *ctx, ls_err *err) {
+  path_opts *o = ctx;
+  return o->path ? LS_OK : ls_err_set(err, LS_EINVAL, "missing the file argument");
+}
+
+/* validate and show: one file argument, no options. Returns LS_CLI_GO or the exit status. */
+static int one_path_args(const char *name, const char *synopsis, const char *about, int argc, char **argv,
+                         const char **path) {
+  path_opts o = {0};
+  const ls_opt opts[] = {LS_OPT_END};
+  const ls_cli cli = {.name = name, .synopsis = synopsis, .about = about, .opts = opts, .args = &o.path,
+                      .max_args = 1, .n_args = &o.n_args};
+  int status = ls_cli_args(&cli, argc, argv, need_path, &o);
+  *path = o.path;
+  return status;
+}
+
 static int cmd_validate(int argc, char **argv) {
-  if (argc != 3) return usage();
+  const char *path;
+  int status = one_path_args("litestage-search validate", "JOB.json",
+                             "Parses and checks a job spec (model, tokenizer, template, dataset, budgets, grid,\n"
+                             "profile) without starting MPI, and prints a one-line summary (docs/search.md).",
+                             argc, argv, &path);
+  if (status != LS_CLI_GO) return status;
   ls_job *job = NULL;
-  int rc = load_job(argv[2], &job);
+  int rc = load_job(path, &job);
   if (rc) return rc;
   printf("%s: ok: %d layers (%d sub-layers), %d stages, %d examples in %d shards, objective %s, strategy %s, "
          "budget %d..%d, early-exit grid %dx%d, latency %s\n",
@@ -64,33 +86,19 @@ static int cmd_validate(int argc, char **argv) {
   return LS_EXIT_OK;
 }
 
-static int cmd_run(int argc, char **argv) {
-  if (argc < 3) return usage();
-  ls_search_opts o = {0};
-  const char *job_path = argv[2];
+/* ---- run ------------------------------------------------------------------ */
+
+/* Validates the job (before MPI starts: a typo costs no allocation), then
+ * runs the search on every rank. */
+static int run_search(const char *job_path, ls_search_opts *so, int argc, char **argv) {
   char default_store[1100];
-  for (int i = 3; i < argc; i++) {
-    if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
-      o.store_path = argv[++i];
-    } else if (strcmp(argv[i], "--resume") == 0) {
-      o.resume = 1;
-    } else if (strcmp(argv[i], "--force") == 0) {
-      o.force = 1;
-    } else if (strcmp(argv[i], "--quiet") == 0) {
-      o.quiet = 1;
-    } else {
-      fprintf(stderr, "litestage-search run: unknown argument %s\n", argv[i]);
-      return usage();
-    }
-  }
-  if (!o.store_path) {
+  if (!so->store_path) {
     const char *b = strrchr(job_path, '/');
     b = b ? b + 1 : job_path;
     snprintf(default_store, sizeof default_store, "%.*s.h5",
              (int)(strlen(b) > 5 && strcmp(b + strlen(b) - 5, ".json") == 0 ? strlen(b) - 5 : strlen(b)), b);
-    o.store_path = default_store;
+    so->store_path = default_store;
   }
-  /* The whole job is validated before MPI starts: a typo costs no allocation. */
   ls_job *job = NULL;
   int rc = load_job(job_path, &job);
   if (rc) return rc;
@@ -123,12 +131,12 @@ static int cmd_run(int argc, char **argv) {
   ls_err err = {0, ""};
   MPI_Comm comm;
   MPI_Comm_dup(MPI_COMM_WORLD, &comm);
-  rc = ls_search_run(job, &o, comm, &g_stop, &err);
+  rc = ls_search_run(job, so, comm, &g_stop, &err);
   int status = LS_EXIT_OK;
   if (rc == LS_EINTERRUPTED) {
     if (rank == 0)
       fprintf(stderr, "litestage-search: %s; %s holds every finished candidate; continue with --resume\n", err.msg,
-              o.store_path);
+              so->store_path);
     status = LS_EXIT_INTERRUPTED;
   } else if (rc == LS_ECHANCE) {
     if (rank == 0) fprintf(stderr, "litestage-search: %s\n", err.msg);
@@ -136,7 +144,7 @@ static int cmd_run(int argc, char **argv) {
   } else if (rc != LS_OK) {
     fprintf(stderr, "litestage-search: rank %d: %s\n", rank, err.msg);
     if (rc == LS_EMPI) {
-      fprintf(stderr, "litestage-search: %s keeps the last complete commit; continue with --resume\n", o.store_path);
+      fprintf(stderr, "litestage-search: %s keeps the last complete commit; continue with --resume\n", so->store_path);
       ls_job_free(job);
       MPI_Abort(MPI_COMM_WORLD, LS_EXIT_ERROR);
       return LS_EXIT_ERROR;
@@ -153,52 +161,112 @@ static int cmd_run(int argc, char **argv) {
   return status;
 }
 
+typedef struct {
+  const char *job;
+  int n_args;
+  ls_search_opts so;
+} run_opts;
+
+static int need_job(void *ctx, ls_err *err) {
+  run_opts *o = ctx;
+  return o->job ? LS_OK : ls_err_set(err, LS_EINVAL, "missing JOB.json");
+}
+
+static int cmd_run(int argc, char **argv) {
+  run_opts o = {0};
+  const ls_opt opts[] = {
+      LS_STR("--store", "FILE.h5", "the HDF5 results store (default: the job file's name with .h5, in the\n"
+             "current directory)", &o.so.store_path),
+      LS_SWITCH("--resume", "continue a store left by an interrupted run of the same job", &o.so.resume),
+      LS_SWITCH("--force", "replace an existing store instead of refusing", &o.so.force),
+      LS_SWITCH("-q|--quiet", "no progress lines on stderr", &o.so.quiet),
+      LS_OPT_END,
+  };
+  const ls_cli cli = {
+      .name = "litestage-search run",
+      .synopsis = "JOB.json [--store FILE.h5] [--resume] [--force] [--quiet]",
+      .about = "Runs the search of a job on every MPI rank (mpirun -np N litestage-search run ..., or srun):\n"
+               "reference pass, importance, budget search, early-exit sweep; every candidate is committed\n"
+               "to the store. Exit 3: interrupted after a clean checkpoint (continue with --resume);\n"
+               "exit 4: the reference score is at chance level.",
+      .opts = opts,
+      .args = &o.job,
+      .max_args = 1,
+      .n_args = &o.n_args,
+  };
+  int status = ls_cli_args(&cli, argc, argv, need_job, &o);
+  if (status != LS_CLI_GO) return status;
+  return run_search(o.job, &o.so, argc, argv);
+}
+
+/* ---- show, export ----------------------------------------------------------- */
+
 static int cmd_show(int argc, char **argv) {
-  if (argc != 3) return usage();
+  const char *path;
+  int status = one_path_args("litestage-search show", "FILE.h5",
+                             "Prints a store's provenance, reference, importance ranking, candidates, Pareto front\n"
+                             "and chosen schedule.",
+                             argc, argv, &path);
+  if (status != LS_CLI_GO) return status;
   ls_err err = {0, ""};
-  if (ls_search_show(argv[2], &err) != LS_OK) {
-    fprintf(stderr, "litestage-search show: %s\n", err.msg);
-    return LS_EXIT_ERROR;
-  }
-  return LS_EXIT_OK;
+  if (ls_search_show(path, &err) == LS_OK) return LS_EXIT_OK;
+  fprintf(stderr, "litestage-search show: %s\n", err.msg);
+  return LS_EXIT_ERROR;
+}
+
+typedef struct {
+  const char *store, *out;
+  long long id;
+  int n_args;
+} export_opts;
+
+static int parse_candidate(const char *flag, const char *v, void *dest, ls_err *err) {
+  char *end;
+  errno = 0;
+  long long id = strtoll(v, &end, 10);
+  if (errno || end == v || *end || id < 0)
+    return ls_err_set(err, LS_EINVAL, "%s '%s': expected a candidate id >= 0", flag, v);
+  *(long long *)dest = id;
+  return LS_OK;
+}
+
+static int export_check(void *ctx, ls_err *err) {
+  export_opts *o = ctx;
+  if (!o->store) return ls_err_set(err, LS_EINVAL, "missing FILE.h5");
+  if (!o->out) return ls_err_set(err, LS_EINVAL, "missing -o schedule.json");
+  return LS_OK;
 }
 
 static int cmd_export(int argc, char **argv) {
-  if (argc < 3) return usage();
-  long long id = -1;
-  const char *out = NULL;
-  for (int i = 3; i < argc; i++) {
-    if (strcmp(argv[i], "--candidate") == 0 && i + 1 < argc) {
-      char *end;
-      id = strtoll(argv[++i], &end, 10);
-      if (*end || id < 0) {
-        fprintf(stderr, "litestage-search export: --candidate %s: expected a candidate id >= 0\n", argv[i]);
-        return LS_EXIT_USAGE;
-      }
-    } else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
-      out = argv[++i];
-    } else {
-      return usage();
-    }
-  }
-  if (!out) return usage();
+  export_opts o = {.id = -1};
+  const ls_opt opts[] = {
+      LS_FN("--candidate", "ID", "export this candidate instead of the search's choice", &o.id, parse_candidate),
+      LS_STR("-o|--output", "FILE", "the schedule to write (JSON, atomically; /dev/stdout works)", &o.out),
+      LS_OPT_END,
+  };
+  const ls_cli cli = {
+      .name = "litestage-search export",
+      .synopsis = "FILE.h5 [--candidate ID] -o schedule.json",
+      .about = "Writes the chosen schedule (or a given candidate's) as the JSON litestage-run pipeline\n"
+               "--schedule reads (docs/formats.md, \"Schedules\").",
+      .opts = opts,
+      .args = &o.store,
+      .max_args = 1,
+      .n_args = &o.n_args,
+  };
+  int status = ls_cli_args(&cli, argc, argv, export_check, &o);
+  if (status != LS_CLI_GO) return status;
   ls_err err = {0, ""};
-  if (ls_search_export(argv[2], id, out, &err) != LS_OK) {
-    fprintf(stderr, "litestage-search export: %s\n", err.msg);
-    return LS_EXIT_ERROR;
-  }
-  return LS_EXIT_OK;
+  return ls_search_export(o.store, o.id, o.out, &err) ? ls_cli_fail(&cli, &err) : LS_EXIT_OK;
 }
 
+static const ls_cli_command commands[] = {
+    {"validate", cmd_validate, "check a job spec without starting MPI"},
+    {"run", cmd_run, "run a job's search on every MPI rank into an HDF5 store"},
+    {"show", cmd_show, "print what a store holds"},
+    {"export", cmd_export, "write a store's chosen schedule (or a candidate's) as JSON"},
+};
+
 int main(int argc, char **argv) {
-  if (argc < 2) return usage();
-  if (strcmp(argv[1], "validate") == 0) return cmd_validate(argc, argv);
-  if (strcmp(argv[1], "run") == 0) return cmd_run(argc, argv);
-  if (strcmp(argv[1], "show") == 0) return cmd_show(argc, argv);
-  if (strcmp(argv[1], "export") == 0) return cmd_export(argc, argv);
-  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-    usage();
-    return LS_EXIT_OK;
-  }
-  return usage();
+  return ls_cli_dispatch("litestage-search", commands, (int)(sizeof commands / sizeof commands[0]), argc, argv);
 }
