@@ -1,7 +1,7 @@
 # litestage-search's command line: --help on stdout with exit 0 for the program and every
 # subcommand, every option explained, --version, unknown commands and options named,
 # missing values named, --flag=value; a small real run driven with the long forms.
-source "$(dirname "$0")/search_lib.sh"
+source "$(dirname "$0")/lib/search_lib.sh"
 # expect_usage NAME NEEDLE ARGS...: exit 2, one stderr line containing NEEDLE, nothing on stdout
 expect_usage() {
   local name=$1 needle=$2; shift 2
