@@ -18,6 +18,9 @@ B=${1:-$ROOT/build}
 REPS=${2:-3}
 S=$B/search/litestage-search
 [ -x "$S" ] || { echo "no $S (build first)" >&2; exit 1; }
+for tool in bc /usr/bin/time mpirun; do
+  command -v "$tool" >/dev/null || { echo "search_scaling: $tool missing (scripts/deps.sh installs it)" >&2; exit 1; }
+done
 T=$(mktemp -d /tmp/ls-search-bench.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

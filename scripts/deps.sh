@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Installs LiteStage's build and test dependencies from Debian's packages when
-# they are missing (as root), or says exactly which are missing (otherwise).
+# Installs what every LiteStage script needs (build, tests, demo, bench/, slurm/)
+# from Debian's packages when they are missing (as root), or says exactly which
+# are missing (otherwise).
 # Usage: scripts/deps.sh [--with-slurm]
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git
       libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools zlib1g-dev
       libjansson-dev libssl-dev check libsubunit-dev
-      python3 python3-h5py gnuplot-nox)
+      python3 python3-h5py gnuplot-nox
+      bc time)  # bench/search_scaling.sh: bc for arithmetic, /usr/bin/time for peak RSS
 if [[ "${1:-}" == "--with-slurm" ]]; then
   pkgs+=(slurm-wlm munge)
 fi

@@ -2,7 +2,7 @@
 # Runs every LiteStage test on a fresh Debian machine: installs missing
 # packages (as root), builds the Release tree and runs ctest, then builds the
 # ASan+UBSan tree and runs ctest there too (integration tests that start a
-# Slurm cluster run in the Release tree only).
+# Slurm cluster, and the README tour, run in the Release tree only).
 # Usage: scripts/test.sh [ctest args...]   e.g. scripts/test.sh -R generate
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +22,4 @@ cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=abort_on_error=0:detect_leaks=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-(cd build-asan && ctest --output-on-failure --timeout 900 -LE 'slurm|bench' "$@")
+(cd build-asan && ctest --output-on-failure --timeout 900 -LE 'slurm|bench|tour' "$@")
