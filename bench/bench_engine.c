@@ -21,7 +21,10 @@
  *
  * usage: bench_engine [--stories PATH] [--only stories|tinyllama] [--threads 1,2]
  *                     [--type q8_0|q4_0|f16] [--reps N] [--decode N] [--prompt N] [--prefill N] [--no-thp]
- *                     [--model FILE] [--advise none|willneed|hugepage|sequential|populate|copy] */
+ *                     [--model FILE] [--advise none|willneed|hugepage|sequential|populate|copy]
+ *                     [--what decode,prefill,step] [--steps 1,2,4,8,16,32]
+ * --what step: the cost of one forward call with N tokens (rows of a batch)
+ * for each N of --steps, against the 1-row call (what=step rows= x_1row=). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +45,11 @@ typedef struct opts {
   int threads[8], n_threads;
   uint32_t type;
   int reps, n_decode, n_prompt, n_prefill;
+  int what; /* WHAT_* bits */
+  int steps[16], n_steps; /* rows per step for WHAT_STEP */
 } opts;
+
+enum { WHAT_DECODE = 1, WHAT_PREFILL = 2, WHAT_STEP = 4 };
 
 static double peak_rss_mb(void) {
   struct rusage ru;
@@ -56,16 +63,6 @@ static double cpu_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static double load_avg(void) {
-  double l = -1;
-  FILE *f = fopen("/proc/loadavg", "r");
-  if (f) {
-    if (fscanf(f, "%lf", &l) != 1) l = -1;
-    fclose(f);
-  }
-  return l;
 }
 
 static size_t streamed_bytes(const ls_model *m) {
@@ -86,9 +83,41 @@ static void row(const char *what, const ls_model *m, const char *type, int threa
          what, m->name, type, threads, tokens, tokens / s, best_ms / tokens,
          (double)streamed_bytes(m) * calls / s / 1e9, peak_rss_mb(),
          (double)(model_bytes + ls_ctx_kv_bytes(c) + ((size_t)64 << 20)) / (1 << 20), ls_ctx_kernels(c), reps,
-         best_cpu_ms / tokens, load_avg(), m->format == 0 ? use_thp : 0,
+         best_cpu_ms / tokens, ls_load_avg(), m->format == 0 ? use_thp : 0,
          m->format == 0 ? "memory" : m->map ? "mmap" : "file");
   fflush(stdout);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The small-batch cost: one forward call of N tokens (rows of the batch) at
+ * position n_prompt, best and median of max(reps, 5) calls, for each N in
+ * o->steps; x_1row is the ratio to the 1-row step of the same run (the
+ * issue's target: 4 rows <= 1.3x 1 row, since the weights are read once). */
+static int bench_steps(ls_ctx *c, const ls_model *m, const char *type, int th, const int *toks, const opts *o,
+                       ls_err *err) {
+  int reps = o->reps < 5 ? 5 : o->reps;
+  double ms[64], one = 0;
+  LS_TRY(ls_forward(c, toks, o->n_prompt, 0, NULL, 0, err));
+  for (int si = 0; si < o->n_steps; si++) {
+    int n = o->steps[si];
+    for (int r = 0; r < reps && r < 64; r++) {
+      double t0 = ls_now_ms();
+      LS_TRY(ls_forward(c, toks + o->n_prompt, n, o->n_prompt, NULL, 0, err));
+      ms[r] = ls_now_ms() - t0;
+    }
+    int k = reps < 64 ? reps : 64;
+    qsort(ms, (size_t)k, sizeof *ms, cmp_double);
+    if (n == 1) one = ms[k / 2];
+    printf("bench=engine\twhat=step\tmodel=%s\ttype=%s\tthreads=%d\trows=%d\tms_step=%.3f\tms_step_best=%.3f\t"
+           "x_1row=%.3f\tkernels=%s\treps=%d\tload=%.2f\n",
+           m->name, type, th, n, ms[k / 2], ms[0], one > 0 ? ms[k / 2] / one : 0.0, ls_ctx_kernels(c), k, ls_load_avg());
+    fflush(stdout);
+  }
+  return LS_OK;
 }
 
 static int bench_model(const ls_model *m, const char *type, const opts *o, ls_err *err) {
@@ -98,13 +127,18 @@ static int bench_model(const ls_model *m, const char *type, const opts *o, ls_er
   for (int ti = 0; ti < o->n_threads; ti++) {
     int th = o->threads[ti];
     int n_ctx = o->n_prefill > o->n_prompt + o->n_decode ? o->n_prefill : o->n_prompt + o->n_decode;
-    ls_ctx_params p = {.n_ctx = n_ctx, .max_batch = o->n_prefill > o->n_prompt ? o->n_prefill : o->n_prompt,
-                       .n_threads = th};
+    int max_batch = o->n_prefill > o->n_prompt ? o->n_prefill : o->n_prompt;
+    for (int i = 0; i < o->n_steps; i++) {
+      if (o->steps[i] > max_batch) max_batch = o->steps[i];
+      if (o->n_prompt + o->steps[i] > n_ctx) n_ctx = o->n_prompt + o->steps[i];
+    }
+    if (max_batch > n_ctx) n_ctx = max_batch;
+    ls_ctx_params p = {.n_ctx = n_ctx, .max_batch = max_batch, .n_threads = th};
     ls_ctx *c;
     LS_TRY(ls_ctx_new(m, &p, &c, err));
     /* decode: prompt in one call, then token by token (greedy) */
     double best = 1e300, best_cpu = 1e300;
-    for (int r = 0; r < o->reps; r++) {
+    for (int r = 0; r < o->reps && (o->what & WHAT_DECODE); r++) {
       int rc = ls_forward(c, toks, o->n_prompt, 0, NULL, 0, err);
       if (rc) { ls_ctx_free(c); return rc; }
       int tok = ls_argmax(ls_ctx_logits(c), vocab);
@@ -118,9 +152,9 @@ static int bench_model(const ls_model *m, const char *type, const opts *o, ls_er
       if (ms < best) best = ms;
       if (cms < best_cpu) best_cpu = cms;
     }
-    row("decode", m, type, th, o->n_decode, best, best_cpu, o->n_decode, c, o->reps);
+    if (o->what & WHAT_DECODE) row("decode", m, type, th, o->n_decode, best, best_cpu, o->n_decode, c, o->reps);
     best = best_cpu = 1e300;
-    for (int r = 0; r < o->reps; r++) {
+    for (int r = 0; r < o->reps && (o->what & WHAT_PREFILL); r++) {
       double t0 = ls_now_ms(), c0 = cpu_ms();
       int rc = ls_forward(c, toks, o->n_prefill, 0, NULL, 0, err);
       if (rc) { ls_ctx_free(c); return rc; }
@@ -128,7 +162,12 @@ static int bench_model(const ls_model *m, const char *type, const opts *o, ls_er
       if (ms < best) best = ms;
       if (cms < best_cpu) best_cpu = cms;
     }
-    row("prefill", m, type, th, o->n_prefill, best, best_cpu, 1, c, o->reps);
+    if (o->what & WHAT_PREFILL) row("prefill", m, type, th, o->n_prefill, best, best_cpu, 1, c, o->reps);
+    if ((o->what & WHAT_STEP) && bench_steps(c, m, type, th, toks, o, err)) {
+      ls_ctx_free(c);
+      free(toks);
+      return err->code;
+    }
     ls_ctx_free(c);
   }
   free(toks);
@@ -313,6 +352,19 @@ static int parse_args(opts *o, int argc, char **argv, ls_err *err) {
     else if (!strcmp(a, "--prefill")) o->n_prefill = atoi(v);
     else if (!strcmp(a, "--type")) {
       LS_TRY(ls_dtype_arg(a, v, &o->type, err));
+    } else if (!strcmp(a, "--what")) {
+      o->what = 0;
+      if (strstr(v, "decode")) o->what |= WHAT_DECODE;
+      if (strstr(v, "prefill")) o->what |= WHAT_PREFILL;
+      if (strstr(v, "step")) o->what |= WHAT_STEP;
+      if (!o->what) return ls_err_set(err, LS_EINVAL, "--what %s: expected a list of decode, prefill, step", v);
+    } else if (!strcmp(a, "--steps")) {
+      o->n_steps = 0;
+      for (const char *s = v; s && *s && o->n_steps < 16; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {
+        int n = atoi(s);
+        if (n < 1 || n > 512) return ls_err_set(err, LS_EINVAL, "--steps %s: each 1..512", v);
+        o->steps[o->n_steps++] = n;
+      }
     } else if (!strcmp(a, "--threads")) {
       o->n_threads = 0;
       for (const char *s = v; *s && o->n_threads < 8;) {
@@ -323,6 +375,7 @@ static int parse_args(opts *o, int argc, char **argv, ls_err *err) {
       }
     } else return ls_err_set(err, LS_EINVAL, "%s: unknown option", a);
   }
+  if (!(o->what & WHAT_STEP)) o->n_steps = 0;
   if (o->reps < 1 || o->n_decode < 1 || o->n_prompt < 1 || o->n_prefill < 1)
     return ls_err_set(err, LS_EINVAL, "--reps, --decode, --prompt and --prefill must be positive");
   return LS_OK;
@@ -333,7 +386,8 @@ int main(int argc, char **argv) {
   const char *dd = getenv("LS_DATA_DIR");
   snprintf(stories, sizeof stories, "%s/models/stories260K/stories260K.bin", dd ? dd : "data");
   opts o = {.stories = stories, .only = NULL, .threads = {1, 2}, .n_threads = 2, .type = LS_Q8_0, .reps = 3,
-            .n_decode = 64, .n_prompt = 16, .n_prefill = 256};
+            .n_decode = 64, .n_prompt = 16, .n_prefill = 256, .what = WHAT_DECODE | WHAT_PREFILL,
+            .steps = {1, 2, 4, 8, 16, 32}, .n_steps = 6};
   ls_err err = {0};
   if (parse_args(&o, argc, argv, &err)) {
     fprintf(stderr, "bench_engine: %s\n", err.msg);

@@ -55,17 +55,6 @@ static void make_mask(int which, int L, uint8_t *m) {
   }
 }
 
-/* The 1-minute load average: timing rows from a busy machine say so. */
-static double loadavg(void) {
-  double l = -1;
-  FILE *f = fopen("/proc/loadavg", "r");
-  if (f) {
-    if (fscanf(f, "%lf", &l) != 1) l = -1;
-    fclose(f);
-  }
-  return l;
-}
-
 static void usage(void) {
   fprintf(stderr, "usage: profile_accuracy -m MODEL --profile P.json [-z TOK] [-t THREADS] [--reps N] "
                   "[--cases P:D,...] [--max-batch N] [--clock wall|cpu]\n");
@@ -147,7 +136,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   printf("# model=%s layers=%d threads=%d reps=%d kernels=%s cpu=\"%s\" commit=%s clock=%s loadavg=%.2f\n", m.name, L,
-         threads, reps, ls_ctx_kernels(c), p.cpu_model, ls_git_commit(), ls_clock_name(clock), loadavg());
+         threads, reps, ls_ctx_kernels(c), p.cpu_model, ls_git_commit(), ls_clock_name(clock), ls_load_avg());
   printf("%-16s %-15s %6s %6s %8s %12s %12s %12s %12s %8s\n", "model", "mask", "prompt", "decode", "executed",
          "meas_pre_ms", "pred_pre_ms", "meas_ms", "pred_ms", "err_pct");
   /* repetitions round-robin over all (mask, case) pairs: a burst of load
@@ -178,7 +167,7 @@ int main(int argc, char **argv) {
   int first = 0, last = p.n_dec - 1;
   printf("attn_growth %s ctx %d: %.5f ms, ctx %d: %.5f ms %s\n", m.name, p.dec_ctx[first], p.dec_attn_ms[first],
          p.dec_ctx[last], p.dec_attn_ms[last], last > first && p.dec_attn_ms[last] > p.dec_attn_ms[first] ? "PASS" : "FAIL");
-  printf("# loadavg_end=%.2f\n", loadavg());
+  printf("# loadavg_end=%.2f\n", ls_load_avg());
   free(prompt);
   free(mask);
   free(t);

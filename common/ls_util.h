@@ -10,6 +10,10 @@
 /* Monotonic wall clock in milliseconds. */
 double ls_now_ms(void);
 
+/* 1-minute load average (/proc/loadavg), -1 where unavailable: benchmarks
+ * print it next to their rows, since the machines they run on are shared. */
+double ls_load_avg(void);
+
 /* Log levels: 0 quiet, 1 info (default), 2 debug. Messages go to stderr. */
 extern int ls_log_level;
 void ls_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -2,7 +2,8 @@
 # Installs what every LiteStage script needs (build, tests, demo, bench/, slurm/)
 # from Debian's packages when they are missing (as root), or says exactly which
 # are missing (otherwise).
-# Usage: scripts/deps.sh [--with-slurm]
+# Usage: scripts/deps.sh [--with-slurm] [--with-llamacpp]
+# (--with-llamacpp: node and npm for bench/vs-llamacpp.sh, which installs llama.cpp from npm)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git
@@ -10,9 +11,13 @@ pkgs=(build-essential cmake pkg-config git
       libjansson-dev libssl-dev check libsubunit-dev
       python3 python3-h5py gnuplot-nox
       bc time)  # bench/search_scaling.sh: bc for arithmetic, /usr/bin/time for peak RSS
-if [[ "${1:-}" == "--with-slurm" ]]; then
-  pkgs+=(slurm-wlm munge)
-fi
+for a in "$@"; do
+  case "$a" in
+    --with-slurm) pkgs+=(slurm-wlm munge) ;;
+    --with-llamacpp) pkgs+=(nodejs); command -v npm >/dev/null || pkgs+=(npm) ;; # nodesource's nodejs ships npm
+    *) echo "deps: unknown option $a" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,174 @@
+/* One matmul kernel in isolation: a weight matrix much larger than the
+ * caches (default 64 MiB... 1 GiB of rows, cols 2048) times n token vectors,
+ * split over the pool in 32-row chunks exactly as the forward pass does, next
+ * to a plain read of the same bytes by the same threads (the roofline, in the
+ * same run). Also the same matmul on a matrix that fits in L2 (compute bound:
+ * what the kernel could do if memory were free).
+ *
+ * Rows (tab-separated key=value):
+ *   bench=matmul type= kernels= threads= tokens= mib= gb_s= (weight bytes /
+ *   median time) read_gb_s= (plain read, median) frac= (gb_s / read_gb_s)
+ *   x_1tok= (time against the 1-token call) l2_gb_s= (in-cache) load=
+ *
+ * usage: bench_matmul [--type q8_0|q4_0|f16] [--threads 1,2] [--tokens 1,4]
+ *                     [--mib 512] [--cols 2048] [--reps 9] */
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "kernels.h"
+#include "ls_pool.h"
+#include "ls_util.h"
+
+#define CHUNK 32
+
+typedef struct job {
+  const ls_kernels *k;
+  ls_mat w;
+  const void *xa;
+  size_t xs;
+  int n;
+  float *y;
+  uint64_t sink[64];
+} job;
+
+static void mm_task(void *arg, int task, int thread) {
+  (void)thread;
+  job *j = arg;
+  int64_t r0 = (int64_t)task * CHUNK, r1 = r0 + CHUNK < j->w.rows ? r0 + CHUNK : j->w.rows;
+  j->k->matmul(&j->w, j->xa, j->xs, j->n, j->y, j->w.rows, r0, r1);
+}
+
+/* The same chunks, only read (32-byte loads xor-folded): the bandwidth the
+ * access pattern itself gets. */
+__attribute__((target("avx2"))) static void read_task(void *arg, int task, int thread) {
+  job *j = arg;
+  int64_t r0 = (int64_t)task * CHUNK, r1 = r0 + CHUNK < j->w.rows ? r0 + CHUNK : j->w.rows;
+  const uint8_t *p = (const uint8_t *)j->w.data + (size_t)r0 * j->w.row_bytes;
+  size_t n = (size_t)(r1 - r0) * j->w.row_bytes;
+  __m256i a = _mm256_setzero_si256(), b = a;
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    a = _mm256_xor_si256(a, _mm256_loadu_si256((const __m256i *)(p + i)));
+    b = _mm256_xor_si256(b, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
+  }
+  uint64_t v[4];
+  _mm256_storeu_si256((__m256i *)v, _mm256_xor_si256(a, b));
+  j->sink[thread] ^= v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median_ms(ls_pool *p, ls_pool_fn fn, job *j, int reps) {
+  double t[64];
+  int chunks = (int)((j->w.rows + CHUNK - 1) / CHUNK);
+  ls_pool_run(p, fn, j, chunks); /* warm-up */
+  for (int r = 0; r < reps; r++) {
+    double t0 = ls_now_ms();
+    ls_pool_run(p, fn, j, chunks);
+    t[r] = ls_now_ms() - t0;
+  }
+  qsort(t, (size_t)reps, sizeof *t, cmp_double);
+  return t[reps / 2];
+}
+
+static int parse_list(const char *v, int *out, int max) {
+  int n = 0;
+  for (const char *s = v; s && *s && n < max; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) out[n++] = atoi(s);
+  return n;
+}
+
+int main(int argc, char **argv) {
+  uint32_t type = LS_Q8_0;
+  int threads[8] = {1, 2}, n_threads = 2, tokens[16] = {1, 2, 4, 8, 16, 32}, n_tokens = 6, reps = 9;
+  long mib = 512, cols = 2048;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const char *a = argv[i], *v = argv[i + 1];
+    if (!strcmp(a, "--type")) {
+      if (!strcmp(v, "q8_0")) type = LS_Q8_0;
+      else if (!strcmp(v, "q4_0")) type = LS_Q4_0;
+      else if (!strcmp(v, "f16")) type = LS_F16;
+      else { fprintf(stderr, "bench_matmul: --type %s: expected q8_0, q4_0 or f16\n", v); return 2; }
+    } else if (!strcmp(a, "--threads")) n_threads = parse_list(v, threads, 8);
+    else if (!strcmp(a, "--tokens")) n_tokens = parse_list(v, tokens, 16);
+    else if (!strcmp(a, "--mib")) mib = atol(v);
+    else if (!strcmp(a, "--cols")) cols = atol(v);
+    else if (!strcmp(a, "--reps")) reps = atoi(v);
+    else { fprintf(stderr, "bench_matmul: %s: unknown option\n", a); return 2; }
+  }
+  if (argc % 2 == 0) { fprintf(stderr, "bench_matmul: %s: missing value\n", argv[argc - 1]); return 2; }
+  if (mib < 1 || mib > 8192 || cols < 32 || cols % 32 || cols > 65536 || reps < 1 || reps > 64) {
+    fprintf(stderr, "bench_matmul: --mib 1..8192, --cols a multiple of 32 up to 65536, --reps 1..64\n");
+    return 2;
+  }
+  for (int i = 0; i < n_tokens; i++)
+    if (tokens[i] < 1 || tokens[i] > 512) { fprintf(stderr, "bench_matmul: --tokens: 1..512 each\n"); return 2; }
+  for (int i = 0; i < n_threads; i++)
+    if (threads[i] < 1 || threads[i] > 64) { fprintf(stderr, "bench_matmul: --threads: 1..64 each\n"); return 2; }
+  const ls_kernels *k = ls_kernels_get();
+  size_t rb = ls_dtype_row_bytes(type, cols);
+  int64_t rows = (int64_t)(((size_t)mib << 20) / rb) / CHUNK * CHUNK;
+  int64_t l2_rows = (int64_t)((256u << 10) / rb) / CHUNK * CHUNK; /* 256 KiB: in L2 */
+  if (l2_rows < CHUNK) l2_rows = CHUNK;
+  size_t bytes = (size_t)rows * rb, alloc = (bytes + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+  uint8_t *wd = aligned_alloc(2u << 20, alloc);
+  int max_n = 1;
+  for (int i = 0; i < n_tokens; i++) max_n = tokens[i] > max_n ? tokens[i] : max_n;
+  size_t xs = k->act_bytes(type, cols);
+  xs = xs ? (xs + 63) / 64 * 64 : (size_t)cols * sizeof(float);
+  float *x = malloc(sizeof(float) * (size_t)cols * max_n), *y = aligned_alloc(64, sizeof(float) * rows * max_n);
+  uint8_t *xa = aligned_alloc(64, xs * max_n);
+  if (!wd || !x || !y || !xa) { fprintf(stderr, "bench_matmul: out of memory\n"); return 1; }
+  madvise(wd, alloc, MADV_HUGEPAGE);
+  /* random-ish bytes with sane fp16 scales: quantise random rows */
+  float *row = malloc(sizeof(float) * cols);
+  uint64_t s = 0x9e3779b97f4a7c15ull;
+  for (int64_t r = 0; r < rows; r++) {
+    if (r < 64) {
+      for (long c = 0; c < cols; c++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        row[c] = (float)((int64_t)(s >> 40) - (1 << 23)) / (float)(1 << 23);
+      }
+      if (type == LS_Q8_0) ls_quantize_row_q8_0(row, (void *)(wd + r * rb), cols);
+      else if (type == LS_Q4_0) ls_quantize_row_q4_0(row, (void *)(wd + r * rb), cols);
+      else for (long c = 0; c < cols; c++) ((uint16_t *)(wd + r * rb))[c] = ls_fp32_to_fp16(row[c]);
+    } else memcpy(wd + r * rb, wd + (r % 64) * rb, rb);
+  }
+  for (long i = 0; i < cols * max_n; i++) x[i] = (float)((i * 7919) % 2001 - 1000) / 1000.0f;
+  for (int t = 0; t < max_n; t++)
+    if (k->act_bytes(type, cols)) k->act_prepare(type, x + t * cols, cols, xa + xs * t);
+    else memcpy(xa + xs * t, x + t * cols, sizeof(float) * cols);
+  for (int ti = 0; ti < n_threads; ti++) {
+    ls_pool *p;
+    ls_err err = {0};
+    if (ls_pool_new(threads[ti], &p, &err)) { fprintf(stderr, "bench_matmul: %s\n", err.msg); return 1; }
+    job j = {.k = k, .w = {.type = type, .rows = rows, .cols = cols, .row_bytes = rb, .data = wd}, .xa = xa,
+             .xs = xs, .y = y};
+    double one = 0;
+    for (int ni = 0; ni < n_tokens; ni++) {
+      j.n = tokens[ni];
+      j.w.rows = rows;
+      double load = ls_load_avg();
+      double rd = median_ms(p, read_task, &j, reps);
+      double mm = median_ms(p, mm_task, &j, reps);
+      double rd2 = median_ms(p, read_task, &j, reps); /* read on both sides of the kernel */
+      if (rd2 < rd) rd = rd2;
+      if (j.n == 1) one = mm;
+      j.w.rows = l2_rows;
+      double l2 = median_ms(p, mm_task, &j, reps < 9 ? 9 : reps);
+      printf("bench=matmul\ttype=%s\tkernels=%s\tthreads=%d\ttokens=%d\tmib=%.0f\tgb_s=%.2f\tread_gb_s=%.2f\t"
+             "frac=%.2f\tx_1tok=%.2f\tl2_gb_s=%.2f\tload=%.2f\n",
+             ls_dtype_name(type), k->name, threads[ti], j.n, bytes / 1048576.0, bytes / mm / 1e6,
+             bytes / rd / 1e6, rd / mm, one > 0 ? mm / one : 0.0, (double)l2_rows * rb / l2 / 1e6, load);
+      fflush(stdout);
+    }
+    ls_pool_free(p);
+  }
+  free(row); free(x); free(y); free(xa); free(wd);
+  return 0;
+}
