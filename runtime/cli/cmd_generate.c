@@ -123,8 +123,9 @@ static int generate(generate_opts *o, ls_engine *e, uint8_t *mask, ls_err *err) 
       return ls_err_set(err, LS_EINVAL, "--steps %d: the prompt alone takes %d positions", o->steps, n_prompt);
     max_new = o->steps - n_prompt + 1;
   }
-  /* echo the prompt as llama2.c does: its tokens decoded after BOS */
-  for (int i = 1; i < n_prompt; i++) fputs(ls_token_piece(&e->tok, e->tokens[i - 1], e->tokens[i]), stdout);
+  /* echo the prompt as llama2.c does: its tokens decoded after BOS (qwen2 has none) */
+  int first = n_prompt > 0 && e->tokens[0] == e->model.vocab.bos_id;
+  for (int i = first; i < n_prompt; i++) fputs(ls_token_piece(&e->tok, i ? e->tokens[i - 1] : -1, e->tokens[i]), stdout);
   if (max_new == 0) { /* -n 0: the prompt only, as llama.cpp */
     printf("\n");
     return LS_OK;

@@ -11,6 +11,7 @@
 #include "ls_cli.h"
 #include "gguf.h"
 #include "ls_model.h"
+#include "ls_tokenizer.h"
 #include "ls_quant.h"
 #include "ls_util.h"
 
@@ -122,26 +123,39 @@ static void print_token(const ls_vocab *v, int id) {
 
 static void print_model(const ls_model *m, int all) {
   const ls_config *c = &m->cfg;
-  printf("architecture:   llama\n");
+  printf("architecture:   %s\n", c->arch == LS_ARCH_QWEN2 ? "qwen2 (Q/K/V biases, NEOX rope)" : "llama");
   printf("name:           %s\n", m->name);
   printf("config:\n");
   printf("  dim %d, hidden_dim %d, n_layers %d, n_heads %d, n_kv_heads %d, head_dim %d\n", c->dim, c->hidden_dim,
          c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim);
   printf("  vocab_size %d, seq_len %d, rope_dim %d, rope_theta %g, norm_eps %g\n", c->vocab_size, c->seq_len,
          c->rope_dim, (double)c->rope_theta, (double)c->norm_eps);
+  if (m->rope_freqs) printf("  rope scaling: per-frequency divisors (Llama 3), %g .. %g\n", (double)m->rope_freqs[0],
+                            (double)m->rope_freqs[c->rope_dim / 2 - 1]);
+  if (c->rope_freq_scale > 0 && c->rope_freq_scale != 1.0f)
+    printf("  rope scaling: linear, positions x %g\n", (double)c->rope_freq_scale);
+  printf("  classifier: %s\n", m->tied_output ? "tied to the token embedding" : "output.weight");
   print_tensors(m, all);
   printf("weights:        %zu bytes (%.1f MiB)\n", m->weight_bytes, (double)m->weight_bytes / (1 << 20));
   const ls_vocab *v = &m->vocab;
   if (v->n_tokens == 0) {
     printf("vocabulary:     none (pass -z TOKENIZER to generate text)\n");
   } else {
+    printf("tokenizer:      %s", ls_vocab_kind_name(v));
+    if (v->kind == LS_VOCAB_BPE) printf(", pre-tokenizer %s (%s), %d merges", v->pre_name, ls_pre_kind_name(v->pre), v->n_merges);
+    printf("\n");
     printf("vocabulary:     %d tokens, BOS ", v->n_tokens);
     print_token(v, v->bos_id);
     printf(", EOS ");
     print_token(v, v->eos_id);
     printf(", UNK ");
     print_token(v, v->unk_id);
-    printf(", add_bos %s, space prefix %s\n", v->add_bos ? "yes" : "no", v->add_space_prefix ? "yes" : "no");
+    if (v->eot_id >= 0) {
+      printf(", EOT ");
+      print_token(v, v->eot_id);
+    }
+    printf(", add_bos %s, add_eos %s, space prefix %s\n", v->add_bos ? "yes" : "no", v->add_eos ? "yes" : "no",
+           v->add_space_prefix ? "yes" : "no");
   }
 }
 

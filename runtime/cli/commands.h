@@ -11,6 +11,7 @@ int ls_cli_convert(int argc, char **argv);
 int ls_cli_synth(int argc, char **argv);
 int ls_cli_pipeline(int argc, char **argv);
 int ls_cli_profile(int argc, char **argv);
+int ls_cli_tokenize(int argc, char **argv);
 
 /* The --type line of convert and synth --help, every type they write (filled
  * by ls_cli_type_help_fill from the type table). */

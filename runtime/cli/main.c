@@ -9,6 +9,7 @@ static const ls_cli_command commands[] = {
     {"inspect", ls_cli_inspect, "print a model's architecture, tensors, size and fingerprint"},
     {"convert", ls_cli_convert, "convert a llama2.c checkpoint (or a GGUF) to GGUF of a given type"},
     {"synth", ls_cli_synth, "write a random-weight GGUF model of a given shape"},
+    {"tokenize", ls_cli_tokenize, "tokenize a text with a GGUF's tokenizer (ids like llama-tokenize)"},
 };
 
 int main(int argc, char **argv) {

@@ -11,7 +11,7 @@ static int alloc_buffers(ls_engine *e, ls_err *err) {
   e->confidence = malloc(((size_t)e->n_ctx + 1) * sizeof *e->confidence);
   e->no_skip = calloc((size_t)n_layers, 1);
   /* every generated piece is at most the longest token */
-  size_t piece_max = e->tok.vocab ? e->tok.scratch_cap : 8;
+  size_t piece_max = e->tok.vocab ? e->tok.max_piece + 1 : 8;
   e->text_cap = ((size_t)e->n_ctx + 1) * piece_max + 1;
   e->text = malloc(e->text_cap);
   if (!e->tokens || !e->confidence || !e->no_skip || !e->text)
@@ -134,7 +134,7 @@ int ls_engine_generate(ls_engine *e, const ls_gen_request *req, ls_gen_output *o
   while (stop == LS_STOP_NONE) {
     float conf;
     int next = ls_sample(&e->sampler, ls_ctx_logits(e->ctx), &conf);
-    if (e->tok.vocab && (next == v->eos_id || next == v->bos_id)) {
+    if (e->tok.vocab && (next == v->eos_id || next == v->bos_id || next == v->eot_id)) {
       stop = LS_STOP_EOS;
       break;
     }

@@ -345,16 +345,54 @@ static int64_t kv_base(const ls_ctx *c, int seq, int layer) {
   return ((int64_t)seq * c->m->cfg.n_layers + layer) * c->n_ctx * c->kv_dim;
 }
 
-/* RoPE on row t's q and k, then k and v to the row's sequence and position. */
+/* Rope for the variants the kernels' rope does not cover: NEOX pairs
+ * (x[i], x[i + rope_dim/2]) (qwen2), per-frequency divisors (Llama 3's
+ * rope_freqs) and linear position scaling. Angle of pair i: pos * scale *
+ * theta^(-2i/rope_dim) / freqs[i]. */
+static void rope_ext(float *x, int n_heads, int head_dim, const ls_config *p, const float *freqs, int pos) {
+  int half = p->rope_dim / 2;
+  float scale = p->rope_freq_scale > 0 ? p->rope_freq_scale : 1.0f;
+  for (int i = 0; i < half; i++) {
+    float freq = 1.0f / powf(p->rope_theta, (float)(2 * i) / (float)p->rope_dim);
+    if (freqs) freq /= freqs[i];
+    float angle = (float)pos * scale * freq, fc = cosf(angle), fs = sinf(angle);
+    int a = p->rope_neox ? i : 2 * i, b = p->rope_neox ? i + half : 2 * i + 1;
+    for (int h = 0; h < n_heads; h++) {
+      float *v = x + (int64_t)h * head_dim;
+      float v0 = v[a], v1 = v[b];
+      v[a] = v0 * fc - v1 * fs;
+      v[b] = v0 * fs + v1 * fc;
+    }
+  }
+}
+
+static void add_bias(float *x, const float *b, int n) {
+  for (int i = 0; i < n; i++) x[i] += b[i];
+}
+
+/* Q/K/V biases (qwen2) and RoPE on row t's q and k (the variant the model
+ * needs), then k and v to the row's sequence and position. */
 static void rope_task(void *arg, int t, int thread) {
   (void)thread;
   tok_job *j = arg;
   ls_ctx *c = j->c;
   const ls_config *p = &c->m->cfg;
+  const ls_layer *L = &c->m->layers[j->layer];
   int pos = c->b->pos[t];
-  float *k = c->kbuf + (int64_t)t * c->kv_dim;
-  c->k->rope(c->q + (int64_t)t * c->q_dim, p->n_heads, p->head_dim, p->rope_dim, pos, p->rope_theta);
-  c->k->rope(k, p->n_kv_heads, p->head_dim, p->rope_dim, pos, p->rope_theta);
+  float *q = c->q + (int64_t)t * c->q_dim, *k = c->kbuf + (int64_t)t * c->kv_dim;
+  if (L->bq) {
+    add_bias(q, L->bq, c->q_dim);
+    add_bias(k, L->bk, c->kv_dim);
+    add_bias(c->vbuf + (int64_t)t * c->kv_dim, L->bv, c->kv_dim);
+  }
+  const float *freqs = c->m->rope_freqs;
+  if (p->rope_neox || freqs || (p->rope_freq_scale > 0 && p->rope_freq_scale != 1.0f)) {
+    rope_ext(q, p->n_heads, p->head_dim, p, freqs, pos);
+    rope_ext(k, p->n_kv_heads, p->head_dim, p, freqs, pos);
+  } else {
+    c->k->rope(q, p->n_heads, p->head_dim, p->rope_dim, pos, p->rope_theta);
+    c->k->rope(k, p->n_kv_heads, p->head_dim, p->rope_dim, pos, p->rope_theta);
+  }
   int64_t at = kv_base(c, c->b->seq[t], j->layer) + (int64_t)pos * c->kv_dim;
   memcpy(c->key_cache + at, k, sizeof(float) * (size_t)c->kv_dim);
   memcpy(c->value_cache + at, c->vbuf + (int64_t)t * c->kv_dim, sizeof(float) * (size_t)c->kv_dim);

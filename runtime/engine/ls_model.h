@@ -11,7 +11,11 @@
 #include "ls_error.h"
 #include "ls_quant.h"
 
+/* Architectures (GGUF general.architecture). */
+typedef enum { LS_ARCH_LLAMA = 0, LS_ARCH_QWEN2 = 1 } ls_arch;
+
 typedef struct ls_config {
+  int arch;       /* ls_arch */
   int dim;        /* embedding length */
   int hidden_dim; /* feed-forward length */
   int n_layers;
@@ -22,6 +26,8 @@ typedef struct ls_config {
   int seq_len;    /* context length the model was trained for */
   int rope_dim;   /* rotated dimensions per head (== head_dim for llama) */
   float rope_theta;
+  float rope_freq_scale; /* positions scale by this (linear rope scaling); 0 means 1 */
+  int rope_neox;  /* rotate (x[i], x[i + rope_dim/2]) (qwen2) instead of (x[2i], x[2i+1]) (llama) */
   float norm_eps;
 } ls_config;
 
@@ -37,6 +43,7 @@ typedef struct ls_mat {
 
 typedef struct ls_layer {
   const float *attn_norm; /* [dim] */
+  const float *bq, *bk, *bv; /* Q/K/V biases (qwen2), or NULL */
   ls_mat wq;              /* [n_heads*head_dim rows, dim cols] */
   ls_mat wk;              /* [n_kv_heads*head_dim, dim] */
   ls_mat wv;              /* [n_kv_heads*head_dim, dim] */
@@ -50,17 +57,43 @@ typedef struct ls_layer {
 /* Token kinds, as GGUF's tokenizer.ggml.token_type numbers them. */
 enum { LS_TOK_NORMAL = 1, LS_TOK_UNKNOWN = 2, LS_TOK_CONTROL = 3, LS_TOK_USER = 4, LS_TOK_UNUSED = 5, LS_TOK_BYTE = 6 };
 
-/* The vocabulary as loaded. Token text uses a plain ' ' for SentencePiece's
- * U+2581 word marker (the loaders convert), as llama2.c's tokenizer.bin does. */
+/* Tokenizer kinds (GGUF tokenizer.ggml.model): SentencePiece "llama" and
+ * byte-level BPE "gpt2". */
+typedef enum { LS_VOCAB_SPM = 0, LS_VOCAB_BPE = 1 } ls_vocab_kind;
+
+/* Byte-level BPE pre-tokenizers (GGUF tokenizer.ggml.pre), named as llama.cpp
+ * names them; runtime/text/bpe.c says what each splits. */
+typedef enum {
+  LS_PRE_DEFAULT = 0, /* "default" or no tokenizer.ggml.pre */
+  LS_PRE_GPT2,        /* "gpt-2" */
+  LS_PRE_LLAMA3,      /* "llama-bpe", "llama3", "llama-v3" */
+  LS_PRE_QWEN2,       /* "qwen2", "deepseek-r1-qwen" */
+  LS_PRE_SMOLLM,      /* "smollm", "starcoder" (the same splits) */
+} ls_pre_kind;
+
+/* The vocabulary as loaded. SentencePiece token text uses a plain ' ' for the
+ * U+2581 word marker (the loaders convert), as llama2.c's tokenizer.bin does;
+ * BPE token text is kept as the file has it (bytes mapped to printable code
+ * points, GPT-2 style). */
 typedef struct ls_vocab {
   int n_tokens;
   char **tokens;   /* [n_tokens] NUL-terminated */
-  float *scores;   /* [n_tokens] merge priorities */
+  float *scores;   /* [n_tokens] merge priorities (SentencePiece) */
   int32_t *types;  /* [n_tokens] LS_TOK_* */
   int bos_id, eos_id, unk_id;
+  int eot_id;      /* end of turn (e.g. <|eot_id|>, <|im_end|>), or -1 */
   int max_token_len;
   int add_bos;     /* prepend BOS when encoding a prompt */
+  int add_eos;     /* append EOS when encoding a prompt */
   int add_space_prefix; /* prepend a space to non-empty text (SentencePiece) */
+  int kind;        /* ls_vocab_kind */
+  int pre;         /* ls_pre_kind (BPE only) */
+  char pre_name[32];  /* tokenizer.ggml.pre as the file has it ("" if none) */
+  /* BPE merges: merge r (rank r) is the NUL-terminated "left right" string at
+   * merge_text + merge_off[r]; the split is the first space after byte 0. */
+  int n_merges;
+  char *merge_text;
+  uint32_t *merge_off;
 } ls_vocab;
 
 typedef enum { LS_FMT_GGUF = 1, LS_FMT_LLAMA2C = 2 } ls_model_format;
@@ -71,6 +104,7 @@ typedef struct ls_model {
   ls_layer *layers;       /* [n_layers] */
   const float *out_norm;  /* [dim] */
   ls_mat output;          /* [vocab, dim]; same data as tok_embd when tied */
+  const float *rope_freqs; /* [rope_dim/2] frequency divisors (Llama 3 rope scaling), or NULL */
   int tied_output;
   ls_vocab vocab;         /* n_tokens == 0 if the file has none */
 
@@ -98,6 +132,10 @@ void ls_model_free(ls_model *m);
 int ls_model_load_gguf(ls_model *m, const char *path, ls_err *err);
 int ls_model_load_llama2c(ls_model *m, const char *path, ls_err *err);
 int ls_vocab_load_tokenizer_bin(ls_vocab *v, const char *path, int vocab_size, ls_err *err);
+/* Only the vocabulary of a GGUF (tokenizer.ggml.*), e.g. a vocab-only file. */
+int ls_vocab_load_gguf(ls_vocab *v, const char *path, ls_err *err);
+/* "SentencePiece" / "BPE", and the pre-tokenizer's name ("" for SentencePiece). */
+const char *ls_vocab_kind_name(const ls_vocab *v);
 void ls_vocab_free(ls_vocab *v);
 
 /* Memory-maps a whole regular, non-empty file read-only (munmap to release). */

@@ -65,6 +65,8 @@ void ls_vocab_free(ls_vocab *v) {
   free(v->tokens);
   free(v->scores);
   free(v->types);
+  free(v->merge_text);
+  free(v->merge_off);
   memset(v, 0, sizeof *v);
 }
 

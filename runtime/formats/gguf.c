@@ -14,6 +14,7 @@
 
 #include "ls_model.h"
 #include "ls_quant.h"
+#include "ls_tokenizer.h"
 
 /* ---- type tables -------------------------------------------------------- */
 
@@ -629,37 +630,89 @@ void ls_gguf_print_value(FILE *f, const ls_gguf_value *v, int max_elems) {
 
 /* ---- the llama model loader --------------------------------------------- */
 
-static int get_dim(const ls_gguf *g, const char *key, int required, int *out, ls_err *err) {
+/* Reads "<arch>.<key>" (arch is "llama" or "qwen2"). */
+static const char *arch_key(const ls_config *c, const char *key, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s.%s", c->arch == LS_ARCH_QWEN2 ? "qwen2" : "llama", key);
+  return buf;
+}
+
+static int get_dim(const ls_gguf *g, const ls_config *c, const char *key, int required, int *out, ls_err *err) {
+  char k[96];
   int64_t v = *out;
-  LS_TRY(ls_gguf_get_int(g, key, required, 1, INT32_MAX, &v, NULL, err));
+  LS_TRY(ls_gguf_get_int(g, arch_key(c, key, k, sizeof k), required, 1, INT32_MAX, &v, NULL, err));
   *out = (int)v;
   return LS_OK;
+}
+
+static int get_float(const ls_gguf *g, const ls_config *c, const char *key, int required, double *out, int *found,
+                     ls_err *err) {
+  char k[96];
+  return ls_gguf_get_float(g, arch_key(c, key, k, sizeof k), required, out, found, err);
+}
+
+static int read_arch(ls_config *c, const ls_gguf *g, ls_err *err) {
+  const char *s = NULL;
+  size_t len = 0;
+  LS_TRY(ls_gguf_get_str(g, "general.architecture", 1, &s, &len, NULL, err));
+  if (len == 5 && !memcmp(s, "llama", 5)) c->arch = LS_ARCH_LLAMA;
+  else if (len == 5 && !memcmp(s, "qwen2", 5)) c->arch = LS_ARCH_QWEN2;
+  else
+    return ls_err_set(err, LS_EUNSUPPORTED, "%s: architecture '%.*s' is not supported (llama, qwen2)", g->path,
+                      (int)(len > 64 ? 64 : len), s);
+  /* qwen2 rotates the two halves of each head (ggml's NEOX rope) */
+  c->rope_neox = c->arch == LS_ARCH_QWEN2;
+  return LS_OK;
+}
+
+/* <arch>.rope.scaling.type: none, linear (positions times 1/factor) or llama3
+ * (per-frequency divisors, made by rope_factors_llama3 unless the file has a
+ * rope_freqs tensor). */
+static int read_rope_scaling(ls_config *c, const ls_gguf *g, int *llama3, ls_err *err) {
+  char k[96];
+  const char *s = NULL;
+  size_t len = 0;
+  int found;
+  *llama3 = 0;
+  c->rope_freq_scale = 0.0f; /* none */
+  LS_TRY(ls_gguf_get_str(g, arch_key(c, "rope.scaling.type", k, sizeof k), 0, &s, &len, &found, err));
+  if (!found || (len == 4 && !memcmp(s, "none", 4))) return LS_OK;
+  double factor = 1.0;
+  LS_TRY(get_float(g, c, "rope.scaling.factor", 0, &factor, NULL, err));
+  if (!(factor >= 1.0 && factor <= 1e6))
+    return ls_err_set(err, LS_EFORMAT, "%s: rope.scaling.factor %g is out of range", g->path, factor);
+  if (len == 6 && !memcmp(s, "linear", 6)) {
+    c->rope_freq_scale = (float)(1.0 / factor);
+    return LS_OK;
+  }
+  if (len == 6 && !memcmp(s, "llama3", 6)) {
+    *llama3 = 1;
+    return LS_OK;
+  }
+  return ls_err_set(err, LS_EUNSUPPORTED, "%s: %s '%.*s' is not supported (none, linear, llama3)", g->path, k,
+                    (int)(len > 64 ? 64 : len), s);
 }
 
 static int read_config(ls_model *m, const ls_gguf *g, ls_err *err) {
   const char *s = NULL;
   size_t len = 0;
-  LS_TRY(ls_gguf_get_str(g, "general.architecture", 1, &s, &len, NULL, err));
-  if (len != 5 || memcmp(s, "llama", 5))
-    return ls_err_set(err, LS_EUNSUPPORTED, "%s: architecture '%.*s' is not supported (only llama)", g->path,
-                      (int)(len > 64 ? 64 : len), s);
+  ls_config *c = &m->cfg;
+  LS_TRY(read_arch(c, g, err));
   int found;
   LS_TRY(ls_gguf_get_str(g, "general.name", 0, &s, &len, &found, err));
   if (found && len > 0) snprintf(m->name, sizeof m->name, "%.*s", (int)len, s);
-  ls_config *c = &m->cfg;
-  LS_TRY(get_dim(g, "llama.context_length", 1, &c->seq_len, err));
-  LS_TRY(get_dim(g, "llama.embedding_length", 1, &c->dim, err));
-  LS_TRY(get_dim(g, "llama.block_count", 1, &c->n_layers, err));
-  LS_TRY(get_dim(g, "llama.feed_forward_length", 1, &c->hidden_dim, err));
-  LS_TRY(get_dim(g, "llama.attention.head_count", 1, &c->n_heads, err));
+  LS_TRY(get_dim(g, c, "context_length", 1, &c->seq_len, err));
+  LS_TRY(get_dim(g, c, "embedding_length", 1, &c->dim, err));
+  LS_TRY(get_dim(g, c, "block_count", 1, &c->n_layers, err));
+  LS_TRY(get_dim(g, c, "feed_forward_length", 1, &c->hidden_dim, err));
+  LS_TRY(get_dim(g, c, "attention.head_count", 1, &c->n_heads, err));
   c->n_kv_heads = c->n_heads;
-  LS_TRY(get_dim(g, "llama.attention.head_count_kv", 0, &c->n_kv_heads, err));
+  LS_TRY(get_dim(g, c, "attention.head_count_kv", 0, &c->n_kv_heads, err));
   c->head_dim = c->dim / c->n_heads;
   c->rope_dim = c->head_dim;
-  LS_TRY(get_dim(g, "llama.rope.dimension_count", 0, &c->rope_dim, err));
+  LS_TRY(get_dim(g, c, "rope.dimension_count", 0, &c->rope_dim, err));
   double theta = 10000.0, eps = 1e-5;
-  LS_TRY(ls_gguf_get_float(g, "llama.rope.freq_base", 0, &theta, NULL, err));
-  LS_TRY(ls_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", 0, &eps, NULL, err));
+  LS_TRY(get_float(g, c, "rope.freq_base", 0, &theta, NULL, err));
+  LS_TRY(get_float(g, c, "attention.layer_norm_rms_epsilon", 0, &eps, NULL, err));
   c->rope_theta = (float)theta;
   c->norm_eps = (float)eps;
   /* the vocabulary size is the embedding's row count (checked against the tokenizer) */
@@ -667,10 +720,11 @@ static int read_config(ls_model *m, const ls_gguf *g, ls_err *err) {
   if (!emb) return ls_err_set(err, LS_EFORMAT, "%s: missing tensor token_embd.weight", g->path);
   c->vocab_size = emb->ne[1] > INT32_MAX ? INT32_MAX : (int)emb->ne[1];
   int64_t nv = c->vocab_size;
-  LS_TRY(ls_gguf_get_int(g, "llama.vocab_size", 0, 1, INT32_MAX, &nv, NULL, err));
+  char k[96];
+  LS_TRY(ls_gguf_get_int(g, arch_key(c, "vocab_size", k, sizeof k), 0, 1, INT32_MAX, &nv, NULL, err));
   if (nv != c->vocab_size)
-    return ls_err_set(err, LS_EMISMATCH, "%s: llama.vocab_size is %" PRId64 " but token_embd.weight has %d rows",
-                      g->path, nv, c->vocab_size);
+    return ls_err_set(err, LS_EMISMATCH, "%s: %s is %" PRId64 " but token_embd.weight has %d rows", g->path, k, nv,
+                      c->vocab_size);
   return ls_config_validate(c, g->path, err);
 }
 
@@ -713,18 +767,17 @@ static int load_mat(ls_model *m, const ls_gguf *g, const char *name, int64_t row
   return LS_OK;
 }
 
-/* Norm vectors are used as float*: F32 stays in the mapping (when aligned);
- * F16/BF16 are widened into a buffer the model owns. */
-static int load_norm(ls_model *m, const ls_gguf *g, const char *name, const float **out, ls_err *err) {
+/* Vectors (norms, biases, rope factors) are used as float*: F32 stays in the
+ * mapping (when aligned); F16/BF16 are widened into a buffer the model owns. */
+static int load_vec(ls_model *m, const ls_gguf *g, const char *name, int64_t n, const float **out, ls_err *err) {
   const ls_gguf_tensor *t;
-  int64_t n = m->cfg.dim;
   LS_TRY(find_shaped(g, name, 0, n, &t, err));
   if (t->type == LS_F32 && (uintptr_t)t->data % 4 == 0) {
     *out = t->data;
     return LS_OK;
   }
   if (t->type != LS_F32 && t->type != LS_F16 && t->type != LS_BF16)
-    return ls_err_set(err, LS_EUNSUPPORTED, "%s: norm tensor %s has type %s (%u); only F32, F16 and BF16 are supported",
+    return ls_err_set(err, LS_EUNSUPPORTED, "%s: vector tensor %s has type %s (%u); only F32, F16 and BF16 are supported",
                       g->path, name, ls_dtype_name(t->type), t->type);
   float *buf = malloc((size_t)n * sizeof *buf);
   if (!buf) return ls_err_set(err, LS_ENOMEM, "%s: out of memory", g->path);
@@ -743,6 +796,74 @@ static int load_norm(ls_model *m, const ls_gguf *g, const char *name, const floa
   return LS_OK;
 }
 
+static int load_norm(ls_model *m, const ls_gguf *g, const char *name, const float **out, ls_err *err) {
+  return load_vec(m, g, name, m->cfg.dim, out, err);
+}
+
+/* Llama 3's rope scaling as its reference code derives it from the config:
+ * wavelengths longer than original_context_length / low_freq_factor are
+ * slowed by factor, shorter than ... / high_freq_factor are kept, and the band
+ * between is interpolated. Stored as divisors of each frequency (what a
+ * rope_freqs tensor holds). */
+static int rope_factors_llama3(ls_model *m, const ls_gguf *g, ls_err *err) {
+  const ls_config *c = &m->cfg;
+  double factor = 1, lo = 1, hi = 4, orig = 8192;
+  LS_TRY(get_float(g, c, "rope.scaling.factor", 1, &factor, NULL, err));
+  LS_TRY(get_float(g, c, "rope.scaling.low_freq_factor", 1, &lo, NULL, err));
+  LS_TRY(get_float(g, c, "rope.scaling.high_freq_factor", 1, &hi, NULL, err));
+  int64_t orig_ctx = 0;
+  char k[96];
+  LS_TRY(ls_gguf_get_int(g, arch_key(c, "rope.scaling.original_context_length", k, sizeof k), 1, 1, INT32_MAX,
+                         &orig_ctx, NULL, err));
+  orig = (double)orig_ctx;
+  if (!(lo > 0 && hi > lo))
+    return ls_err_set(err, LS_EFORMAT, "%s: rope.scaling low_freq_factor %g / high_freq_factor %g are not 0 < low < high",
+                      g->path, lo, hi);
+  int n = c->rope_dim / 2;
+  float *f = malloc((size_t)n * sizeof *f);
+  if (!f) return ls_err_set(err, LS_ENOMEM, "%s: out of memory", g->path);
+  const double pi = 3.14159265358979323846;
+  for (int i = 0; i < n; i++) {
+    double freq = pow((double)c->rope_theta, -2.0 * i / c->rope_dim);
+    double wavelen = 2 * pi / freq;
+    if (wavelen < orig / hi) f[i] = 1.0f;
+    else if (wavelen > orig / lo) f[i] = (float)factor;
+    else {
+      double smooth = (orig / wavelen - lo) / (hi - lo);
+      f[i] = (float)(1.0 / ((1 - smooth) / factor + smooth));
+    }
+  }
+  LS_TRY(ls_model_own(m, f, err));
+  m->rope_freqs = f;
+  return LS_OK;
+}
+
+static int load_rope_freqs(ls_model *m, const ls_gguf *g, int llama3, ls_err *err) {
+  if (ls_gguf_find_tensor(g, "rope_freqs.weight")) {
+    LS_TRY(load_vec(m, g, "rope_freqs.weight", m->cfg.rope_dim / 2, &m->rope_freqs, err));
+    for (int i = 0; i < m->cfg.rope_dim / 2; i++)
+      if (!(m->rope_freqs[i] > 0 && m->rope_freqs[i] < 1e30f))
+        return ls_err_set(err, LS_EFORMAT, "%s: rope_freqs.weight[%d] is not a positive number", g->path, i);
+    return LS_OK;
+  }
+  return llama3 ? rope_factors_llama3(m, g, err) : LS_OK;
+}
+
+/* Q/K/V biases: all three or none (qwen2 has them, llama has none). */
+static int load_biases(ls_model *m, const ls_gguf *g, int l, ls_layer *L, ls_err *err) {
+  const ls_config *c = &m->cfg;
+  char q[96], k[96], v[96];
+  snprintf(q, sizeof q, "blk.%d.attn_q.bias", l);
+  snprintf(k, sizeof k, "blk.%d.attn_k.bias", l);
+  snprintf(v, sizeof v, "blk.%d.attn_v.bias", l);
+  int have = !!ls_gguf_find_tensor(g, q) + !!ls_gguf_find_tensor(g, k) + !!ls_gguf_find_tensor(g, v);
+  if (have == 0 && c->arch == LS_ARCH_LLAMA) return LS_OK;
+  if (have != 3) return ls_err_set(err, LS_EFORMAT, "%s: layer %d needs attn_q/attn_k/attn_v biases (found %d of 3)", g->path, l, have);
+  LS_TRY(load_vec(m, g, q, (int64_t)c->n_heads * c->head_dim, &L->bq, err));
+  LS_TRY(load_vec(m, g, k, (int64_t)c->n_kv_heads * c->head_dim, &L->bk, err));
+  return load_vec(m, g, v, (int64_t)c->n_kv_heads * c->head_dim, &L->bv, err);
+}
+
 static int load_weights(ls_model *m, const ls_gguf *g, ls_err *err) {
   const ls_config *c = &m->cfg;
   int64_t dim = c->dim, q_dim = (int64_t)c->n_heads * c->head_dim, kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
@@ -755,6 +876,7 @@ static int load_weights(ls_model *m, const ls_gguf *g, ls_err *err) {
     ls_layer *L = &m->layers[l];
 #define NAME(s) (snprintf(name, sizeof name, "blk.%d." s, l), name)
     LS_TRY(load_norm(m, g, NAME("attn_norm.weight"), &L->attn_norm, err));
+    LS_TRY(load_biases(m, g, l, L, err));
     LS_TRY(load_mat(m, g, NAME("attn_q.weight"), q_dim, dim, &L->wq, err));
     LS_TRY(load_mat(m, g, NAME("attn_k.weight"), kv_dim, dim, &L->wk, err));
     LS_TRY(load_mat(m, g, NAME("attn_v.weight"), kv_dim, dim, &L->wv, err));
@@ -777,13 +899,14 @@ static int load_weights(ls_model *m, const ls_gguf *g, ls_err *err) {
   return LS_OK;
 }
 
-/* Token text with SentencePiece's U+2581 (E2 96 81) turned into ' '. */
-static char *token_text(const char *s, size_t len) {
+/* Token text with SentencePiece's U+2581 (E2 96 81) turned into ' ' (sp), or
+ * as the file has it (BPE). */
+static char *token_text(const char *s, size_t len, int sp) {
   char *t = malloc(len + 1);
   if (!t) return NULL;
   size_t o = 0;
   for (size_t i = 0; i < len; i++) {
-    if (i + 2 < len && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
+    if (sp && i + 2 < len && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
         (unsigned char)s[i + 2] == 0x81) {
       t[o++] = ' ';
       i += 2;
@@ -806,14 +929,16 @@ static int get_token_id(const ls_gguf *g, const char *key, int n, int *out, ls_e
   return LS_OK;
 }
 
+#define LS_MAX_VOCAB (1 << 22)
+
 static int read_vocab_arrays(ls_vocab *v, const ls_gguf *g, ls_err *err) {
   ls_gguf_value toks, scores, types;
-  int have_scores, have_types;
+  int have_scores, have_types, sp = v->kind == LS_VOCAB_SPM;
   LS_TRY(ls_gguf_get_array(g, "tokenizer.ggml.tokens", LS_GGUF_STRING, 1, &toks, NULL, err));
   LS_TRY(ls_gguf_get_array(g, "tokenizer.ggml.scores", LS_GGUF_FLOAT32, 0, &scores, &have_scores, err));
   LS_TRY(ls_gguf_get_array(g, "tokenizer.ggml.token_type", LS_GGUF_INT64, 0, &types, &have_types, err));
   uint64_t n = toks.arr_n;
-  if (n == 0 || n > (1u << 22))
+  if (n == 0 || n > LS_MAX_VOCAB)
     return ls_err_set(err, LS_EFORMAT, "%s: tokenizer.ggml.tokens has absurd length %" PRIu64, g->path, n);
   if (have_scores && scores.arr_n != n)
     return ls_err_set(err, LS_EFORMAT, "%s: tokenizer.ggml.scores has %" PRIu64 " entries for %" PRIu64 " tokens",
@@ -832,7 +957,9 @@ static int read_vocab_arrays(ls_vocab *v, const ls_gguf *g, ls_err *err) {
     const char *s = "";
     size_t len = 0;
     ls_gguf_value_str(&e, &s, &len);
-    if (!(v->tokens[i] = token_text(s, len))) return ls_err_set(err, LS_ENOMEM, "%s: out of memory", g->path);
+    if (memchr(s, '\0', len))
+      return ls_err_set(err, LS_EFORMAT, "%s: tokenizer.ggml.tokens[%d] contains a NUL byte", g->path, i);
+    if (!(v->tokens[i] = token_text(s, len, sp))) return ls_err_set(err, LS_ENOMEM, "%s: out of memory", g->path);
     int tl = (int)strlen(v->tokens[i]);
     if (tl > v->max_token_len) v->max_token_len = tl;
     v->types[i] = LS_TOK_NORMAL;
@@ -853,42 +980,150 @@ static int read_vocab_arrays(ls_vocab *v, const ls_gguf *g, ls_err *err) {
   return LS_OK;
 }
 
-static int read_vocab(ls_model *m, const ls_gguf *g, ls_err *err) {
+/* BPE merges: "left right" strings, copied into one buffer (rank = index). */
+static int read_merges(ls_vocab *v, const ls_gguf *g, ls_err *err) {
+  ls_gguf_value arr, e;
+  LS_TRY(ls_gguf_get_array(g, "tokenizer.ggml.merges", LS_GGUF_STRING, 1, &arr, NULL, err));
+  if (arr.arr_n > LS_MAX_VOCAB)
+    return ls_err_set(err, LS_EFORMAT, "%s: tokenizer.ggml.merges has absurd length %" PRIu64, g->path, arr.arr_n);
+  size_t total = 0;
+  const uint8_t *cur = NULL;
+  while (ls_gguf_array_next(&arr, &cur, &e)) {
+    const char *s = "";
+    size_t len = 0;
+    ls_gguf_value_str(&e, &s, &len);
+    total += len + 1; /* bounded by the file size: the strings are in the file */
+  }
+  v->n_merges = (int)arr.arr_n;
+  v->merge_text = malloc(total + 1);
+  v->merge_off = malloc(((size_t)v->n_merges + 1) * sizeof *v->merge_off);
+  if (!v->merge_text || !v->merge_off) return ls_err_set(err, LS_ENOMEM, "%s: out of memory for the merges", g->path);
+  if (total > UINT32_MAX) return ls_err_set(err, LS_EFORMAT, "%s: tokenizer.ggml.merges is too large", g->path);
+  size_t at = 0;
+  cur = NULL;
+  for (int i = 0; ls_gguf_array_next(&arr, &cur, &e); i++) {
+    const char *s = "";
+    size_t len = 0;
+    ls_gguf_value_str(&e, &s, &len);
+    if (memchr(s, '\0', len))
+      return ls_err_set(err, LS_EFORMAT, "%s: tokenizer.ggml.merges[%d] contains a NUL byte", g->path, i);
+    v->merge_off[i] = (uint32_t)at;
+    memcpy(v->merge_text + at, s, len);
+    v->merge_text[at + len] = '\0';
+    at += len + 1;
+  }
+  return LS_OK;
+}
+
+/* The end-of-turn token: tokenizer.ggml.eot_token_id, else a token with one of
+ * the usual end-of-turn texts (chat models stop there). */
+static int find_eot(ls_vocab *v, const ls_gguf *g, ls_err *err) {
+  static const char *texts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>", "<|end_of_text|>"};
+  v->eot_id = -1;
+  LS_TRY(get_token_id(g, "tokenizer.ggml.eot_token_id", v->n_tokens, &v->eot_id, err));
+  for (size_t k = 0; v->eot_id < 0 && k < sizeof texts / sizeof texts[0]; k++)
+    for (int i = 0; i < v->n_tokens; i++)
+      if (!strcmp(v->tokens[i], texts[k]) && i != v->eos_id) {
+        v->eot_id = i;
+        break;
+      }
+  return LS_OK;
+}
+
+/* Which tokenizer: "llama" (SentencePiece) or "gpt2" (byte-level BPE with a
+ * supported pre-tokenizer). found = 0 if the file has no tokenizer. */
+static int read_tokenizer_kind(ls_vocab *v, const ls_gguf *g, int *found, ls_err *err) {
   const char *s = NULL;
   size_t len = 0;
-  int found;
-  LS_TRY(ls_gguf_get_str(g, "tokenizer.ggml.model", 0, &s, &len, &found, err));
-  /* no tokenizer, or one the engine cannot run (e.g. "gpt2" BPE): no vocabulary;
-   * the CLI reports it when it needs text */
-  if (!found || len != 5 || memcmp(s, "llama", 5)) return LS_OK;
-  ls_vocab *v = &m->vocab;
-  int rc = read_vocab_arrays(v, g, err);
-  if (rc) {
-    ls_vocab_free(v);
-    return rc;
+  LS_TRY(ls_gguf_get_str(g, "tokenizer.ggml.model", 0, &s, &len, found, err));
+  if (!*found) return LS_OK;
+  if (len == 5 && !memcmp(s, "llama", 5)) {
+    v->kind = LS_VOCAB_SPM;
+    return LS_OK;
   }
-  if (v->n_tokens != m->cfg.vocab_size)
-    return ls_err_set(err, LS_EMISMATCH, "%s: tokenizer has %d tokens but token_embd.weight has %d rows", g->path,
-                      v->n_tokens, m->cfg.vocab_size);
-  v->unk_id = 0;
-  v->bos_id = 1;
-  v->eos_id = 2;
+  if (len != 4 || memcmp(s, "gpt2", 4))
+    return ls_err_set(err, LS_EUNSUPPORTED, "%s: tokenizer.ggml.model '%.*s' is not supported (llama, gpt2)", g->path,
+                      (int)(len > 64 ? 64 : len), s);
+  v->kind = LS_VOCAB_BPE;
+  int have_pre;
+  LS_TRY(ls_gguf_get_str(g, "tokenizer.ggml.pre", 0, &s, &len, &have_pre, err));
+  if (!have_pre) {
+    s = "default";
+    len = 7;
+  }
+  int pre = ls_pre_kind_from_name(s, len);
+  if (pre < 0)
+    return ls_err_set(err, LS_EUNSUPPORTED,
+                      "%s: tokenizer.ggml.pre '%.*s' is not supported (llama-bpe, qwen2, smollm, gpt-2, default)",
+                      g->path, (int)(len > 64 ? 64 : len), s);
+  v->pre = pre;
+  snprintf(v->pre_name, sizeof v->pre_name, "%.*s", (int)(len > 31 ? 31 : len), s);
+  return LS_OK;
+}
+
+/* Special ids and flags, with llama.cpp's defaults per tokenizer kind. */
+static int read_special(ls_vocab *v, const ls_gguf *g, ls_err *err) {
+  int bpe = v->kind == LS_VOCAB_BPE;
+  v->unk_id = bpe ? -1 : 0;
+  v->bos_id = bpe ? 11 : 1;
+  v->eos_id = bpe ? 11 : 2;
+  if (v->bos_id >= v->n_tokens) v->bos_id = -1;
+  if (v->eos_id >= v->n_tokens) v->eos_id = -1;
   LS_TRY(get_token_id(g, "tokenizer.ggml.bos_token_id", v->n_tokens, &v->bos_id, err));
   LS_TRY(get_token_id(g, "tokenizer.ggml.eos_token_id", v->n_tokens, &v->eos_id, err));
   LS_TRY(get_token_id(g, "tokenizer.ggml.unknown_token_id", v->n_tokens, &v->unk_id, err));
-  v->add_bos = 1;
-  v->add_space_prefix = 1;
+  v->add_bos = bpe ? v->pre == LS_PRE_LLAMA3 : 1;
+  v->add_eos = 0;
+  v->add_space_prefix = !bpe;
   LS_TRY(ls_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", 0, &v->add_bos, NULL, err));
-  LS_TRY(ls_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", 0, &v->add_space_prefix, NULL, err));
+  LS_TRY(ls_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", 0, &v->add_eos, NULL, err));
+  if (!bpe) LS_TRY(ls_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", 0, &v->add_space_prefix, NULL, err));
+  if ((v->add_bos && v->bos_id < 0) || (v->add_eos && v->eos_id < 0))
+    return ls_err_set(err, LS_EFORMAT, "%s: the tokenizer adds BOS/EOS but has no such token", g->path);
+  return find_eot(v, g, err);
+}
+
+static int read_vocab_gguf(ls_vocab *v, const ls_gguf *g, ls_err *err) {
+  int found;
+  memset(v, 0, sizeof *v);
+  int rc = read_tokenizer_kind(v, g, &found, err);
+  if (!rc && found) rc = read_vocab_arrays(v, g, err);
+  if (!rc && found && v->kind == LS_VOCAB_BPE) rc = read_merges(v, g, err);
+  if (!rc && found) rc = read_special(v, g, err);
+  if (rc || !found) ls_vocab_free(v);
+  return rc;
+}
+
+static int read_vocab(ls_model *m, const ls_gguf *g, ls_err *err) {
+  ls_vocab *v = &m->vocab;
+  LS_TRY(read_vocab_gguf(v, g, err));
+  if (v->n_tokens > 0 && v->n_tokens != m->cfg.vocab_size)
+    return ls_err_set(err, LS_EMISMATCH, "%s: tokenizer has %d tokens but token_embd.weight has %d rows", g->path,
+                      v->n_tokens, m->cfg.vocab_size);
   return LS_OK;
 }
+
+int ls_vocab_load_gguf(ls_vocab *v, const char *path, ls_err *err) {
+  ls_gguf g;
+  memset(v, 0, sizeof *v);
+  LS_TRY(ls_gguf_open(&g, path, err));
+  int rc = read_vocab_gguf(v, &g, err);
+  if (!rc && v->n_tokens == 0) rc = ls_err_set(err, LS_EFORMAT, "%s: the file has no tokenizer", path);
+  ls_gguf_close(&g);
+  return rc;
+}
+
+const char *ls_vocab_kind_name(const ls_vocab *v) { return v->kind == LS_VOCAB_BPE ? "BPE" : "SentencePiece"; }
 
 int ls_model_load_gguf(ls_model *m, const char *path, ls_err *err) {
   LS_TRY(ls_model_map_file(m, path, err));
   ls_gguf g;
   LS_TRY(ls_gguf_parse(&g, m->map, m->map_size, path, err));
+  int llama3_rope = 0;
   int rc = read_config(m, &g, err);
+  if (!rc) rc = read_rope_scaling(&m->cfg, &g, &llama3_rope, err);
   if (!rc) rc = load_weights(m, &g, err);
+  if (!rc) rc = load_rope_freqs(m, &g, llama3_rope, err);
   if (!rc) rc = read_vocab(m, &g, err);
   if (!rc) {
     m->format = LS_FMT_GGUF;

@@ -406,6 +406,13 @@ static int convert_into(ls_gguf_writer *w, const ls_model *m, uint32_t type, con
 int ls_gguf_convert(const ls_model *m, const char *out_path, uint32_t type, ls_err *err) {
   if (type != LS_F32 && type != LS_F16 && type != LS_BF16 && type != LS_Q8_0 && type != LS_Q4_0)
     return ls_err_set(err, LS_EINVAL, "%s: cannot write tensor type %u", out_path, type);
+  if (m->cfg.arch != LS_ARCH_LLAMA || m->rope_freqs || m->vocab.kind != LS_VOCAB_SPM)
+    return ls_err_set(err, LS_EUNSUPPORTED,
+                      "%s: convert writes llama models with a SentencePiece vocabulary and plain rope only (%s has %s)",
+                      out_path, m->path,
+                      m->cfg.arch != LS_ARCH_LLAMA ? "another architecture"
+                      : m->rope_freqs              ? "rope scaling"
+                                                   : "a BPE vocabulary");
   const ls_config *c = &m->cfg;
   int n = 3 + 9 * c->n_layers, k = 0;
   conv_tensor *ts = calloc((size_t)n, sizeof *ts);

@@ -105,6 +105,7 @@ static int synth_vocab(ls_vocab *v, int n, ls_err *err) {
     if (l > v->max_token_len) v->max_token_len = l;
   }
   v->unk_id = 0;
+  v->eot_id = -1;
   v->bos_id = n > 1 ? 1 : -1;
   v->eos_id = n > 2 ? 2 : -1;
   v->add_bos = 1;

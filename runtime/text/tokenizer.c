@@ -15,6 +15,16 @@ int ls_tokenizer_init(ls_tokenizer *t, const ls_vocab *v, ls_err *err) {
   memset(t, 0, sizeof *t);
   if (!v || v->n_tokens <= 0) return ls_err_set(err, LS_EINVAL, "the model has no vocabulary (pass a tokenizer)");
   t->vocab = v;
+  t->kind = v->kind;
+  if (v->kind == LS_VOCAB_BPE) {
+    int rc = ls_bpe_new(v, &t->bpe, err);
+    if (rc) {
+      t->vocab = NULL;
+      return rc;
+    }
+    t->max_piece = ls_bpe_max_piece(t->bpe);
+    return LS_OK;
+  }
   t->sorted = malloc((size_t)v->n_tokens * sizeof *t->sorted);
   int max_len = v->max_token_len > 0 ? v->max_token_len : 0;
   for (int i = 0; i < v->n_tokens; i++) {
@@ -22,6 +32,7 @@ int ls_tokenizer_init(ls_tokenizer *t, const ls_vocab *v, ls_err *err) {
     if (len > max_len) max_len = len;
   }
   t->scratch_cap = (size_t)max_len * 2 + 8;
+  t->max_piece = t->scratch_cap;
   t->scratch = malloc(t->scratch_cap);
   if (!t->sorted || !t->scratch) {
     ls_tokenizer_free(t);
@@ -41,6 +52,7 @@ int ls_tokenizer_init(ls_tokenizer *t, const ls_vocab *v, ls_err *err) {
 }
 
 void ls_tokenizer_free(ls_tokenizer *t) {
+  ls_bpe_free(t->bpe);
   free(t->sorted);
   free(t->scratch);
   free(t->work);
@@ -48,6 +60,7 @@ void ls_tokenizer_free(ls_tokenizer *t) {
 }
 
 int ls_token_lookup(const ls_tokenizer *t, const char *text) {
+  if (t->bpe) return ls_bpe_lookup(t->bpe, text, strlen(text));
   int lo = 0, hi = t->vocab->n_tokens - 1;
   while (lo <= hi) {
     int mid = (lo + hi) / 2;
@@ -120,7 +133,11 @@ static void merge_pairs(ls_tokenizer *t, int *n) {
 
 int ls_tokenize(ls_tokenizer *t, const char *text, int add_bos, int *tokens, int max_tokens, int *n_tokens,
                 ls_err *err) {
+  if (t->bpe) return ls_bpe_encode(t->bpe, text, add_bos, tokens, max_tokens, n_tokens, err);
   const ls_vocab *v = t->vocab;
+  if (strlen(text) > LS_TOKENIZE_MAX_BYTES)
+    return ls_err_set(err, LS_EINVAL, "text of %zu bytes is longer than the tokenizer's limit of %d bytes",
+                      strlen(text), LS_TOKENIZE_MAX_BYTES);
   int n = 0;
   if (add_bos && v->add_bos && v->bos_id >= 0) LS_TRY(push(t, &n, v->bos_id, err));
   int first = n;
@@ -145,6 +162,7 @@ int ls_tokenize(ls_tokenizer *t, const char *text, int add_bos, int *tokens, int
 }
 
 const char *ls_token_piece(const ls_tokenizer *t, int prev, int token) {
+  if (t->bpe) return ls_bpe_piece(t->bpe, token);
   const ls_vocab *v = t->vocab;
   if (token < 0 || token >= v->n_tokens) return "";
   int type = v->types ? v->types[token] : LS_TOK_NORMAL;

@@ -5,17 +5,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
-const char *ls_test_data(const char *rel) {
+/* $env/rel in a static ring of buffers. */
+static const char *env_path(const char *env, const char *fallback, const char *rel) {
   static char ring[8][4096];
   static int next;
-  const char *dir = getenv("LS_DATA_DIR");
+  const char *dir = getenv(env);
   char *buf = ring[next++ % 8];
-  snprintf(buf, sizeof ring[0], "%s/%s", dir ? dir : "data", rel);
+  snprintf(buf, sizeof ring[0], "%s/%s", dir ? dir : fallback, rel);
   return buf;
 }
+
+const char *ls_test_data(const char *rel) { return env_path("LS_DATA_DIR", "data", rel); }
+
+const char *ls_test_source(const char *rel) { return env_path("LS_SOURCE_DIR", ".", rel); }
 
 /* The suite's temp root and the process that made it: a forked Check child
  * inherits both, and only the maker removes the root (at exit or after the run). */
@@ -69,28 +73,6 @@ const char *ls_test_tmp_path(const char *name) {
   char *buf = ring[next++ % 8];
   snprintf(buf, sizeof ring[0], "%s/%s", dir, name);
   return buf;
-}
-
-/* Bytes of the readable part of a guarded string of length len: whole pages. */
-static size_t guarded_span(size_t len) {
-  size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  return (len + 1 + page - 1) / page * page;
-}
-
-char *ls_test_guarded_str(const char *s) {
-  size_t len = strlen(s), span = guarded_span(len), page = (size_t)sysconf(_SC_PAGESIZE);
-  char *base = mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  ck_assert_msg(base != MAP_FAILED, "mmap of %zu bytes failed", span + page);
-  ck_assert_int_eq(mprotect(base + span, page, PROT_NONE), 0);
-  char *p = base + span - (len + 1);
-  memcpy(p, s, len + 1);
-  return p;
-}
-
-void ls_test_guarded_free(char *p) {
-  size_t len = strlen(p), span = guarded_span(len);
-  char *base = p + len + 1 - span;
-  munmap(base, span + (size_t)sysconf(_SC_PAGESIZE));
 }
 
 int ls_test_run(Suite *s) {
