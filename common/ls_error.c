@@ -31,28 +31,6 @@ int ls_err_prefix(ls_err *err, const char *fmt, ...) {
   return err->code;
 }
 
-void ls_err_clear(ls_err *err) {
-  if (!err) return;
-  err->code = LS_OK;
-  err->msg[0] = '\0';
-}
-
-const char *ls_status_name(int code) {
-  switch (code) {
-  case LS_OK: return "ok";
-  case LS_EIO: return "I/O error";
-  case LS_EFORMAT: return "format error";
-  case LS_EINVAL: return "invalid argument";
-  case LS_ENOMEM: return "out of memory";
-  case LS_EMISMATCH: return "mismatch";
-  case LS_EUNSUPPORTED: return "unsupported";
-  case LS_EMPI: return "MPI/HDF5 error";
-  case LS_EINTERRUPTED: return "interrupted";
-  case LS_ESTATE: return "internal error";
-  default: return "unknown error";
-  }
-}
-
 void *ls_malloc_at(size_t size, ls_err *err, const char *file, int line) {
   void *p = malloc(size ? size : 1);
   if (!p) ls_err_set(err, LS_ENOMEM, "out of memory allocating %zu bytes at %s:%d", size, file, line);

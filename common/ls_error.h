@@ -36,8 +36,6 @@ int ls_err_set(ls_err *err, int code, const char *fmt, ...)
 /* Prepends "context: " to the message, keeping the code; returns the code. */
 int ls_err_prefix(ls_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-void ls_err_clear(ls_err *err);
-const char *ls_status_name(int code);
 
 /* Propagate an error code: `LS_TRY(ls_read_x(..., err));` */
 #define LS_TRY(expr)                                                           \

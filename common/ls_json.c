@@ -93,14 +93,6 @@ int ls_json_get_number(const json_t *obj, const char *key, const char *where, do
   return LS_OK;
 }
 
-int ls_json_get_bool(const json_t *obj, const char *key, const char *where, int *out, ls_err *err) {
-  json_t *v;
-  LS_TRY(ls_json_get(obj, key, where, &v, err));
-  if (!json_is_boolean(v)) return wrong_type(v, key, where, "true or false", err);
-  *out = json_is_true(v);
-  return LS_OK;
-}
-
 /* The value of an optional key, or NULL when absent or null. */
 static json_t *opt_get(const json_t *obj, const char *key) {
   json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
@@ -269,11 +261,3 @@ int ls_json_dump(const json_t *root, ls_strbuf *out, ls_err *err) {
   return ls_strbuf_append(out, "\n", err);
 }
 
-int ls_json_write_file(const json_t *root, const char *path, ls_err *err) {
-  ls_strbuf b;
-  ls_strbuf_init(&b);
-  int rc = ls_json_dump(root, &b, err);
-  if (rc == LS_OK) rc = ls_write_file_atomic(path, ls_strbuf_cstr(&b), b.len, err);
-  ls_strbuf_free(&b);
-  return rc;
-}

@@ -27,7 +27,6 @@ int ls_json_get_string(const json_t *obj, const char *key, const char *where, co
 int ls_json_get_int(const json_t *obj, const char *key, const char *where, long long *out, ls_err *err);
 /* Accepts integers and reals. */
 int ls_json_get_number(const json_t *obj, const char *key, const char *where, double *out, ls_err *err);
-int ls_json_get_bool(const json_t *obj, const char *key, const char *where, int *out, ls_err *err);
 
 /* Optional keys: absent (or JSON null) leaves *out = dflt; a wrong type is an error. */
 int ls_json_opt_string(const json_t *obj, const char *key, const char *where, const char *dflt,
@@ -46,8 +45,6 @@ int ls_json_check_keys(const json_t *obj, const char *const *allowed, const char
  * the shortest form that reads back to the same double (0.3, not 0.29999999999999999), non-finite
  * reals as null. Appends to out, ending with a newline. */
 int ls_json_dump(const json_t *root, ls_strbuf *out, ls_err *err);
-/* ls_json_dump to a file, atomically (ls_write_file_atomic). */
-int ls_json_write_file(const json_t *root, const char *path, ls_err *err);
 
 /* Shortest "%.Ng" form of a finite double that strtod reads back exactly (buf >= 32 bytes). */
 void ls_json_format_double(double v, char *buf, size_t size);

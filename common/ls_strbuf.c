@@ -67,12 +67,6 @@ int ls_strbuf_appendf(ls_strbuf *b, ls_err *err, const char *fmt, ...) {
   return rc;
 }
 
-void ls_strbuf_truncate(ls_strbuf *b, size_t n) {
-  if (n >= b->len) return;
-  b->len = n;
-  b->buf[n] = '\0';
-}
-
 const char *ls_strbuf_cstr(const ls_strbuf *b) { return b->buf ? b->buf : ""; }
 
 char *ls_strbuf_release(ls_strbuf *b) {

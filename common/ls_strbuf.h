@@ -26,8 +26,6 @@ int ls_strbuf_appendn(ls_strbuf *b, const char *s, size_t n, ls_err *err);
 int ls_strbuf_appendc(ls_strbuf *b, char c, ls_err *err);
 int ls_strbuf_appendf(ls_strbuf *b, ls_err *err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int ls_strbuf_vappendf(ls_strbuf *b, ls_err *err, const char *fmt, va_list ap);
-/* Shortens to n bytes (n <= len). */
-void ls_strbuf_truncate(ls_strbuf *b, size_t n);
 /* The text; "" (never NULL) for an empty buffer. */
 const char *ls_strbuf_cstr(const ls_strbuf *b);
 /* Hands the malloc'd text to the caller (a new "" if empty) and resets b; NULL if out of memory. */

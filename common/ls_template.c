@@ -252,12 +252,6 @@ void ls_template_free(ls_template *t) {
   free(t);
 }
 
-int ls_template_stage_index(const ls_template *t, const char *name) {
-  for (int i = 0; i < t->n_stages; i++)
-    if (strcmp(t->stages[i].name, name) == 0) return i;
-  return -1;
-}
-
 /* ---- rendering ------------------------------------------------------------ */
 
 int ls_render_options(const ls_example *ex, ls_strbuf *out, ls_err *err) {

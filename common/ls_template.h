@@ -56,8 +56,6 @@ typedef struct ls_stage_text {
 
 int ls_template_load(const char *path, ls_template **out, ls_err *err);
 void ls_template_free(ls_template *t);
-/* Index of the stage named `name`, or -1. */
-int ls_template_stage_index(const ls_template *t, const char *name);
 
 /* Renders the prompt of `stage` for `ex` into out (cleared first). prev[j] holds the outputs of
  * stage j for every j < stage (prev may be NULL for stage 0). option is the option index for a

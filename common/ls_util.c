@@ -3,15 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-int ls_log_level = 1;
 
 double ls_now_ms(void) {
   struct timespec ts;
@@ -27,15 +24,6 @@ double ls_load_avg(void) {
     fclose(f);
   }
   return l;
-}
-
-void ls_log(int level, const char *fmt, ...) {
-  if (level > ls_log_level) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
 }
 
 int ls_read_file(const char *path, char **out, size_t *len, ls_err *err) {

@@ -1,4 +1,4 @@
-/* Small shared utilities: monotonic time, logging, files, fingerprints. */
+/* Small shared utilities: monotonic time, files, fingerprints, version. */
 #ifndef LS_UTIL_H
 #define LS_UTIL_H
 
@@ -13,12 +13,6 @@ double ls_now_ms(void);
 /* 1-minute load average (/proc/loadavg), -1 where unavailable: benchmarks
  * print it next to their rows, since the machines they run on are shared. */
 double ls_load_avg(void);
-
-/* Log levels: 0 quiet, 1 info (default), 2 debug. Messages go to stderr. */
-extern int ls_log_level;
-void ls_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define ls_info(...) ls_log(1, __VA_ARGS__)
-#define ls_debug(...) ls_log(2, __VA_ARGS__)
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 int ls_read_file(const char *path, char **out, size_t *len, ls_err *err);

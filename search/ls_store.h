@@ -61,7 +61,7 @@ typedef struct ls_store_info {
 
 typedef struct ls_store {
   hid_t file;
-  char *path, *work_path, *tmp_path;
+  char *path, *work_path;
   MPI_Comm comm;
   int rank, size;
   int n_stages, n_layers, n_examples;

@@ -41,7 +41,6 @@ typedef struct searcher {
   int32_t *ranking;         /* [2L] most redundant first */
   /* candidates */
   ls_cand *known;           /* from the store (resume) and this run */
-  uint8_t *known_masks;
   int64_t n_known, cap_known;
   int64_t next_id;
   int round_no;
@@ -877,7 +876,6 @@ int ls_search_run(ls_job *job, const ls_search_opts *o, MPI_Comm comm, volatile 
   free(s.ranking);
   free(s.cand_scores);
   free(s.known);
-  free(s.known_masks);
   if (s.have_prof) ls_profile_free(&s.prof);
   if (s.ds) ls_dataset_free(s.ds);
   if (s.tpl) ls_template_free(s.tpl);

@@ -255,10 +255,8 @@ static int set_paths(ls_store *s, const char *path, MPI_Comm comm, ls_err *err) 
   size_t n = strlen(path) + 16;
   s->path = strdup(path);
   s->work_path = malloc(n);
-  s->tmp_path = malloc(n);
-  if (!s->path || !s->work_path || !s->tmp_path) return ls_err_set(err, LS_ENOMEM, "%s: out of memory", path);
+  if (!s->path || !s->work_path) return ls_err_set(err, LS_ENOMEM, "%s: out of memory", path);
   snprintf(s->work_path, n, "%s.work", path);
-  snprintf(s->tmp_path, n, "%s.tmp", path);
   return LS_OK;
 }
 
@@ -751,8 +749,7 @@ int ls_store_close(ls_store *s, ls_err *err) {
   if (s->rank == 0 && s->work_path) unlink(s->work_path);
   free(s->path);
   free(s->work_path);
-  free(s->tmp_path);
-  s->path = s->work_path = s->tmp_path = NULL;
+  s->path = s->work_path = NULL;
   return rc;
 }
 
@@ -760,7 +757,6 @@ void ls_store_abandon(ls_store *s) {
   /* H5Fclose on an MPI-IO file is collective; with a dead rank we leave it to process exit. */
   free(s->path);
   free(s->work_path);
-  free(s->tmp_path);
-  s->path = s->work_path = s->tmp_path = NULL;
+  s->path = s->work_path = NULL;
   s->file = -1;
 }
