@@ -8,6 +8,7 @@ void ls_strbuf_init(ls_strbuf *b) {
   b->buf = NULL;
   b->len = 0;
   b->cap = 0;
+  b->oom = 0;
 }
 
 void ls_strbuf_free(ls_strbuf *b) {
@@ -17,6 +18,7 @@ void ls_strbuf_free(ls_strbuf *b) {
 
 void ls_strbuf_clear(ls_strbuf *b) {
   b->len = 0;
+  b->oom = 0;
   if (b->buf) b->buf[0] = '\0';
 }
 
@@ -41,6 +43,11 @@ int ls_strbuf_appendn(ls_strbuf *b, const char *s, size_t n, ls_err *err) {
   b->len += n;
   b->buf[b->len] = '\0';
   return LS_OK;
+}
+
+void ls_strbuf_put(ls_strbuf *b, const void *p, size_t n) {
+  if (b->oom) return;
+  if (ls_strbuf_appendn(b, p, n, NULL) != LS_OK) b->oom = 1;
 }
 
 int ls_strbuf_append(ls_strbuf *b, const char *s, ls_err *err) { return ls_strbuf_appendn(b, s, strlen(s), err); }

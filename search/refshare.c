@@ -5,35 +5,14 @@
 #include <string.h>
 
 #include "ls_refshare.h"
+#include "ls_strbuf.h"
 #include "ls_util.h"
 
-typedef struct wbuf {
-  char *p;
-  size_t n, cap;
-  int oom;
-} wbuf;
-
-static void put(wbuf *w, const void *x, size_t n) {
-  if (w->oom) return;
-  if (w->n + n > w->cap) {
-    size_t cap = w->cap ? w->cap : 4096;
-    while (cap < w->n + n) cap *= 2;
-    char *q = realloc(w->p, cap);
-    if (!q) {
-      w->oom = 1;
-      return;
-    }
-    w->p = q;
-    w->cap = cap;
-  }
-  memcpy(w->p + w->n, x, n);
-  w->n += n;
-}
-static void put_i32(wbuf *w, int32_t v) { put(w, &v, sizeof v); }
-static void put_f64(wbuf *w, double v) { put(w, &v, sizeof v); }
+static void put_i32(ls_strbuf *w, int32_t v) { ls_strbuf_put(w, &v, sizeof v); }
+static void put_f64(ls_strbuf *w, double v) { ls_strbuf_put(w, &v, sizeof v); }
 
 int ls_ref_pack(const ls_example_result *ref, int n, const uint8_t *mine, char **buf, size_t *len, ls_err *err) {
-  wbuf w = {0};
+  ls_strbuf w = {0};
   for (int i = 0; i < n; i++) {
     if (!mine[i]) continue;
     const ls_example_result *e = &ref[i];
@@ -62,16 +41,16 @@ int ls_ref_pack(const ls_example_result *ref, int n, const uint8_t *mine, char *
         put_f64(&w, c->decode_ms);
         for (int t = 0; t < c->n_prompt; t++) put_i32(&w, c->prompt_tokens[t]);
         for (int t = 0; t < c->n_generated; t++) put_i32(&w, c->tokens[t]);
-        if (tl > 0) put(&w, c->text, (size_t)tl);
+        if (tl > 0) ls_strbuf_put(&w, c->text, (size_t)tl);
       }
     }
   }
   if (w.oom) {
-    free(w.p);
+    ls_strbuf_free(&w);
     return ls_err_set(err, LS_ENOMEM, "out of memory packing reference results");
   }
-  *buf = w.p;
-  *len = w.n;
+  *buf = w.buf;
+  *len = w.len;
   return LS_OK;
 }
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "ls_error.h"
+#include "ls_strbuf.h"
 
 /* Metadata value types, numbered as GGUF numbers them. */
 enum {
@@ -134,20 +135,13 @@ void ls_gguf_print_value(FILE *f, const ls_gguf_value *v, int max_elems);
 
 /* ---- writer ------------------------------------------------------------- */
 
-/* A growable byte buffer with little-endian encoders, to build metadata
- * values (including nested arrays) for ls_gguf_writer_kv_raw(). */
-typedef struct ls_gguf_buf {
-  uint8_t *data;
-  size_t len, cap;
-  int failed; /* an allocation failed; the writer reports it */
-} ls_gguf_buf;
-
-void ls_gguf_buf_put(ls_gguf_buf *b, const void *p, size_t n);
-void ls_gguf_buf_u8(ls_gguf_buf *b, uint8_t v);
-void ls_gguf_buf_u32(ls_gguf_buf *b, uint32_t v);
-void ls_gguf_buf_u64(ls_gguf_buf *b, uint64_t v);
-void ls_gguf_buf_str(ls_gguf_buf *b, const char *s, size_t len);
-void ls_gguf_buf_free(ls_gguf_buf *b);
+/* Little-endian encoders into a byte buffer (ls_strbuf_put: an allocation
+ * failure sets b->oom), to build metadata values (including nested arrays)
+ * for ls_gguf_writer_kv_raw(). */
+void ls_gguf_put_u8(ls_strbuf *b, uint8_t v);
+void ls_gguf_put_u32(ls_strbuf *b, uint32_t v);
+void ls_gguf_put_u64(ls_strbuf *b, uint64_t v);
+void ls_gguf_put_str(ls_strbuf *b, const char *s, size_t len);
 
 typedef struct ls_gguf_writer ls_gguf_writer;
 

@@ -13,37 +13,15 @@
 #include "ls_model.h"
 #include "ls_quant.h"
 
-/* ---- byte buffer -------------------------------------------------------- */
+/* ---- little-endian encoders -------------------------------------------- */
 
-void ls_gguf_buf_put(ls_gguf_buf *b, const void *p, size_t n) {
-  if (b->failed) return;
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + n) cap *= 2;
-    uint8_t *d = realloc(b->data, cap);
-    if (!d) {
-      b->failed = 1;
-      return;
-    }
-    b->data = d;
-    b->cap = cap;
-  }
-  if (n) memcpy(b->data + b->len, p, n);
-  b->len += n;
-}
+void ls_gguf_put_u8(ls_strbuf *b, uint8_t v) { ls_strbuf_put(b, &v, 1); }
+void ls_gguf_put_u32(ls_strbuf *b, uint32_t v) { ls_strbuf_put(b, &v, 4); }
+void ls_gguf_put_u64(ls_strbuf *b, uint64_t v) { ls_strbuf_put(b, &v, 8); }
 
-void ls_gguf_buf_u8(ls_gguf_buf *b, uint8_t v) { ls_gguf_buf_put(b, &v, 1); }
-void ls_gguf_buf_u32(ls_gguf_buf *b, uint32_t v) { ls_gguf_buf_put(b, &v, 4); }
-void ls_gguf_buf_u64(ls_gguf_buf *b, uint64_t v) { ls_gguf_buf_put(b, &v, 8); }
-
-void ls_gguf_buf_str(ls_gguf_buf *b, const char *s, size_t len) {
-  ls_gguf_buf_u64(b, len);
-  ls_gguf_buf_put(b, s, len);
-}
-
-void ls_gguf_buf_free(ls_gguf_buf *b) {
-  free(b->data);
-  memset(b, 0, sizeof *b);
+void ls_gguf_put_str(ls_strbuf *b, const char *s, size_t len) {
+  ls_gguf_put_u64(b, len);
+  ls_strbuf_put(b, s, len);
 }
 
 /* ---- writer ------------------------------------------------------------- */
@@ -51,7 +29,7 @@ void ls_gguf_buf_free(ls_gguf_buf *b) {
 struct ls_gguf_writer {
   char path[1024], tmp[1100];
   FILE *f;
-  ls_gguf_buf kv, info;
+  ls_strbuf kv, info;
   uint64_t n_kv;
   int has_alignment;
   size_t *sizes; /* [n_tensors] data bytes */
@@ -85,8 +63,8 @@ void ls_gguf_writer_free(ls_gguf_writer *w) {
   if (!w) return;
   if (w->f) fclose(w->f);
   if (!w->done) unlink(w->tmp);
-  ls_gguf_buf_free(&w->kv);
-  ls_gguf_buf_free(&w->info);
+  ls_strbuf_free(&w->kv);
+  ls_strbuf_free(&w->info);
   free(w->sizes);
   free(w);
 }
@@ -104,21 +82,21 @@ static int kv_begin(ls_gguf_writer *w, const char *key, uint32_t type, ls_err *e
     if (type != LS_GGUF_UINT32)
       return ls_err_set(err, LS_EINVAL, "%s: general.alignment must be uint32", w->path);
   }
-  ls_gguf_buf_str(&w->kv, key, strlen(key));
-  ls_gguf_buf_u32(&w->kv, type);
+  ls_gguf_put_str(&w->kv, key, strlen(key));
+  ls_gguf_put_u32(&w->kv, type);
   w->n_kv++;
   return LS_OK;
 }
 
 static int kv_end(ls_gguf_writer *w, ls_err *err) {
-  if (w->kv.failed) return ls_err_set(err, LS_ENOMEM, "%s: out of memory for metadata", w->path);
+  if (w->kv.oom) return ls_err_set(err, LS_ENOMEM, "%s: out of memory for metadata", w->path);
   return LS_OK;
 }
 
 int ls_gguf_writer_kv_raw(ls_gguf_writer *w, const char *key, uint32_t type, const void *encoded, size_t n,
                           ls_err *err) {
   LS_TRY(kv_begin(w, key, type, err));
-  ls_gguf_buf_put(&w->kv, encoded, n);
+  ls_strbuf_put(&w->kv, encoded, n);
   return kv_end(w, err);
 }
 
@@ -139,7 +117,7 @@ int ls_gguf_writer_kv_bool(ls_gguf_writer *w, const char *key, int v, ls_err *er
 }
 int ls_gguf_writer_kv_str(ls_gguf_writer *w, const char *key, const char *s, ls_err *err) {
   LS_TRY(kv_begin(w, key, LS_GGUF_STRING, err));
-  ls_gguf_buf_str(&w->kv, s, strlen(s));
+  ls_gguf_put_str(&w->kv, s, strlen(s));
   return kv_end(w, err);
 }
 
@@ -151,13 +129,13 @@ int ls_gguf_writer_kv_array(ls_gguf_writer *w, const char *key, uint32_t elem_ty
     return ls_err_set(err, LS_EINVAL, "%s: key %s: use ls_gguf_writer_kv_raw for arrays of type %u", w->path, key,
                       elem_type);
   LS_TRY(kv_begin(w, key, LS_GGUF_ARRAY, err));
-  ls_gguf_buf_u32(&w->kv, elem_type);
-  ls_gguf_buf_u64(&w->kv, n);
+  ls_gguf_put_u32(&w->kv, elem_type);
+  ls_gguf_put_u64(&w->kv, n);
   if (elem_type == LS_GGUF_STRING) {
     const char *const *s = elems;
-    for (uint64_t i = 0; i < n; i++) ls_gguf_buf_str(&w->kv, s[i], strlen(s[i]));
+    for (uint64_t i = 0; i < n; i++) ls_gguf_put_str(&w->kv, s[i], strlen(s[i]));
   } else {
-    ls_gguf_buf_put(&w->kv, elems, (size_t)n * fixed_size[elem_type]);
+    ls_strbuf_put(&w->kv, elems, (size_t)n * fixed_size[elem_type]);
   }
   return kv_end(w, err);
 }
@@ -191,13 +169,13 @@ int ls_gguf_writer_tensor(ls_gguf_writer *w, const char *name, uint32_t type, in
     w->cap_tensors = cap;
   }
   w->sizes[w->n_tensors++] = bytes;
-  ls_gguf_buf_str(&w->info, name, len);
-  ls_gguf_buf_u32(&w->info, (uint32_t)n_dims);
-  for (int d = 0; d < n_dims; d++) ls_gguf_buf_u64(&w->info, (uint64_t)ne[d]);
-  ls_gguf_buf_u32(&w->info, type);
-  ls_gguf_buf_u64(&w->info, w->next_offset);
+  ls_gguf_put_str(&w->info, name, len);
+  ls_gguf_put_u32(&w->info, (uint32_t)n_dims);
+  for (int d = 0; d < n_dims; d++) ls_gguf_put_u64(&w->info, (uint64_t)ne[d]);
+  ls_gguf_put_u32(&w->info, type);
+  ls_gguf_put_u64(&w->info, w->next_offset);
   w->next_offset += (bytes + align_w - 1) / align_w * align_w;
-  if (w->info.failed) return ls_err_set(err, LS_ENOMEM, "%s: out of memory for tensor infos", w->path);
+  if (w->info.oom) return ls_err_set(err, LS_ENOMEM, "%s: out of memory for tensor infos", w->path);
   return LS_OK;
 }
 
@@ -223,8 +201,8 @@ static int write_header(ls_gguf_writer *w, ls_err *err) {
   LS_TRY(put(w, &version, 4, err));
   LS_TRY(put(w, &w->n_tensors, 8, err));
   LS_TRY(put(w, &w->n_kv, 8, err));
-  LS_TRY(put(w, w->kv.data, w->kv.len, err));
-  LS_TRY(put(w, w->info.data, w->info.len, err));
+  LS_TRY(put(w, w->kv.buf, w->kv.len, err));
+  LS_TRY(put(w, w->info.buf, w->info.len, err));
   return pad(w, err);
 }
 

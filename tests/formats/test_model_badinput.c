@@ -323,15 +323,15 @@ START_TEST(gguf_written_bad) {
   /* arrays nested deeper than the reader allows */
   const char *p = tmp("deep.gguf");
   ck_assert_int_eq(ls_gguf_writer_open(&w, p, &err), LS_OK);
-  ls_gguf_buf b = {0};
+  ls_strbuf b = {0};
   for (int d = 0; d < LS_GGUF_MAX_NESTING; d++) {
-    ls_gguf_buf_u32(&b, LS_GGUF_ARRAY);
-    ls_gguf_buf_u64(&b, 1);
+    ls_gguf_put_u32(&b, LS_GGUF_ARRAY);
+    ls_gguf_put_u64(&b, 1);
   }
-  ls_gguf_buf_u32(&b, LS_GGUF_UINT8);
-  ls_gguf_buf_u64(&b, 0);
-  ck_assert_int_eq(ls_gguf_writer_kv_raw(w, "deep", LS_GGUF_ARRAY, b.data, b.len, &err), LS_OK);
-  ls_gguf_buf_free(&b);
+  ls_gguf_put_u32(&b, LS_GGUF_UINT8);
+  ls_gguf_put_u64(&b, 0);
+  ck_assert_int_eq(ls_gguf_writer_kv_raw(w, "deep", LS_GGUF_ARRAY, b.buf, b.len, &err), LS_OK);
+  ls_strbuf_free(&b);
   ck_assert_int_eq(ls_gguf_writer_finish(w, &err), LS_OK);
   ls_gguf_writer_free(w);
   expect_fail(p, "nested");
