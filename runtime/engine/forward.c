@@ -61,7 +61,7 @@ struct ls_ctx {
   float *up;          /* [n_threads][max_batch][CHUNK_ROWS] one chunk of up, per thread */
   float *logits;      /* [logits_rows][vocab] */
   int logits_rows;    /* most tokens with logits per call (bounds the buffer) */
-  void *xa;           /* prepared (quantised) activations, [max_batch][xa_stride] */
+  void *xa;           /* prepared (quantised) activations, [slots][max_batch][xa_stride] */
   size_t xa_stride;   /* bytes per token of xa */
   float *att;         /* [n_threads][n_ctx] attention scores */
   double *cos_tmp;    /* [max_batch] per-token cosines of the current sub-layer */
@@ -129,6 +129,31 @@ static size_t act_bytes_max(const ls_kernels *k, const ls_model *m) {
   return (best + 63) / 64 * 64;
 }
 
+/* Distinct prepared weight types among the mats (what run_matmuls needs slots for). */
+static int distinct_prepared(const ls_kernels *k, const ls_mat *const *ws, int n) {
+  int count = 0;
+  for (int i = 0; i < n; i++) {
+    if (!k->act_bytes(ws[i]->type, ws[i]->cols)) continue;
+    int seen = 0;
+    for (int j = 0; j < i; j++) seen |= k->act_bytes(ws[j]->type, ws[j]->cols) && ws[j]->type == ws[i]->type;
+    count += !seen;
+  }
+  return count;
+}
+
+/* Most input slots one run_matmuls call needs (groups: q/k/v and gate/up). */
+static int xa_slots(const ls_kernels *k, const ls_model *m) {
+  int best = 1;
+  for (int l = 0; l < m->cfg.n_layers; l++) {
+    const ls_layer *L = &m->layers[l];
+    const ls_mat *qkv[] = {&L->wq, &L->wk, &L->wv}, *gu[] = {&L->w_gate, &L->w_up};
+    int a = distinct_prepared(k, qkv, 3), b = distinct_prepared(k, gu, 2);
+    if (a > best) best = a;
+    if (b > best) best = b;
+  }
+  return best;
+}
+
 int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *err) {
   *out = NULL;
   LS_TRY(check_model(m, err));
@@ -174,7 +199,7 @@ int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *
       !(c->att_out = alloc_floats(B * c->q_dim, err)) || !(c->hb = alloc_floats(B * cfg->hidden_dim, err)) ||
       !(c->up = alloc_floats((size_t)d.n_threads * B * CHUNK_ROWS, err)) ||
       !(c->logits = alloc_floats((size_t)c->logits_rows * (size_t)cfg->vocab_size, err)) ||
-      !(c->xa = alloc_floats((B * c->xa_stride + 3) / 4, err)) ||
+      !(c->xa = alloc_floats(((size_t)xa_slots(c->k, m) * B * c->xa_stride + 3) / 4, err)) ||
       !(c->att = alloc_floats((size_t)d.n_threads * d.n_ctx, err)) ||
       !(c->cos_tmp = (double *)alloc_floats(2 * B, err)) || !(c->kbuf = alloc_floats(B * c->kv_dim, err)) ||
       !(c->vbuf = alloc_floats(B * c->kv_dim, err)) || !(c->kv_len = alloc_floats((size_t)d.n_seq, err)) ||
@@ -244,7 +269,7 @@ typedef struct mm_part {
 typedef struct mm_job {
   const ls_kernels *k;
   const float *xf; /* [n][cols] f32 input */
-  const void *xa;  /* prepared input, stride xa_stride */
+  const void *xa[3]; /* each part's prepared input (parts may share one) */
   size_t xa_stride;
   int n;
   int n_parts, swiglu;
@@ -254,9 +279,9 @@ typedef struct mm_job {
 
 static int needs_prep(const ls_kernels *k, const ls_mat *w) { return k->act_bytes(w->type, w->cols) != 0; }
 
-static void mm_one(const mm_job *j, const ls_mat *w, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+static void mm_one(const mm_job *j, const ls_mat *w, const void *xa, float *y, int64_t ldy, int64_t r0, int64_t r1) {
   int prep = needs_prep(j->k, w);
-  j->k->matmul(w, prep ? j->xa : (const void *)j->xf, prep ? j->xa_stride : (size_t)w->cols * sizeof(float), j->n, y,
+  j->k->matmul(w, prep ? xa : (const void *)j->xf, prep ? j->xa_stride : (size_t)w->cols * sizeof(float), j->n, y,
                ldy, r0, r1);
 }
 
@@ -267,14 +292,14 @@ static void mm_task(void *arg, int task, int thread) {
   const mm_part *q = &j->part[p];
   int64_t r0 = (int64_t)task * CHUNK_ROWS, r1 = r0 + CHUNK_ROWS;
   if (r1 > q->w->rows) r1 = q->w->rows;
-  mm_one(j, q->w, q->y, q->ldy, r0, r1);
+  mm_one(j, q->w, j->xa[p], q->y, q->ldy, r0, r1);
   if (!j->swiglu) return;
   /* up rows [r0, r1) as a matrix of their own, written to row 0.. of the scratch */
   ls_mat up = j->part[1].w[0];
   up.data = (const char *)up.data + (size_t)r0 * up.row_bytes;
   up.rows = r1 - r0;
   float *u = j->part[1].y + (size_t)thread * (size_t)j->n * CHUNK_ROWS;
-  mm_one(j, &up, u, CHUNK_ROWS, 0, r1 - r0);
+  mm_one(j, &up, j->xa[1], u, CHUNK_ROWS, 0, r1 - r0);
   for (int t = 0; t < j->n; t++) {
     float *g = q->y + (int64_t)t * q->ldy + r0;
     j->k->swiglu(g, g, u + (int64_t)t * CHUNK_ROWS, (int)(r1 - r0));
@@ -296,23 +321,31 @@ static void prep_task(void *arg, int t, int thread) {
   j->k->act_prepare(j->type, j->x + (int64_t)t * j->cols, j->cols, (char *)j->xa + (size_t)t * j->stride);
 }
 
-/* y_i = W_i x for the parts given (x: [n][cols]). */
+/* y_i = W_i x for the parts given (x: [n][cols]). The input is prepared
+ * once per distinct weight type among the parts (a file may mix types whose
+ * prepared activations differ, e.g. Q4_0 beside Q5_1: Q8_0 vs Q8_1 blocks),
+ * each into its own slot of c->xa (c->n_xa slots, sized at ls_ctx_new). */
 static void run_matmuls(ls_ctx *c, const float *x, int n, mm_part *parts, int n_parts, int swiglu) {
-  mm_job j = {.k = c->k, .xf = x, .xa = c->xa, .xa_stride = c->xa_stride, .n = n, .n_parts = n_parts,
-              .swiglu = swiglu};
-  int prep = -1, n_tasks = 0;
+  mm_job j = {.k = c->k, .xf = x, .xa_stride = c->xa_stride, .n = n, .n_parts = n_parts, .swiglu = swiglu};
+  int n_tasks = 0, slots = 0;
   for (int i = 0; i < n_parts; i++) {
     j.part[i] = parts[i];
-    if (needs_prep(c->k, parts[i].w)) prep = i;
     j.chunks[i] = (int)((parts[i].w->rows + CHUNK_ROWS - 1) / CHUNK_ROWS);
     if (!swiglu || i == 0) n_tasks += j.chunks[i];
+    if (!needs_prep(c->k, parts[i].w)) continue;
+    int same = -1;
+    for (int k = 0; k < i && same < 0; k++)
+      if (j.xa[k] && parts[k].w->type == parts[i].w->type) same = k;
+    if (same >= 0) {
+      j.xa[i] = j.xa[same];
+      continue;
+    }
+    void *xa = (char *)c->xa + (size_t)slots++ * (size_t)c->max_batch * c->xa_stride;
+    prep_job pj = {c->k, parts[i].w->type, x, parts[i].w->cols, xa, c->xa_stride};
+    ls_pool_run(c->pool, prep_task, &pj, n);
+    j.xa[i] = xa;
   }
   if (swiglu) j.chunks[1] = 0;
-  if (prep >= 0) {
-    /* Q8_0 and Q4_0 share one prepared layout per level, so once suffices. */
-    prep_job pj = {c->k, parts[prep].w->type, x, parts[prep].w->cols, c->xa, c->xa_stride};
-    ls_pool_run(c->pool, prep_task, &pj, n);
-  }
   ls_pool_run(c->pool, mm_task, &j, n_tasks);
 }
 

@@ -752,9 +752,12 @@ static int load_mat(ls_model *m, const ls_gguf *g, const char *name, int64_t row
                     ls_err *err) {
   const ls_gguf_tensor *t;
   LS_TRY(find_shaped(g, name, rows, cols, &t, err));
-  if (!ls_dtype_supported(t->type))
-    return ls_err_set(err, LS_EUNSUPPORTED, "%s: tensor %s has type %s (%u), which the engine does not support (F32, F16, BF16, Q8_0, Q4_0)",
-                      g->path, name, ls_dtype_name(t->type), t->type);
+  if (!ls_dtype_supported(t->type)) {
+    char types[256];
+    ls_dtype_list_computable(types, sizeof types, ", ");
+    return ls_err_set(err, LS_EUNSUPPORTED, "%s: tensor %s has type %s (%u), which the engine does not support (%s)",
+                      g->path, name, ls_dtype_name(t->type), t->type, types);
+  }
   if ((uintptr_t)t->data % (uintptr_t)elem_align(t->type))
     return ls_err_set(err, LS_EFORMAT, "%s: tensor %s data is not aligned to %d bytes", g->path, name,
                       elem_align(t->type));

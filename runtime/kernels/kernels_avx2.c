@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kquants_kernels.h"
 
 #define AI static inline __attribute__((always_inline))
 #define TR 4 /* rows per tile */
@@ -20,10 +21,12 @@
 static int is_quant(uint32_t t) { return t == LS_Q8_0 || t == LS_Q4_0; }
 
 static size_t a2_act_bytes(uint32_t wtype, int64_t cols) {
+  if (ls_kq_is_type(wtype)) return ls_kq_act_bytes(wtype, cols);
   return is_quant(wtype) ? (size_t)(cols / LS_QK) * sizeof(ls_block_q8_0) : 0;
 }
 
 static void a2_act_prepare(uint32_t wtype, const float *x, int64_t cols, void *xa) {
+  if (ls_kq_is_type(wtype)) ls_kq_act_prepare(wtype, x, cols, xa);
   if (is_quant(wtype)) ls_quantize_row_q8_0(x, xa, cols);
 }
 
@@ -178,7 +181,9 @@ static void a2_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
   case LS_F32: tile = tile_f32; break;
   case LS_F16: tile = tile_f16; break;
   case LS_BF16: tile = tile_bf16; break;
-  default: return;
+  default:
+    if (ls_kq_is_type(w->type)) ls_kq_matmul_avx2(w, xa, xs, n, y, ldy, r0, r1);
+    return;
   }
   for (int t0 = 0; t0 < n; t0 += TT) {
     int T = n - t0 < TT ? n - t0 : TT;

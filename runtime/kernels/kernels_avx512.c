@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kquants_kernels.h"
 
 #define AI static inline __attribute__((always_inline))
 
@@ -35,6 +36,7 @@ _Static_assert(sizeof(pair_act) == 192, "pair_act is three cache lines");
 static int is_quant(uint32_t t) { return t == LS_Q8_0 || t == LS_Q4_0; }
 
 static size_t a5_act_bytes(uint32_t wtype, int64_t cols) {
+  if (ls_kq_is_type(wtype)) return ls_kq_act_bytes(wtype, cols);
   return is_quant(wtype) ? (size_t)((cols / LS_QK + 1) / 2) * sizeof(pair_act) : 0;
 }
 
@@ -65,6 +67,7 @@ static void a5_quantize_q8_0(const float *x, ls_block_q8_0 *y, int64_t k) {
 }
 
 static void a5_act_prepare(uint32_t wtype, const float *x, int64_t cols, void *xa) {
+  if (ls_kq_is_type(wtype)) ls_kq_act_prepare(wtype, x, cols, xa);
   if (!is_quant(wtype)) return;
   int64_t nb = cols / LS_QK, np = (nb + 1) / 2;
   pair_act *pa = xa;
@@ -275,7 +278,9 @@ static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
   case LS_F32: tile = tile_f32; break;
   case LS_F16: tile = tile_f16; break;
   case LS_BF16: tile = tile_bf16; break;
-  default: return;
+  default: /* the other block types: the AVX2 kernels (an AVX-512 CPU has AVX2) */
+    if (ls_kq_is_type(w->type)) ls_kq_matmul_avx2(w, xa, xs, n, y, ldy, r0, r1);
+    return;
   }
   int quant = is_quant(w->type);
   for (int t0 = 0; t0 < n; t0 += 4) {

@@ -7,15 +7,18 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kquants_kernels.h"
 
 float ls_ref_silu(float x) { return x * (1.0f / (1.0f + expf(-x))); }
 
 static size_t ref_act_bytes(uint32_t wtype, int64_t cols) {
+  if (ls_kq_is_type(wtype)) return ls_kq_act_bytes(wtype, cols);
   if (wtype == LS_Q8_0 || wtype == LS_Q4_0) return (size_t)(cols / LS_QK) * sizeof(ls_block_q8_0);
   return 0;
 }
 
 static void ref_act_prepare(uint32_t wtype, const float *x, int64_t cols, void *xa) {
+  if (ls_kq_is_type(wtype)) ls_kq_act_prepare(wtype, x, cols, xa);
   if (wtype == LS_Q8_0 || wtype == LS_Q4_0) ls_quantize_row_q8_0(x, xa, cols);
 }
 
@@ -63,6 +66,10 @@ static float dot_q4_0(const ls_block_q4_0 *w, const ls_block_q8_0 *x, int64_t nb
 static void ref_matmul(const ls_mat *w, const void *xa, size_t xa_stride, int n, float *y, int64_t ldy, int64_t r0,
                        int64_t r1) {
   int64_t cols = w->cols, nb = cols / LS_QK;
+  if (ls_kq_is_type(w->type)) {
+    ls_kq_matmul_ref(w, xa, xa_stride, n, y, ldy, r0, r1);
+    return;
+  }
   for (int t = 0; t < n; t++) {
     const void *x = (const char *)xa + (size_t)t * xa_stride;
     for (int64_t r = r0; r < r1; r++) {

@@ -6,15 +6,17 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ls_kquants.h"
+
 /* Removed GGML types (4, 5, 31-33, 36-38) have no row. */
 static const ls_dtype_info dtypes[LS_DTYPE_LIMIT] = {
     [0] = {"F32", 1, 4, 1, 1},         [1] = {"F16", 1, 2, 1, 1},         [2] = {"Q4_0", 32, 18, 1, 1},
-    [3] = {"Q4_1", 32, 20, 0, 0},      [6] = {"Q5_0", 32, 22, 0, 0},      [7] = {"Q5_1", 32, 24, 0, 0},
-    [8] = {"Q8_0", 32, 34, 1, 1},      [9] = {"Q8_1", 32, 36, 0, 0},      [10] = {"Q2_K", 256, 84, 0, 0},
-    [11] = {"Q3_K", 256, 110, 0, 0},   [12] = {"Q4_K", 256, 144, 0, 0},   [13] = {"Q5_K", 256, 176, 0, 0},
-    [14] = {"Q6_K", 256, 210, 0, 0},   [15] = {"Q8_K", 256, 292, 0, 0},   [16] = {"IQ2_XXS", 256, 66, 0, 0},
+    [3] = {"Q4_1", 32, 20, 1, 0},      [6] = {"Q5_0", 32, 22, 1, 0},      [7] = {"Q5_1", 32, 24, 1, 0},
+    [8] = {"Q8_0", 32, 34, 1, 1},      [9] = {"Q8_1", 32, 36, 0, 0},      [10] = {"Q2_K", 256, 84, 1, 0},
+    [11] = {"Q3_K", 256, 110, 1, 0},   [12] = {"Q4_K", 256, 144, 1, 1},   [13] = {"Q5_K", 256, 176, 1, 0},
+    [14] = {"Q6_K", 256, 210, 1, 0},   [15] = {"Q8_K", 256, 292, 0, 0},   [16] = {"IQ2_XXS", 256, 66, 0, 0},
     [17] = {"IQ2_XS", 256, 74, 0, 0},  [18] = {"IQ3_XXS", 256, 98, 0, 0}, [19] = {"IQ1_S", 256, 50, 0, 0},
-    [20] = {"IQ4_NL", 32, 18, 0, 0},   [21] = {"IQ3_S", 256, 110, 0, 0},  [22] = {"IQ2_S", 256, 82, 0, 0},
+    [20] = {"IQ4_NL", 32, 18, 1, 0},   [21] = {"IQ3_S", 256, 110, 0, 0},  [22] = {"IQ2_S", 256, 82, 0, 0},
     [23] = {"IQ4_XS", 256, 136, 0, 0}, [24] = {"I8", 1, 1, 0, 0},         [25] = {"I16", 1, 2, 0, 0},
     [26] = {"I32", 1, 4, 0, 0},        [27] = {"I64", 1, 8, 0, 0},        [28] = {"F64", 1, 8, 0, 0},
     [29] = {"IQ1_M", 256, 56, 0, 0},   [30] = {"BF16", 1, 2, 1, 1},       [34] = {"TQ1_0", 256, 54, 0, 0},
@@ -44,16 +46,22 @@ int ls_dtype_parse(const char *name, uint32_t *type) {
   return 0;
 }
 
-void ls_dtype_list_writable(char *buf, size_t size, const char *sep) {
+/* Names of the types with the flag set (writes or computes), in table order. */
+static void list_types(char *buf, size_t size, const char *sep, int writable, int lower) {
   size_t n = 0;
   if (size) buf[0] = '\0';
   for (uint32_t t = 0; t < LS_DTYPE_LIMIT && n < size; t++) {
-    if (!dtypes[t].name || !dtypes[t].writes) continue;
+    if (!dtypes[t].name || !(writable ? dtypes[t].writes : dtypes[t].computes)) continue;
     n += (size_t)snprintf(buf + n, size - n, "%s", n ? sep : "");
-    for (const char *c = dtypes[t].name; *c && n + 1 < size; c++) buf[n++] = (char)tolower((unsigned char)*c);
+    for (const char *c = dtypes[t].name; *c && n + 1 < size; c++)
+      buf[n++] = lower ? (char)tolower((unsigned char)*c) : *c;
     if (n < size) buf[n] = '\0';
   }
 }
+
+void ls_dtype_list_writable(char *buf, size_t size, const char *sep) { list_types(buf, size, sep, 1, 1); }
+
+void ls_dtype_list_computable(char *buf, size_t size, const char *sep) { list_types(buf, size, sep, 0, 0); }
 
 int ls_dtype_arg(const char *flag, const char *value, void *dest, ls_err *err) {
   uint32_t t;
@@ -206,6 +214,7 @@ void ls_quantize_row(uint32_t type, const float *x, void *out, int64_t k) {
     break;
   case LS_Q8_0: ls_quantize_row_q8_0(x, out, k); break;
   case LS_Q4_0: ls_quantize_row_q4_0(x, out, k); break;
+  case LS_Q4_K: ls_quantize_row_q4_K(x, out, k); break;
   default: break;
   }
 }
@@ -238,6 +247,8 @@ void ls_dequantize_row(uint32_t type, const void *row, float *y, int64_t k) {
       }
     }
   } break;
-  default: memset(y, 0, (size_t)k * 4);
+  default:
+    if (ls_kq_is_type(type)) ls_kq_dequantize_row(type, row, y, k);
+    else memset(y, 0, (size_t)k * 4);
   }
 }

@@ -1,5 +1,7 @@
 /* Tensor element types (numbered as GGML/GGUF numbers them), half-precision
- * conversions and the block quantisation formats Q8_0 and Q4_0. */
+ * conversions and the block quantisation formats Q8_0 and Q4_0. The other
+ * block formats the engine computes with (Q4_1, Q5_0, Q5_1, IQ4_NL and the
+ * K-quants) are in ls_kquants.h. */
 #ifndef LS_QUANT_H
 #define LS_QUANT_H
 
@@ -12,7 +14,18 @@ typedef enum ls_dtype {
   LS_F32 = 0,
   LS_F16 = 1,
   LS_Q4_0 = 2,
+  LS_Q4_1 = 3,
+  LS_Q5_0 = 6,
+  LS_Q5_1 = 7,
   LS_Q8_0 = 8,
+  LS_Q8_1 = 9,  /* activations only */
+  LS_Q2_K = 10,
+  LS_Q3_K = 11,
+  LS_Q4_K = 12,
+  LS_Q5_K = 13,
+  LS_Q6_K = 14,
+  LS_Q8_K = 15, /* activations only */
+  LS_IQ4_NL = 20,
   LS_BF16 = 30,
 } ls_dtype;
 
@@ -59,6 +72,8 @@ void ls_dtype_list_writable(char *buf, size_t size, const char *sep);
 /* A command-line --type value: a writable type into *(uint32_t *)dest, or an
  * error naming the flag and listing the writable types. */
 int ls_dtype_arg(const char *flag, const char *value, void *dest, ls_err *err);
+/* The types the engine computes with, GGML's names, separated by `sep`. */
+void ls_dtype_list_computable(char *buf, size_t size, const char *sep);
 /* Elements per block (1 for float types) and bytes per block. 0 if unknown. */
 int ls_dtype_block_elems(uint32_t type);
 size_t ls_dtype_block_bytes(uint32_t type);

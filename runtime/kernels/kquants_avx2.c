@@ -1,0 +1,151 @@
+/* AVX2 kernels for Q4_K, Q5_K and Q6_K against Q8_K activations (the other
+ * types of kquants_kernels.h go to the reference). Also the AVX-512 level's
+ * kernels for these types: one shared path, executable on every CPU that
+ * has either level.
+ *
+ * A weight super-block is unpacked once into eight vectors of 32 unsigned
+ * values (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63) and int16 scale vectors, then
+ * dotted with each token of a chunk: maddubs (u8 x s8 -> pairs of int16,
+ * no saturation at these ranges: 63 * 127 * 2 < 32767), madd with the
+ * scales (-> int32), a horizontal sum, and the mins (Q4_K/Q5_K) or Q6_K's
+ * "-32" through the activation's 16-element sums. Every sum is an exact
+ * integer, and the float combine is ls_kq_acc_k in block order, so results
+ * are bit-identical to the reference for any row range or token count. */
+#include <immintrin.h>
+
+#include "kquants_kernels.h"
+
+#define AI static inline __attribute__((always_inline))
+#define TOK 8 /* tokens per pass over a row's blocks */
+
+typedef struct {
+  __m256i q[8];  /* values of elements 32c .. 32c+31 */
+  __m256i sc[8]; /* int16 scales: low 128 bits for elements 32c..32c+15, high for the rest */
+  int bmul[16];  /* multiplier of the activation's bsums[j] (mins, or Q6_K's -32 * scale) */
+  float d, dmin;
+} kblock;
+
+AI int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+/* Q4_K and Q5_K (qh NULL for Q4_K). */
+AI void unpack_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, kblock *k) {
+  const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+  for (int g = 0; g < 4; g++) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+    k->q[2 * g] = _mm256_and_si256(v, m4);
+    k->q[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+  }
+  if (qh) {
+    __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+    for (int i = 0; i < 8; i++) {
+      __m256i bit = _mm256_and_si256(_mm256_srli_epi16(h, i), one);
+      k->q[i] = _mm256_or_si256(k->q[i], _mm256_slli_epi16(bit, 4));
+    }
+  }
+  for (int j = 0; j < 8; j++) {
+    int sc, m;
+    ls_kq_scale_min_k4(scales, j, &sc, &m);
+    k->sc[j] = _mm256_set1_epi16((short)sc);
+    k->bmul[2 * j] = k->bmul[2 * j + 1] = m;
+  }
+}
+
+AI void unpack_q6(const ls_block_q6_K *w, kblock *k) {
+  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+  for (int h = 0; h < 2; h++) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h));
+    __m256i b = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h + 32));
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(w->qh + 32 * h));
+#define TOP(s) _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hi, s), m2), 4)
+    k->q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(a, m4), TOP(0));
+    k->q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(b, m4), TOP(2));
+    k->q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), TOP(4));
+    k->q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), TOP(6));
+#undef TOP
+  }
+  for (int c = 0; c < 8; c++)
+    k->sc[c] = _mm256_set_m128i(_mm_set1_epi16(w->scales[2 * c + 1]), _mm_set1_epi16(w->scales[2 * c]));
+  for (int j = 0; j < 16; j++) k->bmul[j] = -32 * w->scales[j];
+}
+
+AI void unpack(uint32_t type, const void *wb, kblock *k) {
+  if (type == LS_Q4_K) {
+    const ls_block_q4_K *w = wb;
+    unpack_q45(w->scales, w->qs, NULL, k);
+    k->d = _cvtsh_ss(w->d);
+    k->dmin = _cvtsh_ss(w->dmin);
+  } else if (type == LS_Q5_K) {
+    const ls_block_q5_K *w = wb;
+    unpack_q45(w->scales, w->qs, w->qh, k);
+    k->d = _cvtsh_ss(w->d);
+    k->dmin = _cvtsh_ss(w->dmin);
+  } else {
+    const ls_block_q6_K *w = wb;
+    unpack_q6(w, k);
+    k->d = _cvtsh_ss(w->d);
+    k->dmin = 0.0f;
+  }
+}
+
+/* The block's contribution for one token, as the reference computes it. */
+AI float block_dot(const int q6, const kblock *k, const ls_block_q8_K *x, float s) {
+  __m256i acc = _mm256_setzero_si256();
+  for (int c = 0; c < 8; c++) {
+    __m256i xv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
+    __m256i p = _mm256_maddubs_epi16(k->q[c], xv);
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, k->sc[c]));
+  }
+  int32_t isum = hsum_i32(acc), corr = 0;
+  for (int j = 0; j < 16; j++) corr += k->bmul[j] * x->bsums[j];
+  if (q6) return ls_kq_acc_k(s, x->d, k->d, 0.0f, isum + corr, 0);
+  return ls_kq_acc_k(s, x->d, k->d, k->dmin, isum, corr);
+}
+
+AI void rows_k(const uint32_t type, const ls_mat *w, const void *xa, size_t xs, int t0, int T, float *y, int64_t ldy,
+               int64_t r0, int64_t r1) {
+  int64_t nb = w->cols / LS_QK_K;
+  size_t bb = ls_dtype_block_bytes(type);
+  for (int64_t r = r0; r < r1; r++) {
+    const char *row = (const char *)w->data + (size_t)r * w->row_bytes;
+    float s[TOK] = {0};
+    for (int64_t b = 0; b < nb; b++) {
+      kblock k;
+      unpack(type, row + (size_t)b * bb, &k);
+      for (int t = 0; t < T; t++) {
+        const ls_block_q8_K *x = (const ls_block_q8_K *)((const char *)xa + (size_t)(t0 + t) * xs) + b;
+        s[t] = block_dot(type == LS_Q6_K, &k, x, s[t]);
+      }
+    }
+    for (int t = 0; t < T; t++) y[(int64_t)(t0 + t) * ldy + r] = s[t];
+  }
+}
+
+static void matmul_q4k(const ls_mat *w, const void *xa, size_t xs, int t0, int T, float *y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+  rows_k(LS_Q4_K, w, xa, xs, t0, T, y, ldy, r0, r1);
+}
+static void matmul_q5k(const ls_mat *w, const void *xa, size_t xs, int t0, int T, float *y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+  rows_k(LS_Q5_K, w, xa, xs, t0, T, y, ldy, r0, r1);
+}
+static void matmul_q6k(const ls_mat *w, const void *xa, size_t xs, int t0, int T, float *y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+  rows_k(LS_Q6_K, w, xa, xs, t0, T, y, ldy, r0, r1);
+}
+
+void ls_kq_matmul_avx2(const ls_mat *w, const void *xa, size_t xa_stride, int n, float *y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+  void (*fn)(const ls_mat *, const void *, size_t, int, int, float *, int64_t, int64_t, int64_t);
+  switch (w->type) {
+  case LS_Q4_K: fn = matmul_q4k; break;
+  case LS_Q5_K: fn = matmul_q5k; break;
+  case LS_Q6_K: fn = matmul_q6k; break;
+  default: ls_kq_matmul_ref(w, xa, xa_stride, n, y, ldy, r0, r1); return;
+  }
+  for (int t0 = 0; t0 < n; t0 += TOK) fn(w, xa, xa_stride, t0, n - t0 < TOK ? n - t0 : TOK, y, ldy, r0, r1);
+}
