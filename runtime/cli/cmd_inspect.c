@@ -53,6 +53,33 @@ static void add_vec(tinfo *t, int *n, const char *name, int64_t len) {
   (*n)++;
 }
 
+/* "types: F32 x9, Q4_K x25, Q6_K x5": the per-tensor type mix, by type name. */
+static void print_type_mix(const tinfo *t, int n) {
+  const char *names[32];
+  int counts[32], nt = 0;
+  for (int i = 0; i < n; i++) {
+    const char *name = ls_dtype_name(t[i].type);
+    int k = 0;
+    while (k < nt && strcmp(names[k], name)) k++;
+    if (k == nt) {
+      if (nt == 32) continue;
+      names[nt] = name;
+      counts[nt++] = 0;
+    }
+    counts[k]++;
+  }
+  for (int i = 1; i < nt; i++) /* insertion sort by name: a stable, readable order */
+    for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+      const char *sn = names[j];
+      int sc = counts[j];
+      names[j] = names[j - 1], counts[j] = counts[j - 1];
+      names[j - 1] = sn, counts[j - 1] = sc;
+    }
+  printf("types:         ");
+  for (int i = 0; i < nt; i++) printf("%s %s x%d", i ? "," : "", names[i], counts[i]);
+  printf("\n");
+}
+
 static void print_tensors(const ls_model *m, int all) {
   const ls_config *c = &m->cfg;
   int cap = 3 + 9 * c->n_layers, n = 0;
@@ -82,21 +109,22 @@ static void print_tensors(const ls_model *m, int all) {
   printf("parameters:     %" PRId64 " (%.2f M)%s\n", params, (double)params / 1e6,
          m->tied_output ? ", classifier tied to token_embd" : "");
   printf("tensors:        %d\n", n);
+  print_type_mix(t, n);
   if (all || n <= 40) {
     for (int i = 0; i < n; i++) {
       char shape[64];
       if (t[i].rows) snprintf(shape, sizeof shape, "[%" PRId64 ", %" PRId64 "]", t[i].cols, t[i].rows);
       else snprintf(shape, sizeof shape, "[%" PRId64 "]", t[i].cols);
-      printf("  %-28s %-5s %-16s %12zu bytes\n", t[i].name, ls_dtype_name(t[i].type), shape, t[i].bytes);
+      printf("  %-28s %-6s %-16s %12zu bytes\n", t[i].name, ls_dtype_name(t[i].type), shape, t[i].bytes);
     }
   } else {
     printf("  %-6s %8s %16s   (--tensors lists every tensor)\n", "type", "count", "bytes");
-    uint32_t seen[8];
+    uint32_t seen[16];
     int ns = 0;
     for (int i = 0; i < n; i++) {
       int k = 0;
       while (k < ns && seen[k] != t[i].type) k++;
-      if (k < ns || ns == 8) continue;
+      if (k < ns || ns == 16) continue;
       seen[ns++] = t[i].type;
       int count = 0;
       size_t bytes = 0;

@@ -98,6 +98,19 @@ expect_error 1 "$T/trunc-1000.bin" "$LS_RUN" convert "$T/trunc-1000.bin" -z "$TO
 expect_error 1 "$BIN" "$LS_RUN" convert "$BIN" -o "$T/out.gguf"
 expect_error 1 "$T/no/such/dir/x.gguf" "$LS_RUN" synth -o "$T/no/such/dir/x.gguf" --dim 64 --layers 1 --heads 4 --ffn 64 --vocab 300
 
+# the per-tensor type mix of a llama-quantize Q4_K_M file, and a tensor type the engine lacks:
+# one line naming the file, the tensor and the type (inspect prints the header first, then stops)
+KQ="$LS_DATA_DIR/models/llamacpp-fixtures/models/rand256-q4_k_m.gguf"
+"$LS_RUN" inspect "$KQ" >"$T/out" 2>"$T/err" || { echo "FAIL: inspect $KQ: $(cat "$T/err")"; fail=1; }
+grep -q "^types: *F32 x9, Q4_K x25, Q6_K x5$" "$T/out" || { echo "FAIL: inspect $KQ: no type mix line"; fail=1; }
+cp "$KQ" "$T/iq4xs.gguf"
+name_at=$(offset_of "$T/iq4xs.gguf" "blk.1.ffn_down.weight")
+# tensor info: name, n_dims (u32), ne[2] (u64 each), then the type (u32): 23 = IQ4_XS (136-byte blocks, fits)
+patch "$T/iq4xs.gguf" $((name_at + 21 + 4 + 16)) '\x17'
+expect_error 1 "$T/iq4xs.gguf: tensor blk.1.ffn_down.weight has type IQ4_XS (23)" "$LS_RUN" inspect "$T/iq4xs.gguf"
+expect_error 1 "$T/iq4xs.gguf: tensor blk.1.ffn_down.weight has type IQ4_XS (23)" \
+  "$LS_RUN" generate -m "$T/iq4xs.gguf" -p "Once" -n 4
+
 # usage errors: exit 2, one line naming the flag
 expect_error 2 "MODEL" "$LS_RUN" inspect
 expect_error 2 "--bogus" "$LS_RUN" inspect --bogus "$GOOD"
