@@ -324,7 +324,7 @@ static void prep_task(void *arg, int t, int thread) {
 /* y_i = W_i x for the parts given (x: [n][cols]). The input is prepared
  * once per distinct weight type among the parts (a file may mix types whose
  * prepared activations differ, e.g. Q4_0 beside Q5_1: Q8_0 vs Q8_1 blocks),
- * each into its own slot of c->xa (c->n_xa slots, sized at ls_ctx_new). */
+ * each into its own slot of c->xa (xa_slots() of them, sized at ls_ctx_new). */
 static void run_matmuls(ls_ctx *c, const float *x, int n, mm_part *parts, int n_parts, int swiglu) {
   mm_job j = {.k = c->k, .xf = x, .xa_stride = c->xa_stride, .n = n, .n_parts = n_parts, .swiglu = swiglu};
   int n_tasks = 0, slots = 0;

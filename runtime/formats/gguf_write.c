@@ -245,6 +245,7 @@ uint32_t ls_gguf_file_type(uint32_t type) {
   case LS_Q4_0: return 2;  /* MOSTLY_Q4_0 */
   case LS_Q8_0: return 7;  /* MOSTLY_Q8_0 */
   case LS_BF16: return 32; /* MOSTLY_BF16 */
+  case LS_Q4_K: return 14; /* MOSTLY_Q4_K_S: every matrix Q4_K (F32 where the width does not fit) */
   default: return 0;
   }
 }
@@ -382,8 +383,8 @@ static int convert_into(ls_gguf_writer *w, const ls_model *m, uint32_t type, con
 }
 
 int ls_gguf_convert(const ls_model *m, const char *out_path, uint32_t type, ls_err *err) {
-  if (type != LS_F32 && type != LS_F16 && type != LS_BF16 && type != LS_Q8_0 && type != LS_Q4_0)
-    return ls_err_set(err, LS_EINVAL, "%s: cannot write tensor type %u", out_path, type);
+  const ls_dtype_info *dt = ls_dtype_get(type);
+  if (!dt || !dt->writes) return ls_err_set(err, LS_EINVAL, "%s: cannot write tensor type %u", out_path, type);
   if (m->cfg.arch != LS_ARCH_LLAMA || m->rope_freqs || m->vocab.kind != LS_VOCAB_SPM)
     return ls_err_set(err, LS_EUNSUPPORTED,
                       "%s: convert writes llama models with a SentencePiece vocabulary and plain rope only (%s has %s)",

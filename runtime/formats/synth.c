@@ -191,8 +191,8 @@ static int synth_into(ls_gguf_writer *w, const ls_synth_opts *o, const ls_config
 }
 
 int ls_synth_write(const ls_synth_opts *o, const char *out_path, ls_err *err) {
-  if (o->type != LS_F32 && o->type != LS_F16 && o->type != LS_BF16 && o->type != LS_Q8_0 && o->type != LS_Q4_0)
-    return ls_err_set(err, LS_EINVAL, "%s: cannot write tensor type %u", out_path, o->type);
+  const ls_dtype_info *dt = ls_dtype_get(o->type);
+  if (!dt || !dt->writes) return ls_err_set(err, LS_EINVAL, "%s: cannot write tensor type %u", out_path, o->type);
   ls_config c = {.dim = o->dim, .hidden_dim = o->hidden_dim, .n_layers = o->n_layers, .n_heads = o->n_heads,
                  .n_kv_heads = o->n_kv_heads, .vocab_size = o->vocab_size, .seq_len = o->seq_len,
                  .rope_theta = 10000.0f, .norm_eps = 1e-5f};

@@ -42,29 +42,29 @@ START_TEST(block_sizes_match_structs) {
   ck_assert_uint_eq(ls_dtype_row_bytes(LS_Q4_0, 48), 0);
   ck_assert_uint_eq(ls_dtype_row_bytes(LS_F16, 3), 6);
   /* a type the engine cannot run still has its layout (inspect shows sizes) */
-  ck_assert_uint_eq(ls_dtype_row_bytes(12 /* Q4_K */, 512), 2 * 144);
+  ck_assert_uint_eq(ls_dtype_row_bytes(23 /* IQ4_XS */, 512), 2 * 136);
   ck_assert_uint_eq(ls_dtype_row_bytes(4, 32), 0);
 }
 END_TEST
 
 START_TEST(writable_types_round_trip) {
-  float x[64], y[64];
-  unsigned char enc[64 * sizeof(float)];
-  for (int i = 0; i < 64; i++) x[i] = (float)(i - 31) / 16.0f;
+  float x[256], y[256]; /* one Q4_K super-block */
+  unsigned char enc[256 * sizeof(float)];
+  for (int i = 0; i < 256; i++) x[i] = (float)(i - 127) / 64.0f;
   int n = 0;
   for (uint32_t t = 0; t < LS_DTYPE_LIMIT; t++) {
     const ls_dtype_info *d = ls_dtype_get(t);
     if (!d || !d->writes) continue;
     n++;
-    ls_quantize_row(t, x, enc, 64);
-    ls_dequantize_row(t, enc, y, 64);
-    /* Q4_0's step is max|x|/8 = 0.25, so the error is at most half of it */
-    for (int i = 0; i < 64; i++) ck_assert_msg(fabsf(y[i] - x[i]) <= 0.125f + 1e-6f, "%s: element %d", d->name, i);
+    ls_quantize_row(t, x, enc, 256);
+    ls_dequantize_row(t, enc, y, 256);
+    /* Q4_0's step is max|x|/8 <= 0.25, so the error is at most half of it */
+    for (int i = 0; i < 256; i++) ck_assert_msg(fabsf(y[i] - x[i]) <= 0.125f + 1e-6f, "%s: element %d", d->name, i);
   }
-  ck_assert_int_eq(n, 5);
+  ck_assert_int_eq(n, 6);
   char list[128];
   ls_dtype_list_writable(list, sizeof list, ",");
-  ck_assert_str_eq(list, "f32,f16,q4_0,q8_0,bf16");
+  ck_assert_str_eq(list, "f32,f16,q4_0,q8_0,q4_k,bf16");
   ls_dtype_list_writable(list, 8, ",");
   ck_assert_uint_lt(strlen(list), 8);
 }
