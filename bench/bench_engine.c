@@ -20,7 +20,7 @@
  * cache + 64 MiB, the issue's limit for peak_rss_mb.
  *
  * usage: bench_engine [--stories PATH] [--only stories|tinyllama] [--threads 1,2]
- *                     [--type q8_0|q4_0|f16] [--reps N] [--decode N] [--prompt N] [--prefill N] [--no-thp]
+ *                     [--type q8_0|q4_0|q4_k|f16] [--reps N] [--decode N] [--prompt N] [--prefill N] [--no-thp]
  *                     [--model FILE] [--advise none|willneed|hugepage|sequential|populate|copy]
  *                     [--what decode,prefill,step] [--steps 1,2,4,8,16,32]
  * --what step: the cost of one forward call with N tokens (rows of a batch)
@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "ls_forward.h"
+#include "ls_kquants.h"
 #include "ls_model.h"
 #include "ls_util.h"
 
@@ -228,6 +229,9 @@ static int fill_mat(ls_mat *w, uint32_t type, int64_t rows, int64_t cols, ls_err
   } else if (type == LS_Q4_0) {
     ls_block_q4_0 *b = (ls_block_q4_0 *)d;
     for (size_t i = 0; i < bytes / sizeof *b; i++) b[i].d = ls_fp32_to_fp16(0.02f / 4.6f);
+  } else if (type == LS_Q4_K) { /* 6-bit scales ~31, q ~7.5: d, dmin ~0.02 / 150 */
+    ls_block_q4_K *b = (ls_block_q4_K *)d;
+    for (size_t i = 0; i < bytes / sizeof *b; i++) b[i].d = b[i].dmin = ls_fp32_to_fp16(0.02f / 150.0f);
   } else if (type == LS_F16) {
     uint16_t *h = (uint16_t *)d;
     for (size_t i = 0; i < bytes / 2; i++) h[i] = ls_fp32_to_fp16(((int)(next64() % 2001) - 1000) * 3.5e-5f);
