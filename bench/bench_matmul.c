@@ -10,7 +10,7 @@
  *   median time) read_gb_s= (plain read, median) frac= (gb_s / read_gb_s)
  *   x_1tok= (time against the 1-token call) l2_gb_s= (in-cache) load=
  *
- * usage: bench_matmul [--type q8_0|q4_0|f16] [--threads 1,2] [--tokens 1,4]
+ * usage: bench_matmul [--type q8_0|q4_0|q4_k|f16] [--threads 1,2] [--tokens 1,4]
  *                     [--mib 512] [--cols 2048] [--reps 9] */
 #include <immintrin.h>
 #include <stdio.h>
@@ -93,7 +93,8 @@ int main(int argc, char **argv) {
       if (!strcmp(v, "q8_0")) type = LS_Q8_0;
       else if (!strcmp(v, "q4_0")) type = LS_Q4_0;
       else if (!strcmp(v, "f16")) type = LS_F16;
-      else { fprintf(stderr, "bench_matmul: --type %s: expected q8_0, q4_0 or f16\n", v); return 2; }
+      else if (!strcmp(v, "q4_k")) type = LS_Q4_K;
+      else { fprintf(stderr, "bench_matmul: --type %s: expected q8_0, q4_0, q4_k or f16\n", v); return 2; }
     } else if (!strcmp(a, "--threads")) n_threads = parse_list(v, threads, 8);
     else if (!strcmp(a, "--tokens")) n_tokens = parse_list(v, tokens, 16);
     else if (!strcmp(a, "--mib")) mib = atol(v);
@@ -135,7 +136,7 @@ int main(int argc, char **argv) {
         row[c] = (float)((int64_t)(s >> 40) - (1 << 23)) / (float)(1 << 23);
       }
       if (type == LS_Q8_0) ls_quantize_row_q8_0(row, (void *)(wd + r * rb), cols);
-      else if (type == LS_Q4_0) ls_quantize_row_q4_0(row, (void *)(wd + r * rb), cols);
+      else if (type == LS_Q4_0 || type == LS_Q4_K) ls_quantize_row(type, row, (void *)(wd + r * rb), cols);
       else for (long c = 0; c < cols; c++) ((uint16_t *)(wd + r * rb))[c] = ls_fp32_to_fp16(row[c]);
     } else memcpy(wd + r * rb, wd + (r % 64) * rb, rb);
   }

@@ -32,6 +32,16 @@ AI int32_t hsum_i32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+/* The 6-bit scales and mins of Q4_K/Q5_K (ls_kq_scale_min_k4, inlined). */
+AI void scales_k4(const uint8_t *s, int *sc, int *m) {
+  for (int j = 0; j < 4; j++) {
+    sc[j] = s[j] & 63;
+    m[j] = s[j + 4] & 63;
+    sc[j + 4] = (s[j + 8] & 15) | ((s[j] >> 6) << 4);
+    m[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
+  }
+}
+
 /* Q4_K and Q5_K (qh NULL for Q4_K). */
 AI void unpack_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, kblock *k) {
   const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
@@ -47,11 +57,11 @@ AI void unpack_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, 
       k->q[i] = _mm256_or_si256(k->q[i], _mm256_slli_epi16(bit, 4));
     }
   }
+  int sc[8], m[8];
+  scales_k4(scales, sc, m);
   for (int j = 0; j < 8; j++) {
-    int sc, m;
-    ls_kq_scale_min_k4(scales, j, &sc, &m);
-    k->sc[j] = _mm256_set1_epi16((short)sc);
-    k->bmul[2 * j] = k->bmul[2 * j + 1] = m;
+    k->sc[j] = _mm256_set1_epi16((short)sc[j]);
+    k->bmul[2 * j] = k->bmul[2 * j + 1] = m[j];
   }
 }
 
@@ -106,12 +116,81 @@ AI float block_dot(const int q6, const kblock *k, const ls_block_q8_K *x, float 
   return ls_kq_acc_k(s, x->d, k->d, k->dmin, isum, corr);
 }
 
+/* One token (decode): the same integers as unpack + block_dot, without
+ * materialising the unpacked block. */
+AI float dot1_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, float d, float dmin,
+                  const ls_block_q8_K *x, float s) {
+  const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+  int sc[8], m[8];
+  scales_k4(scales, sc, m);
+  __m256i h = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+  __m256i acc = _mm256_setzero_si256();
+  for (int g = 0; g < 4; g++) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+    __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    if (qh) {
+      lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * g), one), 4));
+      hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * g + 1), one), 4));
+    }
+    __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * g)));
+    __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * g + 32)));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * g])));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * g + 1])));
+  }
+  int32_t msum = 0;
+  for (int j = 0; j < 8; j++) msum += m[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+  return ls_kq_acc_k(s, x->d, d, dmin, hsum_i32(acc), msum);
+}
+
+AI float dot1_q6(const ls_block_q6_K *w, const ls_block_q8_K *x, float s) {
+  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+  __m256i acc = _mm256_setzero_si256();
+  for (int h = 0; h < 2; h++) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h));
+    __m256i b = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h + 32));
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(w->qh + 32 * h));
+    __m256i q[4];
+#define TOP(s) _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hi, s), m2), 4)
+    q[0] = _mm256_or_si256(_mm256_and_si256(a, m4), TOP(0));
+    q[1] = _mm256_or_si256(_mm256_and_si256(b, m4), TOP(2));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), TOP(4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), TOP(6));
+#undef TOP
+    for (int c = 0; c < 4; c++) {
+      int k = 4 * h + c;
+      __m256i sc = _mm256_set_m128i(_mm_set1_epi16(w->scales[2 * k + 1]), _mm_set1_epi16(w->scales[2 * k]));
+      __m256i p = _mm256_maddubs_epi16(q[c], _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k)));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
+    }
+  }
+  int32_t corr = 0; /* sum of (q - 32) x = sum q x - 32 sum x */
+  for (int j = 0; j < 16; j++) corr += w->scales[j] * x->bsums[j];
+  return ls_kq_acc_k(s, x->d, _cvtsh_ss(w->d), 0.0f, hsum_i32(acc) - 32 * corr, 0);
+}
+
 AI void rows_k(const uint32_t type, const ls_mat *w, const void *xa, size_t xs, int t0, int T, float *y, int64_t ldy,
                int64_t r0, int64_t r1) {
   int64_t nb = w->cols / LS_QK_K;
   size_t bb = ls_dtype_block_bytes(type);
   for (int64_t r = r0; r < r1; r++) {
     const char *row = (const char *)w->data + (size_t)r * w->row_bytes;
+    if (T == 1) {
+      const ls_block_q8_K *x = (const ls_block_q8_K *)((const char *)xa + (size_t)t0 * xs);
+      float s1 = 0.0f;
+      for (int64_t b = 0; b < nb; b++) {
+        if (type == LS_Q6_K) {
+          s1 = dot1_q6((const ls_block_q6_K *)row + b, x + b, s1);
+        } else if (type == LS_Q4_K) {
+          const ls_block_q4_K *wb = (const ls_block_q4_K *)row + b;
+          s1 = dot1_q45(wb->scales, wb->qs, NULL, _cvtsh_ss(wb->d), _cvtsh_ss(wb->dmin), x + b, s1);
+        } else {
+          const ls_block_q5_K *wb = (const ls_block_q5_K *)row + b;
+          s1 = dot1_q45(wb->scales, wb->qs, wb->qh, _cvtsh_ss(wb->d), _cvtsh_ss(wb->dmin), x + b, s1);
+        }
+      }
+      y[(int64_t)t0 * ldy + r] = s1;
+      continue;
+    }
     float s[TOK] = {0};
     for (int64_t b = 0; b < nb; b++) {
       kblock k;

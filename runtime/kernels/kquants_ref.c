@@ -92,9 +92,12 @@ static int32_t scaled_dot(const int8_t *q, const int8_t *x, const int *scale, in
   return isum;
 }
 
-/* Unpacks 2-bit values (Q2_K/Q3_K low bits) into q[256]. */
+/* Unpacks 2-bit values (Q2_K/Q3_K low bits) into q[256]: element
+ * 128g + 32s + l is bits 2s..2s+1 of qs[32g + l]. */
 static void unpack_2bit(const uint8_t *qs, int8_t *q) {
-  for (int e = 0; e < LS_QK_K; e++) q[e] = (int8_t)((qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3);
+  for (int g = 0; g < 2; g++)
+    for (int s = 0; s < 4; s++)
+      for (int l = 0; l < 32; l++) q[128 * g + 32 * s + l] = (int8_t)((qs[32 * g + l] >> (2 * s)) & 3);
 }
 
 void ls_kq_block_sums(uint32_t wtype, const void *wblock, const ls_block_q8_K *x, int32_t *isum, int32_t *msum) {
@@ -114,8 +117,8 @@ void ls_kq_block_sums(uint32_t wtype, const void *wblock, const ls_block_q8_K *x
   case LS_Q3_K: {
     const ls_block_q3_K *w = wblock;
     unpack_2bit(w->qs, q);
-    for (int e = 0; e < LS_QK_K; e++)
-      if (!((w->hmask[e % 32] >> (e / 32)) & 1)) q[e] -= 4;
+    for (int i = 0; i < 8; i++) /* the third bit of element 32i + l is bit i of hmask[l] */
+      for (int l = 0; l < 32; l++) q[32 * i + l] -= (int8_t)(((w->hmask[l] >> i) & 1) ? 0 : 4);
     for (int j = 0; j < 16; j++) scale[j] = ls_kq_scale_q3_k(w->scales, j);
     *isum = scaled_dot(q, x->qs, scale, 16);
   } break;
@@ -131,12 +134,12 @@ void ls_kq_block_sums(uint32_t wtype, const void *wblock, const ls_block_q8_K *x
       qs = w->qs;
       qh = w->qh;
     }
-    for (int e = 0; e < LS_QK_K; e++) {
-      int i = e / 32, l = e % 32;
-      int v = i & 1 ? qs[32 * (i / 2) + l] >> 4 : qs[32 * (i / 2) + l] & 15;
-      if (qh) v |= ((qh[l] >> i) & 1) << 4;
-      q[e] = (int8_t)v;
-    }
+    for (int i = 0; i < 8; i++) /* sub-block i: nibbles of group i/2, fifth bit i of qh */
+      for (int l = 0; l < 32; l++) {
+        int v = i & 1 ? qs[32 * (i / 2) + l] >> 4 : qs[32 * (i / 2) + l] & 15;
+        if (qh) v |= ((qh[l] >> i) & 1) << 4;
+        q[32 * i + l] = (int8_t)v;
+      }
     for (int j = 0; j < 8; j++) {
       ls_kq_scale_min_k4(scales, j, &scale[j], &mins[j]);
       *msum += mins[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
