@@ -2,8 +2,9 @@
 # Installs what every LiteStage script needs (build, tests, demo, bench/, slurm/)
 # from Debian's packages when they are missing (as root), or says exactly which
 # are missing (otherwise).
-# Usage: scripts/deps.sh [--with-slurm] [--with-llamacpp]
-# (--with-llamacpp: node and npm for bench/vs-llamacpp.sh, which installs llama.cpp from npm)
+# Usage: scripts/deps.sh [--with-slurm] [--with-llamacpp] [--with-fuzz]
+# (--with-llamacpp: node and npm for bench/vs-llamacpp.sh, which installs llama.cpp from npm;
+#  --with-fuzz: clang and libFuzzer, for the LS_FUZZ=ON build: scripts/fuzz.sh, docs/fuzzing.md)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git
@@ -15,6 +16,7 @@ for a in "$@"; do
   case "$a" in
     --with-slurm) pkgs+=(slurm-wlm munge) ;;
     --with-llamacpp) pkgs+=(nodejs); command -v npm >/dev/null || pkgs+=(npm) ;; # nodesource's nodejs ships npm
+    --with-fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
     *) echo "deps: unknown option $a" >&2; exit 2 ;;
   esac
 done
