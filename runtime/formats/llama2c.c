@@ -186,6 +186,11 @@ static int read_tokens(ls_vocab *v, FILE *f, const char *path, ls_err *err) {
 int ls_vocab_load_tokenizer_bin(ls_vocab *v, const char *path, int vocab_size, ls_err *err) {
   memset(v, 0, sizeof *v);
   if (vocab_size <= 0) return ls_err_set(err, LS_EINVAL, "%s: the model has no vocabulary size", path);
+  /* ids 0, 1, 2 are <unk>, BOS and EOS by convention: a smaller vocabulary would
+   * make the tokenizer emit ids the model does not have */
+  if (vocab_size < 3)
+    return ls_err_set(err, LS_EFORMAT, "%s: a vocabulary of %d tokens is too small (llama2.c's tokenizer.bin starts "
+                      "with <unk>, <s>, </s>)", path, vocab_size);
   FILE *f = fopen(path, "rb");
   if (!f) return ls_err_set(err, LS_EIO, "%s: cannot open tokenizer: %s", path, strerror(errno));
   v->n_tokens = vocab_size;
@@ -204,11 +209,9 @@ int ls_vocab_load_tokenizer_bin(ls_vocab *v, const char *path, int vocab_size, l
   v->eot_id = -1;
   v->bos_id = 1;
   v->eos_id = 2;
-  if (vocab_size > 2) {
-    v->types[0] = LS_TOK_UNKNOWN;
-    v->types[1] = LS_TOK_CONTROL;
-    v->types[2] = LS_TOK_CONTROL;
-  }
+  v->types[0] = LS_TOK_UNKNOWN;
+  v->types[1] = LS_TOK_CONTROL;
+  v->types[2] = LS_TOK_CONTROL;
   v->add_bos = 1;
   v->add_space_prefix = 1;
   return LS_OK;
