@@ -10,6 +10,9 @@
 #ifndef LS_FUZZ_DATA_DIR
 #define LS_FUZZ_DATA_DIR "data"
 #endif
+#ifndef LS_FUZZ_SOURCE_DIR
+#define LS_FUZZ_SOURCE_DIR "."
+#endif
 
 const char *fz_data(const char *rel) {
   static char ring[8][4096];
@@ -17,6 +20,16 @@ const char *fz_data(const char *rel) {
   const char *dir = getenv("LS_DATA_DIR");
   if (!dir || !*dir) dir = LS_FUZZ_DATA_DIR;
   char *buf = ring[next++ % 8];
+  snprintf(buf, sizeof ring[0], "%s/%s", dir, rel);
+  return buf;
+}
+
+const char *fz_source(const char *rel) {
+  static char ring[4][4096];
+  static int next;
+  const char *dir = getenv("LS_SOURCE_DIR");
+  if (!dir || !*dir) dir = LS_FUZZ_SOURCE_DIR;
+  char *buf = ring[next++ % 4];
   snprintf(buf, sizeof ring[0], "%s/%s", dir, rel);
   return buf;
 }

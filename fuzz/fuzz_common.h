@@ -15,6 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* $LS_DATA_DIR/rel, or the source tree's data/ (compiled in). Static ring of buffers. */
 const char *fz_data(const char *rel);
+/* $LS_SOURCE_DIR/rel, or the source tree (compiled in): test fixtures. */
+const char *fz_source(const char *rel);
 /* This process's temporary directory (created on first use, removed at exit). */
 const char *fz_tmpdir(void);
 /* Writes bytes to fz_tmpdir()/name (replacing it) and returns the path (static ring). */

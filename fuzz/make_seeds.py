@@ -56,25 +56,16 @@ write("llama2c", "legacy-classifier.bin", llama2c(8, 16, 2, 2, 2, 12, 4, False))
 write("llama2c", "ak42-v1.bin", llama2c(8, 8, 1, 4, 2, 10, 8, True, ak42=True))
 
 
-# ---- tokenizer.bin: u16 vocabulary size, then the file
-def tokenizer_bin(tokens):
-    out = struct.pack("<i", max(len(t) for t, _ in tokens))
-    for t, s in tokens:
-        out += struct.pack("<fi", s, len(t)) + t
-    return out
-
-
-write("tokenizer_bin", "tok512", struct.pack("<H", 511) + read("data/models/stories260K/tok512.bin"))
-small = [(b"<unk>", 0.0), (b"<s>", 0.0), (b"</s>", 0.0), (b"<0x41>", 0.0), (b" ", -1.0), (b"a", -2.0),
-         (b"b", -3.0), (b"ab", -0.5), (b" ab", -0.25), (b"\xc3\xa9", -4.0)]
-write("tokenizer_bin", "ten-tokens", struct.pack("<H", len(small) - 1) + tokenizer_bin(small))
-
-# ---- tokenize: selector byte (bits 0-1 vocabulary, bit 2 BOS), then text
+# ---- tokenize: selector byte (bits 0-2 vocabulary modulo 5, bit 3 BOS), then text
 texts = ["Once upon a time, there was a little girl named Lily.", " leading space and\ttab\nnewline",
-         "caf\u00e9 \u65e5\u672c \U0001F642 <s> </s> <unk>", "x" * 40]
+         "caf\u00e9 \u65e5\u672c \U0001F642 <s> </s> <unk>", "x" * 40, "I'm 12,345 years old; DON'T   stop!!",
+         "<|endoftext|>Hello<|im_start|> world \u00e9\u00e8 123abc"]
 for i, t in enumerate(texts):
-    write("tokenize", "text%d" % i, bytes([i % 3 | (4 if i % 2 else 0)]) + t.encode())
+    for v in range(5):
+        if (i + v) % 2 == 0:
+            write("tokenize", "text%d-vocab%d" % (i, v), bytes([v | (8 if i % 2 else 0)]) + t.encode())
 write("tokenize", "invalid-utf8", bytes([1]) + b"\xff\xfe\xc3(\xe2\x82 \x80\x80\xf0\x9f")
+write("tokenize", "invalid-utf8-bpe", bytes([4 | 8]) + b"\xff\xfe\xc3(\xe2\x82 \x80\x80\xf0\x9f")
 
 # ---- templates: the file, NUL, a generated text
 outs = {"csqa": "Let me think. So the answer is option B.", "obqa": "the answer is option C. the answer is option A.",

@@ -7,13 +7,20 @@
  *   fuzz_NAME [--known-failures FILE] PATH...
  *
  * --known-failures names a list of "target/input" lines (fuzz/known-failures.txt)
- * that are skipped, loudly, until the bug they reproduce is fixed. */
+ * that are skipped, loudly, until the bug they reproduce is fixed.
+ *
+ * Memory blow-ups are findings too (as libFuzzer's -rss_limit_mb): the run fails
+ * as soon as the process's peak RSS passes LS_FUZZ_RSS_LIMIT_MB (default 1024),
+ * naming the input; without ASan (which reserves its shadow as address space),
+ * the address space is capped at four times that, so that a blow-up cannot take
+ * the machine's memory before it is reported. */
 #include <dirent.h>
 #include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -22,6 +29,7 @@ __attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv);
 static char target[256];
 static char *known; /* the known-failures file's text */
 static int n_run, n_skipped;
+static long rss_limit_mb = 1024;
 
 static int is_known(const char *path) {
   if (!known) return 0;
@@ -73,6 +81,12 @@ static void run_file(const char *path) {
   LLVMFuzzerTestOneInput(data, size);
   free(data);
   n_run++;
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) == 0 && ru.ru_maxrss / 1024 > rss_limit_mb) {
+    fprintf(stderr, "replay: %s: peak RSS %ld MiB is over the limit of %ld MiB (LS_FUZZ_RSS_LIMIT_MB)\n", path,
+            ru.ru_maxrss / 1024, rss_limit_mb);
+    exit(1);
+  }
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b) { return strcmp((*a)->d_name, (*b)->d_name); }
@@ -107,6 +121,12 @@ int main(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "%s", argv[0]);
   snprintf(target, sizeof target, "%s", basename(tmp));
   if (strncmp(target, "fuzz_", 5) == 0) memmove(target, target + 5, strlen(target + 5) + 1);
+  const char *lim = getenv("LS_FUZZ_RSS_LIMIT_MB");
+  if (lim && atol(lim) > 0) rss_limit_mb = atol(lim);
+#if !defined(__SANITIZE_ADDRESS__)
+  struct rlimit as = {.rlim_cur = (rlim_t)rss_limit_mb * 4 << 20, .rlim_max = RLIM_INFINITY};
+  setrlimit(RLIMIT_AS, &as);
+#endif
   if (LLVMFuzzerInitialize) LLVMFuzzerInitialize(&argc, &argv);
   int first = 1;
   if (argc > 2 && strcmp(argv[1], "--known-failures") == 0) {
