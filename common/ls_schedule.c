@@ -200,11 +200,26 @@ static int parse_stage(ls_sched_stage *st, const json_t *js, const char *where, 
   return LS_OK;
 }
 
+static const char *const kv_policy_names[] = {"reuse", "recompute", "shared-prefix"};
+
+int ls_kv_policy_parse(const char *name, int *policy, const char *where, ls_err *err) {
+  for (int i = 0; i < 3; i++)
+    if (!strcmp(name, kv_policy_names[i])) {
+      *policy = i;
+      return LS_OK;
+    }
+  return ls_err_set(err, LS_EINVAL, "%s: KV policy \"%s\" is not one of reuse, recompute, shared-prefix", where, name);
+}
+
+const char *ls_kv_policy_name(int policy) {
+  return policy >= 0 && policy < 3 ? kv_policy_names[policy] : "unknown";
+}
+
 static int parse_root(ls_schedule *s, const json_t *root, const char *where, ls_err *err) {
   if (!json_is_object(root)) return ls_err_set(err, LS_EFORMAT, "%s: expected a JSON object", where);
   static const char *const keys[] = {"schema_version", "model", "template", "objective", "target", "achieved_score",
                                      "reference_score", "predicted_latency_ms", "measured_latency_ms", "speedup",
-                                     "provenance", "stages", "comment", NULL};
+                                     "provenance", "stages", "comment", "kv_policy", NULL};
   LS_TRY(ls_json_check_keys(root, keys, where, err));
   long long ver;
   LS_TRY(ls_json_get_int(root, "schema_version", where, &ver, err));
@@ -236,6 +251,12 @@ static int parse_root(ls_schedule *s, const json_t *root, const char *where, ls_
     LS_TRY(get_opt_str(tmpl, "path", w2, &s->template_path, err));
   }
   LS_TRY(get_opt_str(root, "objective", where, &s->objective, err));
+  json_t *pol = json_object_get(root, "kv_policy");
+  if (pol && !json_is_null(pol)) {
+    if (!json_is_string(pol)) return ls_err_set(err, LS_EFORMAT, "%s: kv_policy: expected a string", where);
+    int rc = ls_kv_policy_parse(json_string_value(pol), &s->kv_policy, where, err);
+    if (rc) return LS_EFORMAT;
+  }
   struct {
     const char *key;
     double *field;
@@ -331,6 +352,7 @@ static json_t *to_json(const ls_schedule *s) {
   json_object_set_new(tmpl, "path", str_or_null(s->template_path));
   json_object_set_new(root, "template", tmpl);
   json_object_set_new(root, "objective", str_or_null(s->objective));
+  json_object_set_new(root, "kv_policy", json_string(ls_kv_policy_name(s->kv_policy)));
   json_object_set_new(root, "target", num_or_null(s->target));
   json_object_set_new(root, "achieved_score", num_or_null(s->achieved_score));
   json_object_set_new(root, "reference_score", num_or_null(s->reference_score));

@@ -24,6 +24,15 @@ int ls_sublayer_name_parse(const char *name, int n_layers, int *layer, int *kind
 /* "L3.attn" into buf (>= 24 bytes). */
 void ls_sublayer_name_format(int layer, int kind, char *buf, size_t size);
 
+/* KV cache policy of a chain (docs/formats.md "Schedules"): REUSE (the default) reuses a cached
+ * prompt prefix only where it was computed under the same mask, so outputs equal RECOMPUTE's
+ * (every stage prefills its whole prompt) exactly; SHARED_PREFIX also reuses a prefix computed
+ * under another mask (an approximation). */
+typedef enum { LS_KV_REUSE = 0, LS_KV_RECOMPUTE = 1, LS_KV_SHARED_PREFIX = 2 } ls_kv_policy;
+/* "reuse" | "recompute" | "shared-prefix"; the message names `where`. */
+int ls_kv_policy_parse(const char *name, int *policy, const char *where, ls_err *err);
+const char *ls_kv_policy_name(int policy);
+
 typedef struct ls_sched_stage {
   char *name;
   int n_skip;
@@ -40,6 +49,7 @@ typedef struct ls_schedule {
   char *template_name;
   char *template_path;
   char *objective;          /* "accuracy" | "agreement" | "fidelity" | ... */
+  int kv_policy;            /* ls_kv_policy (absent in the file: LS_KV_REUSE) */
   double target;
   double achieved_score;
   double reference_score;

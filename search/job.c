@@ -12,13 +12,14 @@
 #include "ls_json.h"
 #include "ls_model.h"
 #include "ls_profile.h"
+#include "ls_schedule.h"
 #include "ls_template.h"
 #include "ls_util.h"
 
 static const char *const job_keys[] = {"name", "model", "tokenizer", "template", "dataset", "limit", "shards",
                                        "objective", "tolerance", "strategy", "budget", "greedy_batch",
                                        "early_exit", "threads", "latency", "seed", "max_new_tokens",
-                                       "comment", NULL};
+                                       "kv_policy", "comment", NULL};
 
 const char *ls_objective_name(int o) {
   switch (o) {
@@ -187,6 +188,12 @@ static int parse(ls_job *j, const json_t *root, ls_err *err) {
     return ls_err_set(err, LS_EINVAL, "%s: key \"tolerance\": %g is not in [0, 1]", w, j->tolerance);
   static const char *const strategies[] = {"greedy", "exhaustive", NULL};
   LS_TRY(parse_enum(root, "strategy", w, strategies, "greedy", &j->strategy, err));
+  /* Candidates are scored by teacher forcing each call under its own mask,
+   * which is what recompute runs and what reuse gives bit for bit;
+   * shared-prefix would need the earlier stages' cache in the scoring. */
+  static const char *const policies[] = {"reuse", "recompute", NULL};
+  LS_TRY(parse_enum(root, "kv_policy", w, policies, "reuse", &j->kv_policy, err));
+  j->kv_policy = j->kv_policy == 1 ? LS_KV_REUSE : LS_KV_RECOMPUTE;
   json_t *b;
   LS_TRY(ls_json_get_object(root, "budget", w, &b, err));
   {

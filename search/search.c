@@ -657,6 +657,7 @@ static int make_schedule(searcher *s, const ls_cand *c, const uint8_t *masks, co
   if (rc == LS_OK) rc = ls_schedule_set_str(&sc->template_name, s->tpl->name, err);
   if (rc == LS_OK) rc = ls_schedule_set_str(&sc->template_path, s->job->template_path, err);
   if (rc == LS_OK) rc = ls_schedule_set_str(&sc->objective, ls_objective_name(s->job->objective), err);
+  sc->kv_policy = s->job->kv_policy;
   if (rc == LS_OK) rc = ls_schedule_set_str(&sc->prov_job, s->job->path, err);
   if (rc == LS_OK) rc = ls_schedule_set_str(&sc->prov_results_file, s->opts->store_path, err);
   if (rc == LS_OK) rc = ls_schedule_set_str(&sc->prov_date, date, err);
@@ -704,7 +705,7 @@ static int open_all(searcher *s, ls_err *err) {
   ls_job *j = s->job;
   ls_engine_params p = {.model_path = j->model, .tokenizer_path = j->tokenizer, .n_threads = j->threads,
                         .temperature = 0.0f, .top_p = 1.0f, .seed = j->seed, .need_tokenizer = 1,
-                        .fingerprint = 1};
+                        .fingerprint = 1, .kv_policy = j->kv_policy};
   LS_TRY(ls_engine_open(&s->eng, &p, err));
   s->have_eng = 1;
   s->L = s->eng.model.cfg.n_layers;

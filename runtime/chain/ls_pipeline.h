@@ -3,8 +3,9 @@
  * each stage with its own skip mask and early-exit rule, each stage's prompt
  * rendered from the example and the earlier stages' outputs.
  *
- * KV policy (docs/ARCHITECTURE.md, "KV cache across skips"): each stage call prefills its whole prompt from
- * position 0 with that stage's mask; nothing is reused across stages. */
+ * KV policy (docs/ARCHITECTURE.md, "KV cache across skips"): the engine's
+ * kv_policy, named by the schedule. A per-option stage's calls run together,
+ * up to the engine's sequence slots at a time (ls_engine_generate_multi). */
 #ifndef LS_PIPELINE_H
 #define LS_PIPELINE_H
 
@@ -27,6 +28,7 @@ typedef struct ls_call_result {
   int *prompt_tokens; /* [n_prompt] BOS first */
   int *tokens;        /* [n_generated] */
   int n_prompt, n_generated;
+  int n_reused;       /* prompt positions taken from the KV cache (not prefilled) */
   double prefill_ms, decode_ms;
   int stop;           /* ls_stop_reason */
 } ls_call_result;
@@ -35,6 +37,7 @@ typedef struct ls_stage_result {
   int n_calls;            /* 1, or the example's number of options */
   ls_call_result *calls;  /* [n_calls] */
   int prompt_tokens, generated_tokens;
+  int reused_tokens;      /* prompt tokens taken from the KV cache */
   double prefill_ms, decode_ms;
   int early_exits;        /* calls that ended by early exit */
   int sublayers_executed; /* sub-layers the stage's mask runs per token */

@@ -10,6 +10,7 @@
 static int copy_call(ls_call_result *c, const ls_gen_output *out, ls_err *err) {
   c->n_prompt = out->n_prompt;
   c->n_generated = out->n_generated;
+  c->n_reused = out->n_reused;
   c->prefill_ms = out->prefill_ms;
   c->decode_ms = out->decode_ms;
   c->stop = out->stop;
@@ -25,6 +26,7 @@ static int copy_call(ls_call_result *c, const ls_gen_output *out, ls_err *err) {
 static void add_call_totals(ls_stage_result *s, const ls_call_result *c) {
   s->prompt_tokens += c->n_prompt;
   s->generated_tokens += c->n_generated;
+  s->reused_tokens += c->n_reused;
   s->prefill_ms += c->prefill_ms;
   s->decode_ms += c->decode_ms;
   s->early_exits += c->stop == LS_STOP_EARLY_EXIT;
@@ -36,8 +38,32 @@ typedef struct {
   const char **texts[LS_TEMPLATE_MAX_STAGES];
 } prev_outputs;
 
+/* Runs calls [k0, k0+n) of a stage together (one batch, one slot each). */
+static int run_group(ls_engine *e, const ls_template *t, int s, const ls_example *ex, const ls_stage_plan *plan,
+                     prev_outputs *po, ls_stage_result *sr, ls_strbuf *prompts, int k0, int n, ls_err *err) {
+  const ls_stage_def *def = &t->stages[s];
+  ls_gen_request req[LS_MAX_SEQ] = {{0}};
+  ls_gen_output out[LS_MAX_SEQ];
+  for (int i = 0; i < n; i++) {
+    LS_TRY(ls_template_render(t, s, ex, po->prev, k0 + i, &prompts[i], err));
+    req[i] = (ls_gen_request){.prompt = ls_strbuf_cstr(&prompts[i]), .max_new_tokens = def->max_new_tokens,
+                              .skip = plan ? plan->skip : NULL, .ee_window = plan ? plan->ee_window : 0,
+                              .ee_threshold = plan ? plan->ee_threshold : 0.0f,
+                              .stops = (const char *const *)def->stop, .n_stops = def->n_stop,
+                              .keep_stop = def->keep_stop};
+  }
+  int rc = ls_engine_generate_multi(e, req, n, out, err);
+  if (rc) return ls_err_prefix(err, "example %s, stage %s", ex->id, def->name);
+  for (int i = 0; i < n; i++) {
+    LS_TRY(copy_call(&sr->calls[k0 + i], &out[i], err));
+    add_call_totals(sr, &sr->calls[k0 + i]);
+    po->texts[s][k0 + i] = sr->calls[k0 + i].text;
+  }
+  return LS_OK;
+}
+
 static int run_stage(ls_engine *e, const ls_template *t, int s, const ls_example *ex, const ls_stage_plan *plan,
-                     prev_outputs *po, ls_stage_result *sr, ls_strbuf *prompt, ls_err *err) {
+                     prev_outputs *po, ls_stage_result *sr, ls_strbuf *prompts, ls_err *err) {
   const ls_stage_def *def = &t->stages[s];
   sr->n_calls = def->per_option ? ex->n_options : 1;
   if (sr->n_calls <= 0)
@@ -46,19 +72,10 @@ static int run_stage(ls_engine *e, const ls_template *t, int s, const ls_example
   po->texts[s] = calloc((size_t)sr->n_calls, sizeof(char *));
   if (!sr->calls || !po->texts[s]) return ls_err_set(err, LS_ENOMEM, "out of memory for results");
   sr->sublayers_executed = ls_skip_mask_executed(plan ? plan->skip : NULL, e->model.cfg.n_layers);
-  for (int k = 0; k < sr->n_calls; k++) {
-    LS_TRY(ls_template_render(t, s, ex, po->prev, k, prompt, err));
-    ls_gen_request req = {.prompt = ls_strbuf_cstr(prompt), .max_new_tokens = def->max_new_tokens,
-                          .skip = plan ? plan->skip : NULL, .ee_window = plan ? plan->ee_window : 0,
-                          .ee_threshold = plan ? plan->ee_threshold : 0.0f,
-                          .stops = (const char *const *)def->stop, .n_stops = def->n_stop,
-                          .keep_stop = def->keep_stop};
-    ls_gen_output out;
-    int rc = ls_engine_generate(e, &req, &out, err);
-    if (rc) return ls_err_prefix(err, "example %s, stage %s", ex->id, def->name);
-    LS_TRY(copy_call(&sr->calls[k], &out, err));
-    add_call_totals(sr, &sr->calls[k]);
-    po->texts[s][k] = sr->calls[k].text;
+  /* a per-option stage's calls run together, as many at once as the engine has slots */
+  for (int k = 0; k < sr->n_calls; k += e->n_seq) {
+    int n = sr->n_calls - k < e->n_seq ? sr->n_calls - k : e->n_seq;
+    LS_TRY(run_group(e, t, s, ex, plan, po, sr, prompts, k, n, err));
   }
   po->prev[s] = (ls_stage_text){.n = sr->n_calls, .text = po->texts[s]};
   return LS_OK;
@@ -74,15 +91,20 @@ int ls_pipeline_run(ls_engine *e, const ls_template *t, const ls_example *ex, co
   res->n_stages = t->n_stages;
   prev_outputs po;
   memset(&po, 0, sizeof po);
-  ls_strbuf prompt;
-  ls_strbuf_init(&prompt);
+  ls_strbuf *prompts = calloc((size_t)e->n_seq, sizeof *prompts);
+  if (!prompts) {
+    ls_example_result_free(res);
+    return ls_err_set(err, LS_ENOMEM, "out of memory for prompts");
+  }
+  for (int k = 0; k < e->n_seq; k++) ls_strbuf_init(&prompts[k]);
   int rc = LS_OK;
   for (int s = 0; s < t->n_stages && !rc; s++) {
-    rc = run_stage(e, t, s, ex, plans ? &plans[s] : NULL, &po, &res->stages[s], &prompt, err);
+    rc = run_stage(e, t, s, ex, plans ? &plans[s] : NULL, &po, &res->stages[s], prompts, err);
     if (!rc) res->total_ms += res->stages[s].prefill_ms + res->stages[s].decode_ms;
   }
   for (int s = 0; s < t->n_stages; s++) free(po.texts[s]);
-  ls_strbuf_free(&prompt);
+  for (int k = 0; k < e->n_seq; k++) ls_strbuf_free(&prompts[k]);
+  free(prompts);
   if (rc) {
     ls_example_result_free(res);
     return rc;

@@ -17,6 +17,7 @@ typedef struct {
   ls_engine_params ep;
   const char *stages, *data, *schedule, *out;
   int format, limit, shard_i, shard_n, compare_full, ignore_fingerprint, quiet;
+  int kv_policy; /* -1: the schedule's */
 } pipeline_opts;
 
 /* The dataset layer's parsers name the flag themselves. */
@@ -29,6 +30,10 @@ static int parse_shard(const char *flag, const char *v, void *dest, ls_err *err)
   (void)flag;
   pipeline_opts *o = dest;
   return ls_shard_parse(v, &o->shard_i, &o->shard_n, err);
+}
+
+static int parse_policy(const char *flag, const char *v, void *dest, ls_err *err) {
+  return ls_kv_policy_parse(v, dest, flag, err);
 }
 
 static pipeline_opts g_opts;
@@ -52,6 +57,10 @@ static const ls_opt opts[] = {
     LS_SWITCH("--compare-full", "also run the full model: speedup, answer agreement, token agreement",
            &g_opts.compare_full),
     LS_SWITCH("--ignore-fingerprint", "accept a schedule made for a different model file", &g_opts.ignore_fingerprint),
+    LS_INT("-c|--ctx-size", "N", "KV cache positions per sequence (default: the model's context)", &g_opts.ep.n_ctx, 1,
+           1 << 22),
+    LS_FN("--kv-policy", "P", "reuse | recompute | shared-prefix (default: the schedule's, else reuse;\n"
+          "docs/formats.md \"Schedules\")", &g_opts.kv_policy, parse_policy),
     LS_SWITCH("-q|--quiet", "no progress line on stderr", &g_opts.quiet),
     LS_OPT_END,
 };
@@ -60,7 +69,8 @@ static const ls_cli cli = {
     .name = "litestage-run pipeline",
     .synopsis = "-m MODEL [-z TOKENIZER] --stages TEMPLATE.json --data FILE [--format F]\n"
                 "                              [--schedule S.json] [-t THREADS] [--limit N] [--shard I/N]\n"
-                "                              [--out results.jsonl] [--compare-full] [--ignore-fingerprint] [-q]",
+                "                              [--out results.jsonl] [--compare-full] [--ignore-fingerprint]\n"
+                "                              [-c N] [--kv-policy P] [-q]",
     .about = "Runs every selected example through the template's stages (each with the schedule's skipped\n"
              "sub-layers and early exit) and prints a summary: accuracy when the data has answers,\n"
              "latency per example, tokens and early exits per stage.",
@@ -78,7 +88,7 @@ static int check(void *ctx, ls_err *err) {
 /* Running sums for the summary table. */
 typedef struct {
   int n, labelled, correct;
-  double ms, full_ms;
+  double ms, full_ms, wall_ms;
   int agree, agree_n;
   double fidelity;
   double stage_ms[LS_TEMPLATE_MAX_STAGES];
@@ -89,8 +99,9 @@ typedef struct {
 static json_t *stage_json(const ls_template *t, int s, const ls_stage_result *sr) {
   json_t *outs = json_array();
   for (int k = 0; k < sr->n_calls; k++) json_array_append_new(outs, json_string(sr->calls[k].text));
-  return json_pack("{s:s, s:o, s:i, s:i, s:f, s:f, s:i, s:i}", "name", t->stages[s].name, "outputs", outs,
-                   "prompt_tokens", sr->prompt_tokens, "generated_tokens", sr->generated_tokens, "prefill_ms",
+  return json_pack("{s:s, s:o, s:i, s:i, s:i, s:f, s:f, s:i, s:i}", "name", t->stages[s].name, "outputs", outs,
+                   "prompt_tokens", sr->prompt_tokens, "reused_tokens", sr->reused_tokens, "generated_tokens",
+                   sr->generated_tokens, "prefill_ms",
                    sr->prefill_ms, "decode_ms", sr->decode_ms, "early_exits", sr->early_exits,
                    "sublayers_executed", sr->sublayers_executed);
 }
@@ -131,6 +142,8 @@ static void print_summary(const ls_template *t, const totals *tt, int compare, i
   if (has_labels && tt->labelled)
     printf("  accuracy             %.4f (%d/%d)\n", (double)tt->correct / tt->labelled, tt->correct, tt->labelled);
   printf("  latency/example      %.2f ms\n", tt->n ? tt->ms / tt->n : 0.0);
+  printf("  wall/example         %.2f ms (the example loop's wall time / examples; model load excluded)\n",
+         tt->n ? tt->wall_ms / tt->n : 0.0);
   printf("\n  %-12s %12s %12s %12s\n", "stage", "tokens/ex", "ms/ex", "early exits");
   for (int s = 0; s < t->n_stages; s++)
     printf("  %-12s %12.1f %12.2f %12d\n", t->stages[s].name, tt->n ? (double)tt->stage_tokens[s] / tt->n : 0.0,
@@ -157,7 +170,16 @@ static int setup(pipeline_opts *o, pipeline_state *st, ls_err *err) {
   LS_TRY(ls_dataset_load(o->data, o->format, &st->ds, err));
   LS_TRY(ls_dataset_select(st->ds, o->limit, o->shard_i, o->shard_n, err));
   if (st->ds->n == 0) return ls_err_set(err, LS_EINVAL, "%s: no examples selected", o->data);
+  /* one KV slot per option of a per-option stage (they decode together) */
+  o->ep.n_seq = 1;
+  for (int s = 0; s < st->t->n_stages; s++)
+    for (int i = 0; st->t->stages[s].per_option && i < st->ds->n; i++)
+      if (st->ds->ex[i].n_options > o->ep.n_seq) o->ep.n_seq = st->ds->ex[i].n_options;
+  if (o->ep.n_seq > LS_MAX_SEQ) o->ep.n_seq = LS_MAX_SEQ;
   LS_TRY(ls_engine_open(&st->e, &o->ep, err));
+  if (!o->quiet)
+    fprintf(stderr, "pipeline: KV cache %d sequence slots x %d positions = %.1f MiB\n", st->e.n_seq, st->e.n_ctx,
+            (double)ls_ctx_kv_bytes(st->e.ctx) / (1 << 20));
   int n_layers = st->e.model.cfg.n_layers;
   if (o->schedule) {
     LS_TRY(ls_schedule_read(o->schedule, &st->sched, err));
@@ -165,6 +187,7 @@ static int setup(pipeline_opts *o, pipeline_state *st, ls_err *err) {
   } else {
     LS_TRY(ls_schedule_for_template(st->t, &st->sched, err));
   }
+  st->e.kv_policy = o->kv_policy >= 0 ? o->kv_policy : st->sched->kv_policy;
   st->masks = calloc((size_t)st->t->n_stages * n_layers, 1);
   if (!st->masks) return ls_err_set(err, LS_ENOMEM, "out of memory");
   return ls_plans_from_schedule(st->sched, n_layers, st->masks, st->plans, err);
@@ -240,6 +263,7 @@ static int run(void *ctx, ls_err *err) {
     rc = run_one(o, &st, &st.ds->ex[i], &tt, &lines, err);
     progress(i + 1, st.ds->n, t0, o->quiet);
   }
+  tt.wall_ms = ls_now_ms() - t0;
   if (!rc && o->out) rc = ls_write_file_atomic(o->out, lines.buf ? lines.buf : "", lines.len, err);
   if (!rc) print_summary(st.t, &tt, o->compare_full, st.ds->n > 0 && st.ds->ex[0].answer >= 0);
   ls_strbuf_free(&lines);
@@ -248,6 +272,7 @@ static int run(void *ctx, ls_err *err) {
 }
 
 int ls_cli_pipeline(int argc, char **argv) {
-  g_opts = (pipeline_opts){.ep = {.n_threads = 1, .top_p = 1.0f, .need_tokenizer = 1, .fingerprint = 1}};
+  g_opts = (pipeline_opts){.ep = {.n_threads = 1, .top_p = 1.0f, .need_tokenizer = 1, .fingerprint = 1},
+                           .kv_policy = -1};
   return ls_cli_main(&cli, argc, argv, check, run, &g_opts);
 }

@@ -7,17 +7,25 @@
 
 static int alloc_buffers(ls_engine *e, ls_err *err) {
   int n_layers = e->model.cfg.n_layers;
-  e->tokens = malloc(((size_t)e->n_ctx + 1) * sizeof *e->tokens);
-  e->confidence = malloc(((size_t)e->n_ctx + 1) * sizeof *e->confidence);
   e->no_skip = calloc((size_t)n_layers, 1);
+  e->slots = calloc((size_t)e->n_seq, sizeof *e->slots);
   /* every generated piece is at most the longest token */
   size_t piece_max = e->tok.vocab ? e->tok.max_piece + 1 : 8;
   e->text_cap = ((size_t)e->n_ctx + 1) * piece_max + 1;
-  e->text = malloc(e->text_cap);
-  if (!e->tokens || !e->confidence || !e->no_skip || !e->text)
-    return ls_err_set(err, LS_ENOMEM, "out of memory for generation buffers");
-  e->text[0] = '\0';
-  return LS_OK;
+  if (!e->no_skip || !e->slots) return ls_err_set(err, LS_ENOMEM, "out of memory for generation buffers");
+  for (int s = 0; s < e->n_seq; s++) {
+    ls_gen_slot *g = &e->slots[s];
+    g->tokens = malloc(((size_t)e->n_ctx + 1) * sizeof *g->tokens);
+    g->confidence = malloc(((size_t)e->n_ctx + 1) * sizeof *g->confidence);
+    g->text = malloc(e->text_cap);
+    if (!g->tokens || !g->confidence || !g->text)
+      return ls_err_set(err, LS_ENOMEM, "out of memory for generation buffers (%d slots)", e->n_seq);
+    g->text[0] = '\0';
+  }
+  e->tokens = e->slots[0].tokens;
+  e->confidence = e->slots[0].confidence;
+  e->text = e->slots[0].text;
+  return ls_batch_init(&e->batch, ls_ctx_max_batch(e->ctx), err);
 }
 
 static int open_parts(ls_engine *e, const ls_engine_params *p, ls_err *err) {
@@ -33,9 +41,11 @@ static int open_parts(ls_engine *e, const ls_engine_params *p, ls_err *err) {
     return ls_err_set(err, LS_EINVAL, "%s: the model has no tokenizer; pass one with -z TOKENIZER.bin",
                       p->model_path);
   }
-  ls_ctx_params cp = {.n_ctx = p->n_ctx, .max_batch = p->max_batch, .n_threads = p->n_threads};
+  ls_ctx_params cp = {.n_ctx = p->n_ctx, .n_seq = p->n_seq, .max_batch = p->max_batch, .n_threads = p->n_threads};
   LS_TRY(ls_ctx_new(&e->model, &cp, &e->ctx, err));
   e->n_ctx = ls_ctx_n_ctx(e->ctx);
+  e->n_seq = ls_ctx_n_seq(e->ctx);
+  e->kv_policy = p->kv_policy;
   LS_TRY(ls_sampler_init(&e->sampler, e->model.cfg.vocab_size, p->temperature, p->top_p, p->seed, err));
   e->sampler.top_k = p->top_k > 0 ? p->top_k : 0;
   return alloc_buffers(e, err);
@@ -54,44 +64,38 @@ void ls_engine_close(ls_engine *e) {
   ls_sampler_free(&e->sampler);
   if (e->tok.vocab) ls_tokenizer_free(&e->tok);
   ls_model_free(&e->model);
-  free(e->tokens);
-  free(e->confidence);
-  free(e->text);
+  for (int s = 0; e->slots && s < e->n_seq; s++) {
+    free(e->slots[s].tokens);
+    free(e->slots[s].confidence);
+    free(e->slots[s].text);
+  }
+  free(e->slots);
+  ls_batch_free(&e->batch);
   free(e->no_skip);
   memset(e, 0, sizeof *e);
 }
 
-/* Runs tokens [0, n) from position 0 in chunks of max_batch; logits of the last. */
-static int prefill(ls_engine *e, int n, const uint8_t *skip, ls_err *err) {
-  int batch = ls_ctx_max_batch(e->ctx);
-  for (int i = 0; i < n; i += batch) {
-    int m = n - i < batch ? n - i : batch;
-    LS_TRY(ls_forward(e->ctx, e->tokens + i, m, i, skip, 0, err));
-  }
-  return LS_OK;
-}
-
-static int load_prompt(ls_engine *e, const ls_gen_request *req, int *n_prompt, ls_err *err) {
+static int load_prompt(ls_engine *e, const ls_gen_request *req, int *tokens, int *n_prompt, ls_err *err) {
   if (req->prompt) {
     if (!e->tok.vocab) return ls_err_set(err, LS_EINVAL, "%s: the model has no tokenizer", e->model.path);
-    return ls_tokenize(&e->tok, req->prompt, 1, e->tokens, e->n_ctx, n_prompt, err);
+    return ls_tokenize(&e->tok, req->prompt, 1, tokens, e->n_ctx, n_prompt, err);
   }
   if (req->n_prompt_tokens <= 0 || req->n_prompt_tokens > e->n_ctx)
     return ls_err_set(err, LS_EINVAL, "prompt of %d tokens does not fit a context of %d", req->n_prompt_tokens,
                       e->n_ctx);
-  memcpy(e->tokens, req->prompt_tokens, (size_t)req->n_prompt_tokens * sizeof *e->tokens);
+  memmove(tokens, req->prompt_tokens, (size_t)req->n_prompt_tokens * sizeof *tokens);
   *n_prompt = req->n_prompt_tokens;
   return LS_OK;
 }
 
 /* Appends a piece; returns 1 if a stop string now appears (text cut there). */
-static int append_piece(ls_engine *e, size_t *len, const char *piece, const ls_gen_request *req) {
+static int append_piece(ls_gen_slot *g, size_t cap, const char *piece, const ls_gen_request *req) {
   size_t pl = strlen(piece);
-  if (*len + pl + 1 > e->text_cap) pl = e->text_cap - *len - 1;
-  memcpy(e->text + *len, piece, pl);
-  size_t old = *len;
-  *len += pl;
-  e->text[*len] = '\0';
+  if (g->len + pl + 1 > cap) pl = cap - g->len - 1;
+  memcpy(g->text + g->len, piece, pl);
+  size_t old = g->len;
+  g->len += pl;
+  g->text[g->len] = '\0';
   if (req->on_text) req->on_text(piece, req->user);
   /* the earliest stop string that ends inside the new piece wins */
   char *first = NULL;
@@ -100,7 +104,7 @@ static int append_piece(ls_engine *e, size_t *len, const char *piece, const ls_g
     size_t sl = strlen(req->stops[s]);
     if (!sl) continue;
     size_t from = old >= sl - 1 ? old - (sl - 1) : 0;
-    char *hit = strstr(e->text + from, req->stops[s]);
+    char *hit = strstr(g->text + from, req->stops[s]);
     if (hit && (!first || hit < first)) {
       first = hit;
       first_len = sl;
@@ -109,59 +113,155 @@ static int append_piece(ls_engine *e, size_t *len, const char *piece, const ls_g
   if (first) {
     if (req->keep_stop) first += first_len;
     *first = '\0';
-    *len = (size_t)(first - e->text);
+    g->len = (size_t)(first - g->text);
     return 1;
   }
   return 0;
 }
 
-int ls_engine_generate(ls_engine *e, const ls_gen_request *req, ls_gen_output *out, ls_err *err) {
-  memset(out, 0, sizeof *out);
-  const uint8_t *skip = req->skip ? req->skip : e->no_skip;
-  int n_prompt = 0;
-  LS_TRY(load_prompt(e, req, &n_prompt, err));
-  ls_earlyexit ee;
-  LS_TRY(ls_ee_init(&ee, req->ee_window, req->ee_threshold, "early exit", err));
-  double t0 = ls_now_ms();
-  LS_TRY(prefill(e, n_prompt, skip, err));
-  double t1 = ls_now_ms();
+static int count_logits(const ls_batch *b) {
+  int c = 0;
+  for (int t = 0; t < b->n_tokens; t++) c += b->logits[t] != 0;
+  return c;
+}
+
+/* Slot k gets the longest reusable prefix of its prompt held by any slot
+ * (copied in if another slot holds more), at most n_prompt - 1 positions so
+ * that the last prompt token is always run for its logits. */
+static int take_prefix(ls_engine *e, int k, const uint8_t *skip, int limit, ls_err *err) {
+  ls_gen_slot *g = &e->slots[k];
+  int best = k, best_n = ls_kv_seq_reusable(e->ctx, k, g->tokens, limit, skip, e->kv_policy);
+  for (int s = 0; s < e->n_seq; s++) {
+    int r = s == k ? 0 : ls_kv_seq_reusable(e->ctx, s, g->tokens, limit, skip, e->kv_policy);
+    if (r > best_n) best = s, best_n = r;
+  }
+  if (best != k) LS_TRY(ls_kv_seq_fork(e->ctx, k, best, best_n, err));
+  else ls_kv_seq_keep(e->ctx, k, best_n);
+  g->n_reused = best_n;
+  return LS_OK;
+}
+
+/* Checks a sampled token against the request's ends; if none fires, the
+ * token is fed at g->pos in the next decode step. */
+static void accept_token(ls_engine *e, ls_gen_slot *g, ls_earlyexit *ee, int next, float conf) {
   const ls_vocab *v = &e->model.vocab;
-  int max_new = req->max_new_tokens > 0 ? req->max_new_tokens : e->n_ctx;
-  size_t len = 0;
-  e->text[0] = '\0';
-  int pos = n_prompt, n_gen = 0;
-  ls_stop_reason stop = LS_STOP_NONE;
-  while (stop == LS_STOP_NONE) {
+  if (e->tok.vocab && (next == v->eos_id || next == v->bos_id || next == v->eot_id)) {
+    g->stop = LS_STOP_EOS;
+    return;
+  }
+  g->tokens[g->pos] = next;
+  g->confidence[g->n_gen++] = conf;
+  if (e->tok.vocab && append_piece(g, e->text_cap, ls_token_piece(&e->tok, g->tokens[g->pos - 1], next), g->req))
+    g->stop = LS_STOP_STRING;
+  else if (ls_ee_push(ee, conf))
+    g->stop = LS_STOP_EARLY_EXIT;
+  else if (g->n_gen >= g->max_new)
+    g->stop = LS_STOP_MAX_TOKENS;
+  else if (g->pos + 1 >= e->n_ctx)
+    g->stop = LS_STOP_CONTEXT;
+  g->pos++;
+}
+
+/* Runs the batch and hands each logits row to its slot's sampler step. */
+static int run_rows(ls_engine *e, const uint8_t *skip, ls_earlyexit *ee, ls_err *err) {
+  ls_batch *b = &e->batch;
+  if (!b->n_tokens) return LS_OK;
+  LS_TRY(ls_decode(e->ctx, b, skip, err));
+  for (int t = 0, i = 0; t < b->n_tokens; t++) {
+    if (!b->logits[t]) continue;
+    int k = b->seq[t];
     float conf;
-    int next = ls_sample(&e->sampler, ls_ctx_logits(e->ctx), &conf);
-    if (e->tok.vocab && (next == v->eos_id || next == v->bos_id || next == v->eot_id)) {
-      stop = LS_STOP_EOS;
-      break;
+    int next = ls_sample(&e->sampler, ls_ctx_logits_ith(e->ctx, i++), &conf);
+    accept_token(e, &e->slots[k], &ee[k], next, conf);
+  }
+  ls_batch_clear(b);
+  return LS_OK;
+}
+
+/* Prefills slot k's prompt from position `from` (rows appended to the batch,
+ * flushed when full); logits only for the last prompt token. */
+static int prefill_rows(ls_engine *e, int k, int from, int to, int want_last, const uint8_t *skip, ls_earlyexit *ee,
+                        ls_err *err) {
+  ls_gen_slot *g = &e->slots[k];
+  for (int p = from; p < to; p++) {
+    int want = want_last && p == to - 1;
+    if (e->batch.n_tokens == e->batch.capacity ||
+        (want && ls_ctx_max_logits(e->ctx) <= count_logits(&e->batch)))
+      LS_TRY(run_rows(e, skip, ee, err));
+    ls_batch_add(&e->batch, g->tokens[p], p, k, want);
+  }
+  return LS_OK;
+}
+
+int ls_engine_generate_multi(ls_engine *e, const ls_gen_request *reqs, int n, ls_gen_output *outs, ls_err *err) {
+  if (n < 1 || n > e->n_seq)
+    return ls_err_set(err, LS_EINVAL, "%d requests together, but the engine has %d sequence slots (--parallel)", n,
+                      e->n_seq);
+  const uint8_t *skip = reqs[0].skip ? reqs[0].skip : e->no_skip;
+  int L = e->model.cfg.n_layers;
+  for (int k = 1; k < n; k++)
+    if (memcmp(reqs[k].skip ? reqs[k].skip : e->no_skip, skip, (size_t)L))
+      return ls_err_set(err, LS_EINVAL, "requests run together must share one skip mask (request %d differs)", k);
+  ls_earlyexit ee[LS_MAX_SEQ];
+  int shortest = e->n_ctx;
+  for (int k = 0; k < n; k++) {
+    ls_gen_slot *g = &e->slots[k];
+    memset(&outs[k], 0, sizeof outs[k]);
+    *g = (ls_gen_slot){.tokens = g->tokens, .confidence = g->confidence, .text = g->text, .req = &reqs[k]};
+    g->text[0] = '\0';
+    LS_TRY(load_prompt(e, &reqs[k], g->tokens, &g->n_prompt, err));
+    LS_TRY(ls_ee_init(&ee[k], reqs[k].ee_window, reqs[k].ee_threshold, "early exit", err));
+    g->pos = g->n_prompt;
+    g->max_new = reqs[k].max_new_tokens > 0 ? reqs[k].max_new_tokens : e->n_ctx;
+    if (g->n_prompt < shortest) shortest = g->n_prompt;
+  }
+  double t0 = ls_now_ms();
+  /* the prompts' common prefix, run once in slot 0 and forked to the others */
+  int common = shortest - 1;
+  for (int k = 1; k < n; k++)
+    for (int p = 0; p < common; p++)
+      if (e->slots[k].tokens[p] != e->slots[0].tokens[p]) {
+        common = p;
+        break;
+      }
+  ls_batch_clear(&e->batch);
+  LS_TRY(take_prefix(e, 0, skip, e->slots[0].n_prompt - 1, err));
+  int held = e->slots[0].n_reused;
+  if (n > 1 && held < common) {
+    LS_TRY(prefill_rows(e, 0, held, common, 0, skip, ee, err));
+    LS_TRY(run_rows(e, skip, ee, err));
+    held = common;
+  }
+  for (int k = 1; k < n; k++) LS_TRY(take_prefix(e, k, skip, e->slots[k].n_prompt - 1, err));
+  for (int k = 0; k < n; k++) {
+    ls_gen_slot *g = &e->slots[k];
+    int from = k == 0 ? held : g->n_reused;
+    LS_TRY(prefill_rows(e, k, from, g->n_prompt, 1, skip, ee, err));
+  }
+  LS_TRY(run_rows(e, skip, ee, err));
+  double t1 = ls_now_ms();
+  /* decode: one row per request still going */
+  for (;;) {
+    for (int k = 0; k < n; k++) {
+      ls_gen_slot *g = &e->slots[k];
+      if (g->stop == LS_STOP_NONE) ls_batch_add(&e->batch, g->tokens[g->pos - 1], g->pos - 1, k, 1);
     }
-    e->tokens[pos] = next;
-    e->confidence[n_gen++] = conf;
-    if (e->tok.vocab && append_piece(e, &len, ls_token_piece(&e->tok, e->tokens[pos - 1], next), req))
-      stop = LS_STOP_STRING;
-    else if (ls_ee_push(&ee, conf))
-      stop = LS_STOP_EARLY_EXIT;
-    else if (n_gen >= max_new)
-      stop = LS_STOP_MAX_TOKENS;
-    else if (pos + 1 >= e->n_ctx)
-      stop = LS_STOP_CONTEXT;
-    else
-      LS_TRY(ls_forward(e->ctx, &e->tokens[pos], 1, pos, skip, 0, err));
-    pos++;
+    if (!e->batch.n_tokens) break;
+    LS_TRY(run_rows(e, skip, ee, err));
   }
   double t2 = ls_now_ms();
-  out->n_prompt = n_prompt;
-  out->n_generated = n_gen;
-  out->tokens = e->tokens;
-  out->confidence = e->confidence;
-  out->text = e->text;
-  out->prefill_ms = t1 - t0;
-  out->decode_ms = t2 - t1;
-  out->stop = stop;
+  for (int k = 0; k < n; k++) {
+    const ls_gen_slot *g = &e->slots[k];
+    outs[k] = (ls_gen_output){.n_prompt = g->n_prompt, .n_generated = g->n_gen, .tokens = g->tokens,
+                              .confidence = g->confidence, .text = g->text, .prefill_ms = (t1 - t0) / n,
+                              .decode_ms = (t2 - t1) / n, .n_reused = k == 0 ? held : g->n_reused,
+                              .stop = (ls_stop_reason)g->stop};
+  }
   return LS_OK;
+}
+
+int ls_engine_generate(ls_engine *e, const ls_gen_request *req, ls_gen_output *out, ls_err *err) {
+  return ls_engine_generate_multi(e, req, 1, out, err);
 }
 
 int ls_engine_teacher_force(ls_engine *e, const int *prompt, int n_prompt, const int *target, int n_target,

@@ -36,6 +36,9 @@
 /* Bound on the logits buffer (see ls_ctx_new). */
 #define LOGITS_BYTES ((size_t)8 << 20)
 #define LOGITS_MIN_ROWS 16
+/* Distinct skip masks the context remembers for prefix reuse (position tags). */
+#define MAX_MASKS 64
+#define NO_MASK 255
 
 struct ls_ctx {
   const ls_model *m;
@@ -47,6 +50,10 @@ struct ls_ctx {
   float *key_cache;   /* [n_seq][n_layers][n_ctx][kv_dim] */
   float *value_cache; /* [n_seq][n_layers][n_ctx][kv_dim] */
   int *kv_len;        /* [n_seq] positions held per sequence */
+  int *slot_tok;      /* [n_seq][n_ctx] token held at each position */
+  uint8_t *slot_mask; /* [n_seq][n_ctx] index into masks of the mask it was computed under */
+  uint8_t *masks;     /* [MAX_MASKS][n_layers] masks seen (NULL skip = all zeros) */
+  int n_masks;
   int *seq_last;      /* [n_seq] scratch: last position per sequence in the batch being checked */
   float *kbuf, *vbuf; /* [max_batch][kv_dim] K and V of the batch before the scatter */
   int *out_rows;      /* [max_batch] rows whose logits are computed, in batch order */
@@ -204,6 +211,9 @@ int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *
       !(c->cos_tmp = (double *)alloc_floats(2 * B, err)) || !(c->kbuf = alloc_floats(B * c->kv_dim, err)) ||
       !(c->vbuf = alloc_floats(B * c->kv_dim, err)) || !(c->kv_len = alloc_floats((size_t)d.n_seq, err)) ||
       !(c->seq_last = alloc_floats((size_t)d.n_seq, err)) || !(c->out_rows = alloc_floats(B, err)) ||
+      !(c->slot_tok = alloc_floats((size_t)d.n_seq * d.n_ctx, err)) ||
+      !(c->slot_mask = alloc_floats(((size_t)d.n_seq * d.n_ctx + 3) / 4, err)) ||
+      !(c->masks = alloc_floats(((size_t)MAX_MASKS * cfg->n_layers + 3) / 4, err)) ||
       ls_batch_init(&c->own, d.max_batch, err)) {
     ls_ctx_free(c);
     return err ? err->code : LS_ENOMEM;
@@ -232,6 +242,9 @@ void ls_ctx_free(ls_ctx *c) {
   free(c->kv_len);
   free(c->seq_last);
   free(c->out_rows);
+  free(c->slot_tok);
+  free(c->slot_mask);
+  free(c->masks);
   ls_batch_free(&c->own);
   free(c);
 }
@@ -544,12 +557,41 @@ static int check_batch(ls_ctx *c, const ls_batch *b, int append, int *n_out, ls_
   return LS_OK;
 }
 
+static int mask_is(const ls_ctx *c, int id, const uint8_t *skip) {
+  const uint8_t *m = c->masks + (size_t)id * c->m->cfg.n_layers;
+  for (int l = 0; l < c->m->cfg.n_layers; l++)
+    if (m[l] != (skip ? skip[l] : 0)) return 0;
+  return 1;
+}
+
+/* The tag of a mask, added to the table if new (a full table is emptied and
+ * every held position forgets its mask: it is then never reused). */
+static int mask_id(ls_ctx *c, const uint8_t *skip) {
+  int L = c->m->cfg.n_layers;
+  for (int i = 0; i < c->n_masks; i++)
+    if (mask_is(c, i, skip)) return i;
+  if (c->n_masks == MAX_MASKS) {
+    memset(c->slot_mask, NO_MASK, (size_t)c->n_seq * c->n_ctx);
+    c->n_masks = 0;
+  }
+  uint8_t *m = c->masks + (size_t)c->n_masks * L;
+  if (skip) memcpy(m, skip, (size_t)L);
+  else memset(m, 0, (size_t)L);
+  return c->n_masks++;
+}
+
 static int run_batch(ls_ctx *c, const ls_batch *b, const uint8_t *skip, int append, ls_err *err) {
   const ls_model *m = c->m;
   const ls_config *p = &m->cfg;
   int n = b->n_tokens, n_out;
   LS_TRY(check_batch(c, b, append, &n_out, err));
-  for (int t = 0; t < n; t++) c->kv_len[b->seq[t]] = b->pos[t] + 1;
+  uint8_t id = (uint8_t)mask_id(c, skip);
+  for (int t = 0; t < n; t++) {
+    size_t at = (size_t)b->seq[t] * c->n_ctx + (size_t)b->pos[t];
+    c->kv_len[b->seq[t]] = b->pos[t] + 1;
+    c->slot_tok[at] = b->token[t];
+    c->slot_mask[at] = id;
+  }
   c->b = b;
   for (int t = 0; t < n; t++)
     ls_dequantize_row(m->tok_embd.type, (const char *)m->tok_embd.data + (size_t)b->token[t] * m->tok_embd.row_bytes,
@@ -635,6 +677,8 @@ int ls_kv_seq_fork(ls_ctx *c, int dst, int src, int n_pos, ls_err *err) {
     return ls_err_set(err, LS_EINVAL, "KV fork: %d positions of sequence %d, which holds %d", n_pos, src,
                       c->kv_len[src]);
   if (dst != src) {
+    memcpy(c->slot_tok + (size_t)dst * c->n_ctx, c->slot_tok + (size_t)src * c->n_ctx, sizeof(int) * (size_t)n_pos);
+    memcpy(c->slot_mask + (size_t)dst * c->n_ctx, c->slot_mask + (size_t)src * c->n_ctx, (size_t)n_pos);
     size_t bytes = sizeof(float) * (size_t)n_pos * (size_t)c->kv_dim;
     for (int l = 0; l < c->m->cfg.n_layers; l++) {
       memcpy(c->key_cache + kv_base(c, dst, l), c->key_cache + kv_base(c, src, l), bytes);
@@ -710,6 +754,31 @@ int ls_teacher_forced_top1(ls_ctx *c, const int *tokens, int n, int n_prompt, co
     pos += len;
   }
   return LS_OK;
+}
+
+/* Can a position computed under mask `id` serve a call under `skip`? */
+static int mask_serves(const ls_ctx *c, int id, const uint8_t *skip, int policy) {
+  if (id == NO_MASK) return 0;
+  if (policy == LS_KV_REUSE) return mask_is(c, id, skip);
+  const uint8_t *m = c->masks + (size_t)id * c->m->cfg.n_layers;
+  for (int l = 0; l < c->m->cfg.n_layers; l++)
+    if (!(skip && (skip[l] & LS_SKIP_ATTN)) && (m[l] & LS_SKIP_ATTN)) return 0; /* a K/V the call reads is missing */
+  return 1;
+}
+
+int ls_kv_seq_reusable(const ls_ctx *c, int seq, const int *tokens, int n, const uint8_t *skip, int policy) {
+  if (seq < 0 || seq >= c->n_seq || policy == LS_KV_RECOMPUTE) return 0;
+  if (n > c->kv_len[seq]) n = c->kv_len[seq];
+  const int *tok = c->slot_tok + (size_t)seq * c->n_ctx;
+  const uint8_t *tag = c->slot_mask + (size_t)seq * c->n_ctx;
+  int ok[MAX_MASKS + 1] = {0}; /* per tag: -1 no, 1 yes, 0 not asked yet */
+  int p = 0;
+  for (; p < n && tok[p] == tokens[p]; p++) {
+    int id = tag[p] == NO_MASK ? MAX_MASKS : tag[p];
+    if (!ok[id]) ok[id] = mask_serves(c, tag[p], skip, policy) ? 1 : -1;
+    if (ok[id] < 0) break;
+  }
+  return p;
 }
 
 const char *ls_kernel_level_name(void) { return ls_kernels_get()->name; }

@@ -24,6 +24,8 @@ typedef struct ls_engine_params {
   int n_threads;              /* <= 0: 1 */
   int n_ctx;                  /* <= 0: the model's context length */
   int max_batch;              /* prefill chunk; <= 0: 512 */
+  int n_seq;                  /* KV sequence slots (requests decoded together); <= 0: 1 */
+  int kv_policy;              /* ls_kv_policy (common/ls_schedule.h); 0: reuse */
   float temperature;          /* 0 = greedy */
   float top_p;                /* 1 = off */
   int top_k;                  /* <= 0: off */
@@ -63,9 +65,21 @@ typedef struct ls_gen_output {
   const int *tokens;       /* [n_prompt + n_generated], engine-owned */
   const float *confidence; /* [n_generated] */
   const char *text;        /* generated text (stop string cut), engine-owned */
-  double prefill_ms, decode_ms;
+  double prefill_ms, decode_ms; /* a multi call's wall times split evenly over its requests */
+  int n_reused;                 /* prompt positions taken from the KV cache */
   ls_stop_reason stop;
 } ls_gen_output;
+
+/* One sequence slot's generation state (engine-owned buffers). */
+typedef struct ls_gen_slot {
+  int *tokens;       /* [n_ctx + 1] prompt then generated */
+  float *confidence; /* [n_ctx] */
+  char *text;        /* [text_cap] generated text */
+  size_t len;
+  const struct ls_gen_request *req;
+  int n_prompt, n_reused, pos, n_gen, max_new, stop;
+  int sampled;       /* the token to feed next (at pos) */
+} ls_gen_slot;
 
 /* Holds pointers into itself (the tokenizer points at model.vocab): open it in
  * place and never copy it. */
@@ -75,12 +89,14 @@ typedef struct ls_engine {
   ls_ctx *ctx;
   ls_sampler sampler;
   char fingerprint[65]; /* "" unless params.fingerprint */
-  int n_ctx;
-  int *tokens;          /* [n_ctx + 1] prompt then generated */
-  float *confidence;    /* [n_ctx] */
-  char *text;           /* generated text */
+  int n_ctx, n_seq, kv_policy;
+  int *tokens;          /* slot 0's tokens: [n_ctx + 1] prompt then generated */
+  float *confidence;    /* slot 0's [n_ctx] */
+  char *text;           /* slot 0's generated text */
   size_t text_cap;
   uint8_t *no_skip;     /* [n_layers] zeros */
+  ls_gen_slot *slots;   /* [n_seq] */
+  ls_batch batch;       /* max_batch rows */
 } ls_engine;
 
 int ls_engine_open(ls_engine *e, const ls_engine_params *p, ls_err *err);
@@ -88,6 +104,10 @@ void ls_engine_close(ls_engine *e);
 
 /* Runs one stage call; out's pointers stay valid until the next call. */
 int ls_engine_generate(ls_engine *e, const ls_gen_request *req, ls_gen_output *out, ls_err *err);
+/* Runs n (1..n_seq) requests with the same skip mask together; outs[i]
+ * belongs to reqs[i] (request i runs in slot i; pointers valid until the next
+ * call). */
+int ls_engine_generate_multi(ls_engine *e, const ls_gen_request *reqs, int n, ls_gen_output *outs, ls_err *err);
 
 /* Teacher forcing: feeds prompt then target with the given mask and returns,
  * for each target position i, the model's top-1 prediction pred[i] and its

@@ -86,6 +86,13 @@ int ls_kv_seq_len(const ls_ctx *c, int seq);
 void ls_kv_seq_keep(ls_ctx *c, int seq, int n_keep);
 int ls_kv_seq_fork(ls_ctx *c, int dst, int src, int n_pos, ls_err *err);
 int ls_ctx_n_seq(const ls_ctx *c);
+/* Prefix reuse: the number of leading positions of `seq` that hold tokens[0..)
+ * (at most n) computed under a mask that may serve a call under `skip` with
+ * the given ls_kv_policy (common/ls_schedule.h): REUSE, the same mask (the
+ * K/V are then bit-identical to recomputing them); SHARED_PREFIX, any mask
+ * that ran every attention sub-layer `skip` runs; RECOMPUTE: 0. The context
+ * records each held position's token and mask as rows are run and forked. */
+int ls_kv_seq_reusable(const ls_ctx *c, int seq, const int *tokens, int n, const uint8_t *skip, int policy);
 
 /* Sequence 0 only: runs tokens[0..n) at positions pos..pos+n-1 (n <= max_batch, pos+n <= n_ctx).
  * If all_logits, logits for every token are computed (then n must also be
