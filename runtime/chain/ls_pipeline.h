@@ -56,6 +56,12 @@ typedef struct ls_example_result {
 int ls_pipeline_run(ls_engine *e, const ls_template *t, const ls_example *ex, const ls_stage_plan *plans,
                     ls_example_result *res, ls_err *err);
 void ls_example_result_free(ls_example_result *res);
+/* Runs examples exs[0..n_ex) with up to n_lanes of them at once (each lane
+ * owns n_seq / n_lanes sequence slots; a finished example's lane takes the
+ * next one) in shared batches; res: [n_ex]. Each example's tokens are those
+ * it gets alone (greedy). */
+int ls_pipeline_run_many(ls_engine *e, const ls_template *t, const ls_example *exs, int n_ex,
+                         const ls_stage_plan *plans, int n_lanes, ls_example_result *res, ls_err *err);
 
 /* Teacher-forced fidelity of a candidate (plans) against a reference run of
  * the same example (ref, usually the full model): for every stage call, the

@@ -38,83 +38,158 @@ typedef struct {
   const char **texts[LS_TEMPLATE_MAX_STAGES];
 } prev_outputs;
 
-/* Runs calls [k0, k0+n) of a stage together (one batch, one slot each). */
-static int run_group(ls_engine *e, const ls_template *t, int s, const ls_example *ex, const ls_stage_plan *plan,
-                     prev_outputs *po, ls_stage_result *sr, ls_strbuf *prompts, int k0, int n, ls_err *err) {
+/* One example in flight: its results, the stage it is in, the calls of that
+ * stage now running (calls [call0, call0 + n_run)) and its sequence slots
+ * [slot0, slot0 + n_slots). */
+typedef struct lane {
+  const ls_example *ex; /* NULL: free */
+  ls_example_result *res;
+  prev_outputs po;
+  int stage, call0, n_run;
+  int slot0, n_slots;
+  ls_strbuf *prompts;   /* [n_slots] */
+  ls_gen_request *reqs; /* [n_slots] */
+  ls_gen_output *outs;  /* [n_slots] */
+} lane;
+
+static const ls_stage_plan *plan_of(const ls_stage_plan *plans, int s) { return plans ? &plans[s] : NULL; }
+
+/* Starts the next group of calls of the lane's stage in its slots. */
+static int lane_start_group(ls_engine *e, const ls_template *t, const ls_stage_plan *plans, lane *L, ls_err *err) {
+  int s = L->stage;
   const ls_stage_def *def = &t->stages[s];
-  ls_gen_request req[LS_MAX_SEQ] = {{0}};
-  ls_gen_output out[LS_MAX_SEQ];
-  for (int i = 0; i < n; i++) {
-    LS_TRY(ls_template_render(t, s, ex, po->prev, k0 + i, &prompts[i], err));
-    req[i] = (ls_gen_request){.prompt = ls_strbuf_cstr(&prompts[i]), .max_new_tokens = def->max_new_tokens,
-                              .skip = plan ? plan->skip : NULL, .ee_window = plan ? plan->ee_window : 0,
-                              .ee_threshold = plan ? plan->ee_threshold : 0.0f,
-                              .stops = (const char *const *)def->stop, .n_stops = def->n_stop,
-                              .keep_stop = def->keep_stop};
+  const ls_stage_plan *plan = plan_of(plans, s);
+  ls_stage_result *sr = &L->res->stages[s];
+  L->n_run = sr->n_calls - L->call0 < L->n_slots ? sr->n_calls - L->call0 : L->n_slots;
+  for (int i = 0; i < L->n_run; i++) {
+    ls_strbuf_clear(&L->prompts[i]);
+    LS_TRY(ls_template_render(t, s, L->ex, L->po.prev, L->call0 + i, &L->prompts[i], err));
+    L->reqs[i] = (ls_gen_request){.prompt = ls_strbuf_cstr(&L->prompts[i]), .max_new_tokens = def->max_new_tokens,
+                                  .skip = plan ? plan->skip : NULL, .ee_window = plan ? plan->ee_window : 0,
+                                  .ee_threshold = plan ? plan->ee_threshold : 0.0f,
+                                  .stops = (const char *const *)def->stop, .n_stops = def->n_stop,
+                                  .keep_stop = def->keep_stop};
   }
-  int rc = ls_engine_generate_multi(e, req, n, out, err);
-  if (rc) return ls_err_prefix(err, "example %s, stage %s", ex->id, def->name);
-  for (int i = 0; i < n; i++) {
-    LS_TRY(copy_call(&sr->calls[k0 + i], &out[i], err));
-    add_call_totals(sr, &sr->calls[k0 + i]);
-    po->texts[s][k0 + i] = sr->calls[k0 + i].text;
-  }
-  return LS_OK;
+  int rc = ls_engine_start(e, L->slot0, L->reqs, L->n_run, err);
+  return rc ? ls_err_prefix(err, "example %s, stage %s", L->ex->id, def->name) : LS_OK;
 }
 
-static int run_stage(ls_engine *e, const ls_template *t, int s, const ls_example *ex, const ls_stage_plan *plan,
-                     prev_outputs *po, ls_stage_result *sr, ls_strbuf *prompts, ls_err *err) {
+static int lane_begin_stage(ls_engine *e, const ls_template *t, const ls_stage_plan *plans, lane *L, ls_err *err) {
+  int s = L->stage;
   const ls_stage_def *def = &t->stages[s];
-  sr->n_calls = def->per_option ? ex->n_options : 1;
+  ls_stage_result *sr = &L->res->stages[s];
+  sr->n_calls = def->per_option ? L->ex->n_options : 1;
   if (sr->n_calls <= 0)
-    return ls_err_set(err, LS_EINVAL, "example %s: stage %s runs once per option but it has none", ex->id, def->name);
+    return ls_err_set(err, LS_EINVAL, "example %s: stage %s runs once per option but it has none", L->ex->id,
+                      def->name);
   sr->calls = calloc((size_t)sr->n_calls, sizeof *sr->calls);
-  po->texts[s] = calloc((size_t)sr->n_calls, sizeof(char *));
-  if (!sr->calls || !po->texts[s]) return ls_err_set(err, LS_ENOMEM, "out of memory for results");
-  sr->sublayers_executed = ls_skip_mask_executed(plan ? plan->skip : NULL, e->model.cfg.n_layers);
-  /* a per-option stage's calls run together, as many at once as the engine has slots */
-  for (int k = 0; k < sr->n_calls; k += e->n_seq) {
-    int n = sr->n_calls - k < e->n_seq ? sr->n_calls - k : e->n_seq;
-    LS_TRY(run_group(e, t, s, ex, plan, po, sr, prompts, k, n, err));
-  }
-  po->prev[s] = (ls_stage_text){.n = sr->n_calls, .text = po->texts[s]};
-  return LS_OK;
+  L->po.texts[s] = calloc((size_t)sr->n_calls, sizeof(char *));
+  if (!sr->calls || !L->po.texts[s]) return ls_err_set(err, LS_ENOMEM, "out of memory for results");
+  sr->sublayers_executed = ls_skip_mask_executed(plan_of(plans, s) ? plans[s].skip : NULL, e->model.cfg.n_layers);
+  L->call0 = 0;
+  return lane_start_group(e, t, plans, L, err);
 }
 
-int ls_pipeline_run(ls_engine *e, const ls_template *t, const ls_example *ex, const ls_stage_plan *plans,
-                    ls_example_result *res, ls_err *err) {
+static void lane_release(const ls_template *t, lane *L) {
+  for (int s = 0; s < t->n_stages; s++) free(L->po.texts[s]);
+  memset(&L->po, 0, sizeof L->po);
+  L->ex = NULL;
+}
+
+static int lane_begin_example(ls_engine *e, const ls_template *t, const ls_stage_plan *plans, lane *L,
+                              const ls_example *ex, ls_example_result *res, ls_err *err) {
   memset(res, 0, sizeof *res);
   res->answer = -1;
   res->correct = -1;
   res->stages = calloc((size_t)t->n_stages, sizeof *res->stages);
   if (!res->stages) return ls_err_set(err, LS_ENOMEM, "out of memory for results");
   res->n_stages = t->n_stages;
-  prev_outputs po;
-  memset(&po, 0, sizeof po);
-  ls_strbuf *prompts = calloc((size_t)e->n_seq, sizeof *prompts);
-  if (!prompts) {
-    ls_example_result_free(res);
-    return ls_err_set(err, LS_ENOMEM, "out of memory for prompts");
+  L->ex = ex;
+  L->res = res;
+  L->stage = 0;
+  return lane_begin_stage(e, t, plans, L, err);
+}
+
+/* The lane's running calls have ended: keep their outputs, then start the
+ * next group, the next stage, or finish the example (the lane is then free). */
+static int lane_advance(ls_engine *e, const ls_template *t, const ls_stage_plan *plans, lane *L, ls_err *err) {
+  int s = L->stage;
+  ls_stage_result *sr = &L->res->stages[s];
+  ls_engine_finish(e, L->slot0, L->n_run, L->outs);
+  for (int i = 0; i < L->n_run; i++) {
+    ls_call_result *c = &sr->calls[L->call0 + i];
+    LS_TRY(copy_call(c, &L->outs[i], err));
+    add_call_totals(sr, c);
+    L->po.texts[s][L->call0 + i] = c->text;
   }
-  for (int k = 0; k < e->n_seq; k++) ls_strbuf_init(&prompts[k]);
-  int rc = LS_OK;
-  for (int s = 0; s < t->n_stages && !rc; s++) {
-    rc = run_stage(e, t, s, ex, plans ? &plans[s] : NULL, &po, &res->stages[s], prompts, err);
-    if (!rc) res->total_ms += res->stages[s].prefill_ms + res->stages[s].decode_ms;
-  }
-  for (int s = 0; s < t->n_stages; s++) free(po.texts[s]);
-  for (int k = 0; k < e->n_seq; k++) ls_strbuf_free(&prompts[k]);
-  free(prompts);
-  if (rc) {
-    ls_example_result_free(res);
-    return rc;
-  }
-  const ls_stage_result *last = &res->stages[t->n_stages - 1];
+  L->call0 += L->n_run;
+  if (L->call0 < sr->n_calls) return lane_start_group(e, t, plans, L, err);
+  L->po.prev[s] = (ls_stage_text){.n = sr->n_calls, .text = L->po.texts[s]};
+  L->res->total_ms += sr->prefill_ms + sr->decode_ms;
+  if (++L->stage < t->n_stages) return lane_begin_stage(e, t, plans, L, err);
+  const ls_stage_result *last = &L->res->stages[t->n_stages - 1];
   if (t->has_answer_re && last->n_calls > 0) {
-    ls_template_extract_answer(t, last->calls[last->n_calls - 1].text, &res->answer);
-    if (ex->answer >= 0) res->correct = res->answer == ex->answer;
+    ls_template_extract_answer(t, last->calls[last->n_calls - 1].text, &L->res->answer);
+    if (L->ex->answer >= 0) L->res->correct = L->res->answer == L->ex->answer;
   }
+  lane_release(t, L);
   return LS_OK;
+}
+
+static int run_lanes(ls_engine *e, const ls_template *t, const ls_example *exs, int n_ex, const ls_stage_plan *plans,
+                     lane *lanes, int n_lanes, ls_example_result *res, int *started, ls_err *err) {
+  int next = 0;
+  for (;;) {
+    int busy = 0;
+    for (int j = 0; j < n_lanes; j++) {
+      lane *L = &lanes[j];
+      /* a finished group moves on at once (a new stage or example starts here) */
+      while (L->ex && !ls_engine_running(e, L->slot0, L->n_run)) LS_TRY(lane_advance(e, t, plans, L, err));
+      if (!L->ex && next < n_ex) {
+        *started = ++next;
+        LS_TRY(lane_begin_example(e, t, plans, L, &exs[next - 1], &res[next - 1], err));
+      }
+      busy |= L->ex != NULL;
+    }
+    if (!busy) return LS_OK;
+    LS_TRY(ls_engine_step(e, err));
+  }
+}
+
+int ls_pipeline_run_many(ls_engine *e, const ls_template *t, const ls_example *exs, int n_ex,
+                         const ls_stage_plan *plans, int n_lanes, ls_example_result *res, ls_err *err) {
+  if (n_lanes < 1 || n_lanes > e->n_seq)
+    return ls_err_set(err, LS_EINVAL, "%d examples at once need at least as many sequence slots (the engine has %d)",
+                      n_lanes, e->n_seq);
+  int per = e->n_seq / n_lanes;
+  lane *lanes = calloc((size_t)n_lanes, sizeof *lanes);
+  ls_strbuf *prompts = calloc((size_t)e->n_seq, sizeof *prompts);
+  ls_gen_request *reqs = calloc((size_t)e->n_seq, sizeof *reqs);
+  ls_gen_output *outs = calloc((size_t)e->n_seq, sizeof *outs);
+  int rc = LS_OK, started = 0;
+  if (!lanes || !prompts || !reqs || !outs) rc = ls_err_set(err, LS_ENOMEM, "out of memory for %d lanes", n_lanes);
+  for (int k = 0; prompts && k < e->n_seq; k++) ls_strbuf_init(&prompts[k]);
+  for (int j = 0; !rc && j < n_lanes; j++)
+    lanes[j] = (lane){.slot0 = j * per, .n_slots = per, .prompts = prompts + j * per, .reqs = reqs + j * per,
+                      .outs = outs + j * per};
+  if (!rc) rc = run_lanes(e, t, exs, n_ex, plans, lanes, n_lanes, res, &started, err);
+  for (int j = 0; lanes && j < n_lanes; j++)
+    if (lanes[j].ex) lane_release(t, &lanes[j]);
+  for (int k = 0; prompts && k < e->n_seq; k++) ls_strbuf_free(&prompts[k]);
+  if (rc) {
+    for (int i = 0; i < started; i++) ls_example_result_free(&res[i]);
+    for (int k = 0; k < e->n_seq; k++) e->slots[k].active = 0;
+  }
+  free(lanes);
+  free(prompts);
+  free(reqs);
+  free(outs);
+  return rc;
+}
+
+int ls_pipeline_run(ls_engine *e, const ls_template *t, const ls_example *ex, const ls_stage_plan *plans,
+                    ls_example_result *res, ls_err *err) {
+  return ls_pipeline_run_many(e, t, ex, 1, plans, 1, res, err);
 }
 
 void ls_example_result_free(ls_example_result *res) {

@@ -18,6 +18,7 @@ typedef struct {
   const char *stages, *data, *schedule, *out;
   int format, limit, shard_i, shard_n, compare_full, ignore_fingerprint, quiet;
   int kv_policy; /* -1: the schedule's */
+  int parallel;  /* examples at once */
 } pipeline_opts;
 
 /* The dataset layer's parsers name the flag themselves. */
@@ -61,6 +62,8 @@ static const ls_opt opts[] = {
            1 << 22),
     LS_FN("--kv-policy", "P", "reuse | recompute | shared-prefix (default: the schedule's, else reuse;\n"
           "docs/formats.md \"Schedules\")", &g_opts.kv_policy, parse_policy),
+    LS_INT("--parallel", "N", "run up to N examples at once in shared batches (a finished example's\n"
+           "sequence slots go to the next); the same outputs, more throughput", &g_opts.parallel, 1, 64),
     LS_SWITCH("-q|--quiet", "no progress line on stderr", &g_opts.quiet),
     LS_OPT_END,
 };
@@ -70,7 +73,7 @@ static const ls_cli cli = {
     .synopsis = "-m MODEL [-z TOKENIZER] --stages TEMPLATE.json --data FILE [--format F]\n"
                 "                              [--schedule S.json] [-t THREADS] [--limit N] [--shard I/N]\n"
                 "                              [--out results.jsonl] [--compare-full] [--ignore-fingerprint]\n"
-                "                              [-c N] [--kv-policy P] [-q]",
+                "                              [-c N] [--kv-policy P] [--parallel N] [-q]",
     .about = "Runs every selected example through the template's stages (each with the schedule's skipped\n"
              "sub-layers and early exit) and prints a summary: accuracy when the data has answers,\n"
              "latency per example, tokens and early exits per stage.",
@@ -175,7 +178,10 @@ static int setup(pipeline_opts *o, pipeline_state *st, ls_err *err) {
   for (int s = 0; s < st->t->n_stages; s++)
     for (int i = 0; st->t->stages[s].per_option && i < st->ds->n; i++)
       if (st->ds->ex[i].n_options > o->ep.n_seq) o->ep.n_seq = st->ds->ex[i].n_options;
-  if (o->ep.n_seq > LS_MAX_SEQ) o->ep.n_seq = LS_MAX_SEQ;
+  if (o->ep.n_seq * o->parallel > LS_MAX_SEQ)
+    return ls_err_set(err, LS_EINVAL, "--parallel %d: %d examples x %d slots exceed %d sequence slots", o->parallel,
+                      o->parallel, o->ep.n_seq, LS_MAX_SEQ);
+  o->ep.n_seq *= o->parallel;
   LS_TRY(ls_engine_open(&st->e, &o->ep, err));
   if (!o->quiet)
     fprintf(stderr, "pipeline: KV cache %d sequence slots x %d positions = %.1f MiB\n", st->e.n_seq, st->e.n_ctx,
@@ -215,12 +221,12 @@ static void add_totals(totals *tt, const ls_example *ex, const ls_example_result
   }
 }
 
-static int run_one(pipeline_opts *o, pipeline_state *st, const ls_example *ex, totals *tt, ls_strbuf *lines,
-                   ls_err *err) {
-  ls_example_result r, full;
+/* Records one example's result (freed here); with --compare-full runs the full model too. */
+static int record_one(pipeline_opts *o, pipeline_state *st, const ls_example *ex, ls_example_result *rp, totals *tt,
+                      ls_strbuf *lines, ls_err *err) {
+  ls_example_result r = *rp, full;
   memset(&full, 0, sizeof full);
   double full_ms = -1, fid = 0;
-  LS_TRY(ls_pipeline_run(&st->e, st->t, ex, st->plans, &r, err));
   int rc = LS_OK;
   if (o->compare_full) {
     rc = ls_pipeline_run(&st->e, st->t, ex, NULL, &full, err);
@@ -259,10 +265,20 @@ static int run(void *ctx, ls_err *err) {
   memset(&tt, 0, sizeof tt);
   int rc = setup(o, &st, err);
   double t0 = ls_now_ms();
-  for (int i = 0; !rc && i < st.ds->n; i++) {
-    rc = run_one(o, &st, &st.ds->ex[i], &tt, &lines, err);
-    progress(i + 1, st.ds->n, t0, o->quiet);
+  /* windows of examples run together (--parallel lanes), recorded in order */
+  int window = o->parallel > 1 ? 8 * o->parallel : 1;
+  ls_example_result *res = rc ? NULL : calloc((size_t)window, sizeof *res);
+  if (!rc && !res) rc = ls_err_set(err, LS_ENOMEM, "out of memory for results");
+  for (int i = 0; !rc && i < st.ds->n; i += window) {
+    int n = st.ds->n - i < window ? st.ds->n - i : window;
+    rc = ls_pipeline_run_many(&st.e, st.t, &st.ds->ex[i], n, st.plans, o->parallel < n ? o->parallel : n, res, err);
+    for (int k = 0; k < n; k++) {
+      if (!rc) rc = record_one(o, &st, &st.ds->ex[i + k], &res[k], &tt, &lines, err);
+      else if (res[k].stages) ls_example_result_free(&res[k]);
+    }
+    progress(i + n, st.ds->n, t0, o->quiet);
   }
+  free(res);
   tt.wall_ms = ls_now_ms() - t0;
   if (!rc && o->out) rc = ls_write_file_atomic(o->out, lines.buf ? lines.buf : "", lines.len, err);
   if (!rc) print_summary(st.t, &tt, o->compare_full, st.ds->n > 0 && st.ds->ex[0].answer >= 0);
@@ -273,6 +289,6 @@ static int run(void *ctx, ls_err *err) {
 
 int ls_cli_pipeline(int argc, char **argv) {
   g_opts = (pipeline_opts){.ep = {.n_threads = 1, .top_p = 1.0f, .need_tokenizer = 1, .fingerprint = 1},
-                           .kv_policy = -1};
+                           .kv_policy = -1, .parallel = 1};
   return ls_cli_main(&cli, argc, argv, check, run, &g_opts);
 }

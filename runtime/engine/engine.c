@@ -128,22 +128,23 @@ static int count_logits(const ls_batch *b) {
 /* Slot k gets the longest reusable prefix of its prompt held by any slot
  * (copied in if another slot holds more), at most n_prompt - 1 positions so
  * that the last prompt token is always run for its logits. */
-static int take_prefix(ls_engine *e, int k, const uint8_t *skip, int limit, ls_err *err) {
+static int take_prefix(ls_engine *e, int k, int limit, ls_err *err) {
   ls_gen_slot *g = &e->slots[k];
-  int best = k, best_n = ls_kv_seq_reusable(e->ctx, k, g->tokens, limit, skip, e->kv_policy);
+  int best = k, best_n = ls_kv_seq_reusable(e->ctx, k, g->tokens, limit, g->skip, e->kv_policy);
   for (int s = 0; s < e->n_seq; s++) {
-    int r = s == k ? 0 : ls_kv_seq_reusable(e->ctx, s, g->tokens, limit, skip, e->kv_policy);
+    int r = s == k ? 0 : ls_kv_seq_reusable(e->ctx, s, g->tokens, limit, g->skip, e->kv_policy);
     if (r > best_n) best = s, best_n = r;
   }
   if (best != k) LS_TRY(ls_kv_seq_fork(e->ctx, k, best, best_n, err));
   else ls_kv_seq_keep(e->ctx, k, best_n);
   g->n_reused = best_n;
+  g->next_prefill = best_n;
   return LS_OK;
 }
 
 /* Checks a sampled token against the request's ends; if none fires, the
- * token is fed at g->pos in the next decode step. */
-static void accept_token(ls_engine *e, ls_gen_slot *g, ls_earlyexit *ee, int next, float conf) {
+ * token is fed at g->pos in the next step. */
+static void accept_token(ls_engine *e, ls_gen_slot *g, int next, float conf) {
   const ls_vocab *v = &e->model.vocab;
   if (e->tok.vocab && (next == v->eos_id || next == v->bos_id || next == v->eot_id)) {
     g->stop = LS_STOP_EOS;
@@ -153,111 +154,143 @@ static void accept_token(ls_engine *e, ls_gen_slot *g, ls_earlyexit *ee, int nex
   g->confidence[g->n_gen++] = conf;
   if (e->tok.vocab && append_piece(g, e->text_cap, ls_token_piece(&e->tok, g->tokens[g->pos - 1], next), g->req))
     g->stop = LS_STOP_STRING;
-  else if (ls_ee_push(ee, conf))
+  else if (ls_ee_push(&g->ee, conf))
     g->stop = LS_STOP_EARLY_EXIT;
   else if (g->n_gen >= g->max_new)
     g->stop = LS_STOP_MAX_TOKENS;
   else if (g->pos + 1 >= e->n_ctx)
     g->stop = LS_STOP_CONTEXT;
+  else
+    g->has_next = 1;
   g->pos++;
 }
 
-/* Runs the batch and hands each logits row to its slot's sampler step. */
-static int run_rows(ls_engine *e, const uint8_t *skip, ls_earlyexit *ee, ls_err *err) {
+/* Runs the batch under one mask, hands each logits row to its slot's sampler
+ * step and shares the call's wall time among the slots by rows. */
+static int run_rows(ls_engine *e, const uint8_t *skip, ls_err *err) {
   ls_batch *b = &e->batch;
   if (!b->n_tokens) return LS_OK;
+  double t0 = ls_now_ms();
   LS_TRY(ls_decode(e->ctx, b, skip, err));
   for (int t = 0, i = 0; t < b->n_tokens; t++) {
     if (!b->logits[t]) continue;
-    int k = b->seq[t];
     float conf;
     int next = ls_sample(&e->sampler, ls_ctx_logits_ith(e->ctx, i++), &conf);
-    accept_token(e, &e->slots[k], &ee[k], next, conf);
+    accept_token(e, &e->slots[b->seq[t]], next, conf);
+  }
+  double share = (ls_now_ms() - t0) / b->n_tokens;
+  for (int t = 0; t < b->n_tokens; t++) {
+    ls_gen_slot *g = &e->slots[b->seq[t]];
+    if (b->pos[t] < g->n_prompt) g->prefill_ms += share;
+    else g->decode_ms += share;
   }
   ls_batch_clear(b);
   return LS_OK;
 }
 
-/* Prefills slot k's prompt from position `from` (rows appended to the batch,
- * flushed when full); logits only for the last prompt token. */
-static int prefill_rows(ls_engine *e, int k, int from, int to, int want_last, const uint8_t *skip, ls_earlyexit *ee,
-                        ls_err *err) {
-  ls_gen_slot *g = &e->slots[k];
-  for (int p = from; p < to; p++) {
-    int want = want_last && p == to - 1;
-    if (e->batch.n_tokens == e->batch.capacity ||
-        (want && ls_ctx_max_logits(e->ctx) <= count_logits(&e->batch)))
-      LS_TRY(run_rows(e, skip, ee, err));
-    ls_batch_add(&e->batch, g->tokens[p], p, k, want);
+/* Adds a row, running the batch first if it is full (or its logits rows are). */
+static int add_row(ls_engine *e, const uint8_t *skip, int k, int pos, int want, ls_err *err) {
+  if (e->batch.n_tokens == e->batch.capacity || (want && ls_ctx_max_logits(e->ctx) <= count_logits(&e->batch)))
+    LS_TRY(run_rows(e, skip, err));
+  ls_batch_add(&e->batch, e->slots[k].tokens[pos], pos, k, want);
+  return LS_OK;
+}
+
+static int same_mask(const ls_engine *e, const uint8_t *a, const uint8_t *b) {
+  return a == b || !memcmp(a, b, (size_t)e->model.cfg.n_layers);
+}
+
+int ls_engine_start(ls_engine *e, int slot0, const ls_gen_request *reqs, int n, ls_err *err) {
+  if (n < 1 || slot0 < 0 || slot0 + n > e->n_seq)
+    return ls_err_set(err, LS_EINVAL, "%d requests from slot %d, but the engine has %d sequence slots (--parallel)", n,
+                      slot0, e->n_seq);
+  const uint8_t *skip = reqs[0].skip ? reqs[0].skip : e->no_skip;
+  for (int i = 1; i < n; i++)
+    if (!same_mask(e, reqs[i].skip ? reqs[i].skip : e->no_skip, skip))
+      return ls_err_set(err, LS_EINVAL, "requests started together must share one skip mask (request %d differs)", i);
+  int shortest = e->n_ctx;
+  for (int i = 0; i < n; i++) {
+    ls_gen_slot *g = &e->slots[slot0 + i];
+    *g = (ls_gen_slot){.tokens = g->tokens, .confidence = g->confidence, .text = g->text, .req = &reqs[i],
+                       .skip = skip};
+    g->text[0] = '\0';
+    LS_TRY(load_prompt(e, &reqs[i], g->tokens, &g->n_prompt, err));
+    LS_TRY(ls_ee_init(&g->ee, reqs[i].ee_window, reqs[i].ee_threshold, "early exit", err));
+    g->pos = g->n_prompt;
+    g->max_new = reqs[i].max_new_tokens > 0 ? reqs[i].max_new_tokens : e->n_ctx;
+    if (g->n_prompt < shortest) shortest = g->n_prompt;
+  }
+  /* the prompts' common prefix, run once in the first slot and forked to the others */
+  ls_gen_slot *g0 = &e->slots[slot0];
+  int common = shortest - 1;
+  for (int i = 1; i < n; i++)
+    for (int p = 0; p < common; p++)
+      if (e->slots[slot0 + i].tokens[p] != g0->tokens[p]) {
+        common = p;
+        break;
+      }
+  LS_TRY(take_prefix(e, slot0, g0->n_prompt - 1, err));
+  if (n > 1 && g0->next_prefill < common) {
+    ls_batch_clear(&e->batch);
+    for (int p = g0->next_prefill; p < common; p++) LS_TRY(add_row(e, skip, slot0, p, 0, err));
+    LS_TRY(run_rows(e, skip, err));
+    g0->next_prefill = common;
+  }
+  g0->n_reused = g0->next_prefill; /* held before the suffixes run (shared work counts as reused for the others) */
+  for (int i = 1; i < n; i++) LS_TRY(take_prefix(e, slot0 + i, e->slots[slot0 + i].n_prompt - 1, err));
+  for (int i = 0; i < n; i++) e->slots[slot0 + i].active = 1;
+  return LS_OK;
+}
+
+int ls_engine_step(ls_engine *e, ls_err *err) {
+  for (int k = 0; k < e->n_seq; k++) e->slots[k].stepped = 0;
+  /* one batch (or more, if the rows exceed max_batch) per distinct mask */
+  for (int k0 = 0; k0 < e->n_seq; k0++) {
+    ls_gen_slot *a = &e->slots[k0];
+    if (!a->active || a->stepped || a->stop != LS_STOP_NONE) continue;
+    const uint8_t *skip = a->skip;
+    ls_batch_clear(&e->batch);
+    for (int k = k0; k < e->n_seq; k++) {
+      ls_gen_slot *g = &e->slots[k];
+      if (!g->active || g->stepped || g->stop != LS_STOP_NONE || !same_mask(e, g->skip, skip)) continue;
+      g->stepped = 1;
+      if (g->next_prefill < g->n_prompt) {
+        for (; g->next_prefill < g->n_prompt; g->next_prefill++)
+          LS_TRY(add_row(e, skip, k, g->next_prefill, g->next_prefill == g->n_prompt - 1, err));
+      } else if (g->has_next) {
+        g->has_next = 0;
+        LS_TRY(add_row(e, skip, k, g->pos - 1, 1, err));
+      }
+    }
+    LS_TRY(run_rows(e, skip, err));
   }
   return LS_OK;
 }
 
-int ls_engine_generate_multi(ls_engine *e, const ls_gen_request *reqs, int n, ls_gen_output *outs, ls_err *err) {
-  if (n < 1 || n > e->n_seq)
-    return ls_err_set(err, LS_EINVAL, "%d requests together, but the engine has %d sequence slots (--parallel)", n,
-                      e->n_seq);
-  const uint8_t *skip = reqs[0].skip ? reqs[0].skip : e->no_skip;
-  int L = e->model.cfg.n_layers;
-  for (int k = 1; k < n; k++)
-    if (memcmp(reqs[k].skip ? reqs[k].skip : e->no_skip, skip, (size_t)L))
-      return ls_err_set(err, LS_EINVAL, "requests run together must share one skip mask (request %d differs)", k);
-  ls_earlyexit ee[LS_MAX_SEQ];
-  int shortest = e->n_ctx;
-  for (int k = 0; k < n; k++) {
-    ls_gen_slot *g = &e->slots[k];
-    memset(&outs[k], 0, sizeof outs[k]);
-    *g = (ls_gen_slot){.tokens = g->tokens, .confidence = g->confidence, .text = g->text, .req = &reqs[k]};
-    g->text[0] = '\0';
-    LS_TRY(load_prompt(e, &reqs[k], g->tokens, &g->n_prompt, err));
-    LS_TRY(ls_ee_init(&ee[k], reqs[k].ee_window, reqs[k].ee_threshold, "early exit", err));
-    g->pos = g->n_prompt;
-    g->max_new = reqs[k].max_new_tokens > 0 ? reqs[k].max_new_tokens : e->n_ctx;
-    if (g->n_prompt < shortest) shortest = g->n_prompt;
-  }
-  double t0 = ls_now_ms();
-  /* the prompts' common prefix, run once in slot 0 and forked to the others */
-  int common = shortest - 1;
-  for (int k = 1; k < n; k++)
-    for (int p = 0; p < common; p++)
-      if (e->slots[k].tokens[p] != e->slots[0].tokens[p]) {
-        common = p;
-        break;
-      }
-  ls_batch_clear(&e->batch);
-  LS_TRY(take_prefix(e, 0, skip, e->slots[0].n_prompt - 1, err));
-  int held = e->slots[0].n_reused;
-  if (n > 1 && held < common) {
-    LS_TRY(prefill_rows(e, 0, held, common, 0, skip, ee, err));
-    LS_TRY(run_rows(e, skip, ee, err));
-    held = common;
-  }
-  for (int k = 1; k < n; k++) LS_TRY(take_prefix(e, k, skip, e->slots[k].n_prompt - 1, err));
-  for (int k = 0; k < n; k++) {
-    ls_gen_slot *g = &e->slots[k];
-    int from = k == 0 ? held : g->n_reused;
-    LS_TRY(prefill_rows(e, k, from, g->n_prompt, 1, skip, ee, err));
-  }
-  LS_TRY(run_rows(e, skip, ee, err));
-  double t1 = ls_now_ms();
-  /* decode: one row per request still going */
-  for (;;) {
-    for (int k = 0; k < n; k++) {
-      ls_gen_slot *g = &e->slots[k];
-      if (g->stop == LS_STOP_NONE) ls_batch_add(&e->batch, g->tokens[g->pos - 1], g->pos - 1, k, 1);
-    }
-    if (!e->batch.n_tokens) break;
-    LS_TRY(run_rows(e, skip, ee, err));
-  }
-  double t2 = ls_now_ms();
-  for (int k = 0; k < n; k++) {
-    const ls_gen_slot *g = &e->slots[k];
-    outs[k] = (ls_gen_output){.n_prompt = g->n_prompt, .n_generated = g->n_gen, .tokens = g->tokens,
-                              .confidence = g->confidence, .text = g->text, .prefill_ms = (t1 - t0) / n,
-                              .decode_ms = (t2 - t1) / n, .n_reused = k == 0 ? held : g->n_reused,
+int ls_engine_running(const ls_engine *e, int slot0, int n) {
+  for (int k = slot0; k < slot0 + n; k++)
+    if (e->slots[k].active && e->slots[k].stop == LS_STOP_NONE) return 1;
+  return 0;
+}
+
+void ls_engine_finish(ls_engine *e, int slot0, int n, ls_gen_output *outs) {
+  for (int i = 0; i < n; i++) {
+    ls_gen_slot *g = &e->slots[slot0 + i];
+    outs[i] = (ls_gen_output){.n_prompt = g->n_prompt, .n_generated = g->n_gen, .tokens = g->tokens,
+                              .confidence = g->confidence, .text = g->text, .prefill_ms = g->prefill_ms,
+                              .decode_ms = g->decode_ms, .n_reused = g->n_reused,
                               .stop = (ls_stop_reason)g->stop};
+    g->active = 0;
   }
-  return LS_OK;
+}
+
+int ls_engine_generate_multi(ls_engine *e, const ls_gen_request *reqs, int n, ls_gen_output *outs, ls_err *err) {
+  for (int i = 0; i < n; i++) memset(&outs[i], 0, sizeof outs[i]);
+  int rc = ls_engine_start(e, 0, reqs, n, err);
+  while (rc == LS_OK && ls_engine_running(e, 0, n)) rc = ls_engine_step(e, err);
+  if (rc == LS_OK) ls_engine_finish(e, 0, n, outs);
+  for (int i = 0; rc && i < n; i++) e->slots[i].active = 0;
+  return rc;
 }
 
 int ls_engine_generate(ls_engine *e, const ls_gen_request *req, ls_gen_output *out, ls_err *err) {

@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "ls_earlyexit.h"
 #include "ls_error.h"
 #include "ls_forward.h"
 #include "ls_model.h"
@@ -65,7 +66,7 @@ typedef struct ls_gen_output {
   const int *tokens;       /* [n_prompt + n_generated], engine-owned */
   const float *confidence; /* [n_generated] */
   const char *text;        /* generated text (stop string cut), engine-owned */
-  double prefill_ms, decode_ms; /* a multi call's wall times split evenly over its requests */
+  double prefill_ms, decode_ms; /* shares of the batches' wall time, by rows */
   int n_reused;                 /* prompt positions taken from the KV cache */
   ls_stop_reason stop;
 } ls_gen_output;
@@ -77,8 +78,13 @@ typedef struct ls_gen_slot {
   char *text;        /* [text_cap] generated text */
   size_t len;
   const struct ls_gen_request *req;
+  const uint8_t *skip;
+  ls_earlyexit ee;
   int n_prompt, n_reused, pos, n_gen, max_new, stop;
-  int sampled;       /* the token to feed next (at pos) */
+  int next_prefill;  /* next prompt position to run (n_prompt: prefill done) */
+  int has_next;      /* a sampled token waits to be fed at pos - 1 */
+  int active, stepped;
+  double prefill_ms, decode_ms; /* shares of the batches' wall time, by rows */
 } ls_gen_slot;
 
 /* Holds pointers into itself (the tokenizer points at model.vocab): open it in
@@ -108,6 +114,18 @@ int ls_engine_generate(ls_engine *e, const ls_gen_request *req, ls_gen_output *o
  * belongs to reqs[i] (request i runs in slot i; pointers valid until the next
  * call). */
 int ls_engine_generate_multi(ls_engine *e, const ls_gen_request *reqs, int n, ls_gen_output *outs, ls_err *err);
+
+/* The same, in steps, so that several groups of requests (each with its own
+ * mask; e.g. several examples of a dataset at different stages) share the
+ * batches: start() loads a group into slots [slot0, slot0 + n) (prefix reuse
+ * and forks as above; reqs must stay valid until finish); step() runs one
+ * batch per distinct mask over every active slot (the rest of a prompt, or
+ * one decode row); running() says whether a group still generates; finish()
+ * fills its outputs and frees its slots. */
+int ls_engine_start(ls_engine *e, int slot0, const ls_gen_request *reqs, int n, ls_err *err);
+int ls_engine_step(ls_engine *e, ls_err *err);
+int ls_engine_running(const ls_engine *e, int slot0, int n);
+void ls_engine_finish(ls_engine *e, int slot0, int n, ls_gen_output *outs);
 
 /* Teacher forcing: feeds prompt then target with the given mask and returns,
  * for each target position i, the model's top-1 prediction pred[i] and its

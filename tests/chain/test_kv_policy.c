@@ -4,7 +4,7 @@
  * and OBQA's Recall / Analyze per option / Summarize), while actually reusing
  * cached prompt positions; options decoded together in one batch give the
  * tokens each option gets alone, also when one option stops early (early
- * exit) and the others go on. */
+ * exit) and the others go on; several examples at once likewise. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,7 +89,7 @@ START_TEST(story_reuse_equals_recompute) {
   ls_dataset *ds;
   ck_assert_int_eq(ls_template_load(ls_test_data("templates/story.json"), &t, &err), 0);
   ck_assert_int_eq(ls_dataset_load(ls_test_data("corpora/tinystories_val_subset.txt"), LS_DS_STORIES, &ds, &err), 0);
-  ck_assert_int_eq(ls_dataset_select(ds, 8, 0, 1, &err), 0);
+  ck_assert_int_eq(ls_dataset_select(ds, 5, 0, 1, &err), 0);
   int L = a.model.cfg.n_layers;
   uint8_t masks[LS_TEMPLATE_MAX_STAGES * 64];
   ls_stage_plan plans[LS_TEMPLATE_MAX_STAGES];
@@ -133,7 +133,7 @@ START_TEST(obqa_options_batched_equal_alone) {
   ls_template *t = obqa_capped();
   ls_dataset *ds;
   ck_assert_int_eq(ls_dataset_load(ls_test_data("datasets/obqa/dev.jsonl"), LS_DS_AUTO, &ds, &err), 0);
-  ck_assert_int_eq(ls_dataset_select(ds, 4, 0, 1, &err), 0);
+  ck_assert_int_eq(ls_dataset_select(ds, 3, 0, 1, &err), 0);
   ck_assert_int_eq(ds->ex[0].n_options, 4);
   /* one slot, every call alone and recomputed, vs four slots with reuse and recompute */
   ck_assert_int_gt(compare_runs(&alone, &batched, LS_KV_REUSE, t, ds, NULL, "obqa reuse, batched"), 0);
@@ -213,6 +213,40 @@ START_TEST(shared_prefix_and_schedule_field) {
 }
 END_TEST
 
+/* pipeline --parallel: several examples at once in shared batches (lanes of
+ * slots, a finished example's lane taking the next; stages with different
+ * masks in flight together) give each example the tokens it gets alone. */
+START_TEST(examples_in_parallel_equal_alone) {
+  ls_err err = {0};
+  ls_engine alone, many;
+  open_engine(&alone, 4);
+  open_engine(&many, 12);
+  ls_template *t = obqa_capped();
+  ls_dataset *ds;
+  ck_assert_int_eq(ls_dataset_load(ls_test_data("datasets/obqa/dev.jsonl"), LS_DS_AUTO, &ds, &err), 0);
+  ck_assert_int_eq(ls_dataset_select(ds, 4, 0, 1, &err), 0);
+  uint8_t masks[3 * 64];
+  ls_stage_plan plans[3];
+  const char *sched = "{\"schema_version\": 1, \"stages\": [{\"name\": \"recall\", \"skip\": [\"L1.attn\"]},"
+                      "{\"name\": \"analyze\", \"skip\": [\"L2.ffn\"], \"early_exit\": {\"window\": 3, \"threshold\": 0.3}},"
+                      "{\"name\": \"summarize\"}]}";
+  plans_for(NULL, sched, t, alone.model.cfg.n_layers, masks, plans);
+  ls_example_result res[4];
+  ck_assert_msg(ls_pipeline_run_many(&many, t, ds->ex, ds->n, plans, 3, res, &err) == 0, "%s", err.msg);
+  for (int i = 0; i < ds->n; i++) {
+    ls_example_result r;
+    ck_assert_int_eq(ls_pipeline_run(&alone, t, &ds->ex[i], plans, &r, &err), 0);
+    assert_same_tokens(&r, &res[i], "3 examples at once");
+    ls_example_result_free(&r);
+    ls_example_result_free(&res[i]);
+  }
+  ls_dataset_free(ds);
+  ls_template_free(t);
+  ls_engine_close(&alone);
+  ls_engine_close(&many);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("kv_policy");
   TCase *tc = tcase_create("stories260K");
@@ -220,6 +254,7 @@ int main(void) {
   tcase_add_test(tc, story_reuse_equals_recompute);
   tcase_add_test(tc, obqa_options_batched_equal_alone);
   tcase_add_test(tc, shared_prefix_and_schedule_field);
+  tcase_add_test(tc, examples_in_parallel_equal_alone);
   suite_add_tcase(s, tc);
   return ls_test_run(s);
 }
