@@ -83,6 +83,98 @@ static int check_piece(void *vctx, int kind, const char *s, size_t n, ls_err *er
   return ls_err_set(err, LS_EFORMAT, "%s: unknown placeholder \"{%.*s}\"", c->where, (int)n, s);
 }
 
+/* ---- answer_regex budget --------------------------------------------------- */
+
+/* glibc's regcomp copies a repeated sub-expression once per repetition ("x+" is
+ * "xx*", "x{2,5}" five copies), so nesting multiplies: 22 stacked '+' take
+ * gigabytes. Before compiling, the regex's compiled size is estimated with the
+ * same rule (an atom is 1, a group the sum of its branches, "+" doubles, {m,n}
+ * multiplies by max(m, n, 1)) and refused over a budget; a quantifier directly
+ * after another (x++, x*{2}) is refused outright (POSIX leaves it undefined). */
+typedef struct re_scan {
+  const char *s, *p;
+  int stacked_at;    /* offset of a stacked quantifier, or -1 */
+} re_scan;
+
+static double re_alt(re_scan *r, int depth);
+
+/* Skips a bracket expression "[...]" (r->p at '['), with "[:alpha:]"-style classes. */
+static void re_skip_bracket(re_scan *r) {
+  const char *p = r->p + 1;
+  if (*p == '^') p++;
+  if (*p == ']') p++;
+  while (*p && *p != ']') {
+    if (p[0] == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+      const char *end = strchr(p + 2, p[1]);
+      while (end && end[1] != ']') end = strchr(end + 1, p[1]);
+      p = end ? end + 2 : p + 1;
+    } else {
+      p++;
+    }
+  }
+  r->p = *p ? p + 1 : p;
+}
+
+/* A quantifier at r->p: its multiplier (0 if none); r->p moves past it. */
+static double re_quantifier(re_scan *r) {
+  const char *p = r->p;
+  if (*p == '*' || *p == '?') return r->p++, 1.0;
+  if (*p == '+') return r->p++, 2.0;
+  if (*p != '{' || p[1] < '0' || p[1] > '9') return 0;
+  char *end;
+  double lo = (double)strtol(p + 1, &end, 10), hi = lo;
+  if (*end == ',') hi = end[1] == '}' ? lo + 1 : (double)strtol(end + 1, &end, 10);
+  if (*end == ',') end++;
+  if (*end != '}') return 0; /* malformed: regcomp says so */
+  r->p = end + 1;
+  return hi > 1 ? hi : 1;
+}
+
+static double re_piece(re_scan *r, int depth) {
+  double size = 1;
+  if (*r->p == '(') {
+    r->p++;
+    size = re_alt(r, depth + 1);
+    if (*r->p == ')') r->p++;
+  } else if (*r->p == '[') {
+    re_skip_bracket(r);
+  } else {
+    r->p += (r->p[0] == '\\' && r->p[1]) ? 2 : 1;
+  }
+  const char *q = r->p;
+  double k = re_quantifier(r);
+  if (k == 0) return size;
+  size *= k;
+  if (re_quantifier(r) != 0 && r->stacked_at < 0) r->stacked_at = (int)(q - r->s);
+  return size;
+}
+
+static double re_alt(re_scan *r, int depth) {
+  double size = 0;
+  if (depth > 64) return 1e300; /* deeper than any sensible answer regex */
+  while (*r->p && !(*r->p == ')' && depth > 0)) {
+    if (*r->p == '|') r->p++;
+    else size += re_piece(r, depth);
+  }
+  return size;
+}
+
+static int check_answer_regex(const char *re, const char *where, ls_err *err) {
+  size_t len = strlen(re);
+  if (len > LS_TEMPLATE_MAX_REGEX_LEN)
+    return ls_err_set(err, LS_EFORMAT, "%s: answer_regex is %zu bytes, at most %d", where, len,
+                      LS_TEMPLATE_MAX_REGEX_LEN);
+  re_scan r = {.s = re, .p = re, .stacked_at = -1};
+  double size = re_alt(&r, 0);
+  if (r.stacked_at >= 0)
+    return ls_err_set(err, LS_EFORMAT, "%s: answer_regex \"%s\": stacked quantifiers at offset %d (repeat a group "
+                      "instead)", where, re, r.stacked_at);
+  if (size > LS_TEMPLATE_MAX_REGEX_STATES)
+    return ls_err_set(err, LS_EFORMAT, "%s: answer_regex \"%s\" compiles to about %.3g copies of its atoms, at most "
+                      "%d (nested or bounded repetition)", where, re, size, LS_TEMPLATE_MAX_REGEX_STATES);
+  return LS_OK;
+}
+
 /* ---- loading -------------------------------------------------------------- */
 
 static int valid_stage_name(const char *s) {
@@ -132,6 +224,9 @@ static int load_stage(ls_template *t, int i, const json_t *js, const char *path,
       json_t *e = json_array_get(stop, k);
       if (!json_is_string(e) || json_string_length(e) == 0)
         return ls_err_set(err, LS_EFORMAT, "%s: stop[%zu] must be a non-empty string", where, k);
+      if (json_string_length(e) > LS_TEMPLATE_MAX_STOP_LEN)
+        return ls_err_set(err, LS_EFORMAT, "%s: stop[%zu] is %zu bytes, at most %d", where, k, json_string_length(e),
+                          LS_TEMPLATE_MAX_STOP_LEN);
       if (!(st->stop[k] = ls_dupstr(json_string_value(e), err))) return err ? err->code : LS_ENOMEM;
       st->n_stop = (int)k + 1;
     }
@@ -164,6 +259,7 @@ static int load_stage(ls_template *t, int i, const json_t *js, const char *path,
   if (!re && json_object_get(js, "answer_ignore_case"))
     return ls_err_set(err, LS_EFORMAT, "%s: answer_ignore_case without answer_regex", where);
   if (re) {
+    LS_TRY(check_answer_regex(re, where, err));
     if (!(t->answer_regex = ls_dupstr(re, err))) return err ? err->code : LS_ENOMEM;
     t->answer_ignore_case = icase;
     int rc = regcomp(&t->answer_re, re, REG_EXTENDED | (icase ? REG_ICASE : 0));
@@ -395,7 +491,9 @@ int ls_template_extract_answer(const ls_template *t, const char *text, int *opti
         return 1;
       }
     }
-    /* not an upper-case letter (e.g. "option b" under answer_ignore_case): look further */
+    /* not an upper-case letter (e.g. "option b" under answer_ignore_case): look further,
+     * unless the match was the empty string at the very end ("([A-Z])?$") */
+    if (!p[m[0].rm_so]) break;
     p += m[0].rm_so + 1;
     flags = REG_NOTBOL;
   }

@@ -19,6 +19,11 @@
 
 #define LS_TEMPLATE_MAX_STAGES 16
 #define LS_TEMPLATE_MAX_STOPS 8
+/* Limits on untrusted template fields: every stage scans its text for each stop
+ * string, and regcomp's memory grows with the regex's expanded size. */
+#define LS_TEMPLATE_MAX_STOP_LEN 256
+#define LS_TEMPLATE_MAX_REGEX_LEN 256
+#define LS_TEMPLATE_MAX_REGEX_STATES 4096
 
 typedef struct ls_stage_def {
   char *name;            /* [a-z0-9_]+, unique; also the placeholder of its output */

@@ -1,6 +1,7 @@
 /* llama2.c checkpoints: the legacy 7-int header and the "ak42" version-1 fp32
  * export, plus llama2.c's tokenizer.bin. Weights stay in the mapping. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,8 @@ static int read_header(ls_model *m, cursor *c, int *shared, int *ak42, ls_err *e
   } else {
     /* legacy: a negative vocab size means a separate classifier */
     *shared = h[5] > 0;
+    if (h[5] == INT32_MIN) /* has no positive counterpart */
+      return ls_err_set(err, LS_EFORMAT, "%s: absurd vocabulary size %d", c->path, h[5]);
     if (h[5] < 0) h[5] = -h[5];
     c->off = 7 * sizeof(int32_t);
   }

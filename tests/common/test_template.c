@@ -193,6 +193,106 @@ START_TEST(answer_extraction) {
 }
 END_TEST
 
+/* An answer regex that can match the empty string at the end of the text: the
+ * search for a letter stops there instead of reading past the end (the text sits
+ * right before an unmapped page). */
+START_TEST(answer_regex_empty_match_at_end) {
+  const char *p = write_tmp("opt.json", "{\"name\": \"opt\", \"stages\": [{\"name\": \"a\", \"prompt\": \"{question}\", "
+                                        "\"max_new_tokens\": 5, \"answer_regex\": \"([A-Z])?$\"}]}");
+  ls_template *t;
+  ls_err err = {0};
+  ck_assert_msg(ls_template_load(p, &t, &err) == LS_OK, "%s", err.msg);
+  static const struct {
+    const char *text;
+    int found, option;
+  } cases[] = {{"abc", 0, -1}, {"abC", 1, 2}, {"", 0, -1}, {"x\n", 0, -1}, {"Z", 1, 25}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *text = ls_test_guarded_str(cases[i].text);
+    int o = 99;
+    ck_assert_int_eq(ls_template_extract_answer(t, text, &o), cases[i].found);
+    ck_assert_int_eq(o, cases[i].option);
+    ls_test_guarded_free(text);
+  }
+  ls_template_free(t);
+}
+END_TEST
+
+/* Template text -> the load error, for the size limits of stop strings and answer regexes. */
+static void expect_load_error(const char *json, const char *want) {
+  const char *p = write_tmp("limits.json", json);
+  ls_template *t = (ls_template *)1;
+  ls_err err = {0};
+  ck_assert_msg(ls_template_load(p, &t, &err) == LS_EFORMAT, "loaded: %.200s", json);
+  ck_assert_ptr_null(t);
+  ck_assert_msg(strstr(err.msg, p) != NULL, "message does not name the file: %s", err.msg);
+  ck_assert_msg(strstr(err.msg, want) != NULL, "\"%s\" not in: %s", want, err.msg);
+  ck_assert(strchr(err.msg, '\n') == NULL);
+}
+
+static char *template_with(const char *field_json) {
+  static const char head[] = "{\"name\": \"x\", \"stages\": [{\"name\": \"a\", \"prompt\": \"q\", "
+                             "\"max_new_tokens\": 5, ";
+  size_t n = strlen(head) + strlen(field_json) + 8;
+  char *s = malloc(n);
+  ck_assert_ptr_nonnull(s);
+  snprintf(s, n, "%s%s}]}", head, field_json);
+  return s;
+}
+
+static void expect_field_error(const char *field_json, const char *want) {
+  char *s = template_with(field_json);
+  expect_load_error(s, want);
+  free(s);
+}
+
+static void expect_field_ok(const char *field_json) {
+  char *s = template_with(field_json);
+  const char *p = write_tmp("ok-limits.json", s);
+  ls_template *t;
+  ls_err err = {0};
+  ck_assert_msg(ls_template_load(p, &t, &err) == LS_OK, "%s", err.msg);
+  ls_template_free(t);
+  free(s);
+}
+
+START_TEST(field_size_limits) {
+  /* stacked repetition: 22 '+' took 3.7 GB in regcomp */
+  expect_field_error("\"answer_regex\": \"(x)++++++++++++++++++++++\"", "answer_regex \"(x)+++");
+  expect_field_error("\"answer_regex\": \"(x)++\"", "stacked quantifiers at offset 3");
+  expect_field_error("\"answer_regex\": \"(x*{2})\"", "stacked quantifiers at offset 2");
+  expect_field_error("\"answer_regex\": \"(x){2}?\"", "stacked quantifiers at offset 3");
+  /* the same blow-up through groups, and bounded repetition */
+  expect_field_error("\"answer_regex\": \"((((((((((((((x+)+)+)+)+)+)+)+)+)+)+)+)+)+)\"", "compiles to about 1.64e+04");
+  expect_field_error("\"answer_regex\": \"(x{1,255}){1,255}\"", "nested or bounded repetition");
+  expect_field_error("\"answer_regex\": \"(x{2,}){3000}\"", "at most 4096");
+  /* length */
+  char re[400] = "\"answer_regex\": \"(";
+  size_t k = strlen(re);
+  while (k < 320) re[k++] = 'a';
+  snprintf(re + k, sizeof re - k, ")\"");
+  expect_field_error(re, "answer_regex is 304 bytes, at most 256");
+  /* within the budget: still compiled and used */
+  expect_field_ok("\"answer_regex\": \"(x{1,16}){1,16}([A-Z])\"");
+  expect_field_ok("\"answer_regex\": \"[[:alpha:]+*]+ ((a|b)+|[^]x]*) ([A-Z])\\\\++\"");
+  expect_field_ok("\"answer_regex\": \"the answer is option ([A-Z])\\\\.\"");
+
+  /* a 10 MiB stop string slowed every stage 700x */
+  size_t big = 10u << 20;
+  char *stop = malloc(big + 64);
+  ck_assert_ptr_nonnull(stop);
+  k = (size_t)snprintf(stop, 64, "\"stop\": [\"\\n\", \"");
+  memset(stop + k, 'x', big);
+  snprintf(stop + k + big, 64, "\"]");
+  expect_field_error(stop, "stage \"a\": stop[1] is 10485760 bytes, at most 256");
+  free(stop);
+  char ok[300];
+  k = (size_t)snprintf(ok, sizeof ok, "\"stop\": [\"");
+  memset(ok + k, 'y', 256);
+  snprintf(ok + k + 256, sizeof ok - k - 256, "\"]");
+  expect_field_ok(ok);
+}
+END_TEST
+
 START_TEST(stop_strings) {
   ls_template *t = load_template("templates/obqa.json");
   size_t cut = 0;
@@ -395,6 +495,8 @@ int main(void) {
   tcase_add_test(tc, csqa_prompts);
   tcase_add_test(tc, strategyqa_prompts);
   tcase_add_test(tc, answer_extraction);
+  tcase_add_test(tc, answer_regex_empty_match_at_end);
+  tcase_add_test(tc, field_size_limits);
   tcase_add_test(tc, stop_strings);
   tcase_add_test(tc, story_prompts);
   tcase_add_test(tc, render_errors);

@@ -388,6 +388,7 @@ START_TEST(bin_patched) {
   bin_case((int32_t[7]){64, 172, 50, 8, 4, 512, 512}, "truncated");     /* more layers than bytes */
   bin_case((int32_t[7]){64, 1 << 19, 5, 8, 4, 512, 512}, "truncated");  /* big FFN */
   bin_case((int32_t[7]){64, 172, 5, 8, 4, -512, 512}, "classifier");   /* separate classifier missing */
+  bin_case((int32_t[7]){64, 172, 5, 8, 4, INT32_MIN, 512}, "vocabulary size"); /* -INT32_MIN overflows */
   bin_case((int32_t[7]){0x46554747, 172, 5, 8, 4, 512, 512}, NULL);     /* "GGUF" little-endian in the wrong place */
   /* wrong magic, empty file, a directory, no file */
   const char *p = tmp("garbage.bin");

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* $env/rel in a static ring of buffers. */
@@ -73,6 +74,28 @@ const char *ls_test_tmp_path(const char *name) {
   char *buf = ring[next++ % 8];
   snprintf(buf, sizeof ring[0], "%s/%s", dir, name);
   return buf;
+}
+
+/* Bytes of the readable part of a guarded string of length len: whole pages. */
+static size_t guarded_span(size_t len) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  return (len + 1 + page - 1) / page * page;
+}
+
+char *ls_test_guarded_str(const char *s) {
+  size_t len = strlen(s), span = guarded_span(len), page = (size_t)sysconf(_SC_PAGESIZE);
+  char *base = mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ck_assert_msg(base != MAP_FAILED, "mmap of %zu bytes failed", span + page);
+  ck_assert_int_eq(mprotect(base + span, page, PROT_NONE), 0);
+  char *p = base + span - (len + 1);
+  memcpy(p, s, len + 1);
+  return p;
+}
+
+void ls_test_guarded_free(char *p) {
+  size_t len = strlen(p), span = guarded_span(len);
+  char *base = p + len + 1 - span;
+  munmap(base, span + (size_t)sysconf(_SC_PAGESIZE));
 }
 
 int ls_test_run(Suite *s) {

@@ -18,6 +18,11 @@ const char *ls_test_tmpdir(void);
 /* "DIR/name" for a fresh ls_test_tmpdir() per process (one directory shared
  * by the calls of a process), in a static ring of 8 buffers. */
 const char *ls_test_tmp_path(const char *name);
+/* A copy of s whose terminating NUL is the last readable byte: the next page is
+ * unmapped, so reading past the end faults in every build, not only under ASan.
+ * Free with ls_test_guarded_free. */
+char *ls_test_guarded_str(const char *s);
+void ls_test_guarded_free(char *p);
 /* Runs a Check suite with CK_NORMAL output, then removes the temp root;
  * returns the process exit status. */
 int ls_test_run(Suite *s);
