@@ -9,6 +9,8 @@
  *   bench=matmul type= kernels= threads= tokens= mib= gb_s= (weight bytes /
  *   median time) read_gb_s= (plain read, median) frac= (gb_s / read_gb_s)
  *   x_1tok= (time against the 1-token call) l2_gb_s= (in-cache) load=
+ *   cpu_gb_s= read_cpu_gb_s= l2_cpu_gb_s= (the same per second of process CPU
+ *   time: with 1 thread, what the core did while it ran)
  *
  * usage: bench_matmul [--type q8_0|q4_0|q4_k|f16] [--threads 1,2] [--tokens 1,4]
  *                     [--mib 512] [--cols 2048] [--reps 9] */
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "kernels.h"
 #include "ls_pool.h"
@@ -64,16 +67,27 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static double median_ms(ls_pool *p, ls_pool_fn fn, job *j, int reps) {
-  double t[64];
+static double cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Median wall ms of reps runs; *cpu: median process CPU ms (with 1 thread
+ * the kernel's own time, much less sensitive to a shared machine). */
+static double median_ms(ls_pool *p, ls_pool_fn fn, job *j, int reps, double *cpu) {
+  double t[64], c[64];
   int chunks = (int)((j->w.rows + CHUNK - 1) / CHUNK);
   ls_pool_run(p, fn, j, chunks); /* warm-up */
   for (int r = 0; r < reps; r++) {
-    double t0 = ls_now_ms();
+    double t0 = ls_now_ms(), c0 = cpu_ms();
     ls_pool_run(p, fn, j, chunks);
     t[r] = ls_now_ms() - t0;
+    c[r] = cpu_ms() - c0;
   }
   qsort(t, (size_t)reps, sizeof *t, cmp_double);
+  qsort(c, (size_t)reps, sizeof *c, cmp_double);
+  if (cpu) *cpu = c[reps / 2];
   return t[reps / 2];
 }
 
@@ -155,17 +169,19 @@ int main(int argc, char **argv) {
       j.n = tokens[ni];
       j.w.rows = rows;
       double load = ls_load_avg();
-      double rd = median_ms(p, read_task, &j, reps);
-      double mm = median_ms(p, mm_task, &j, reps);
-      double rd2 = median_ms(p, read_task, &j, reps); /* read on both sides of the kernel */
+      double rd_cpu, mm_cpu, l2_cpu;
+      double rd = median_ms(p, read_task, &j, reps, &rd_cpu);
+      double mm = median_ms(p, mm_task, &j, reps, &mm_cpu);
+      double rd2 = median_ms(p, read_task, &j, reps, NULL); /* read on both sides of the kernel */
       if (rd2 < rd) rd = rd2;
       if (j.n == 1) one = mm;
       j.w.rows = l2_rows;
-      double l2 = median_ms(p, mm_task, &j, reps < 9 ? 9 : reps);
+      double l2 = median_ms(p, mm_task, &j, reps < 9 ? 9 : reps, &l2_cpu);
       printf("bench=matmul\ttype=%s\tkernels=%s\tthreads=%d\ttokens=%d\tmib=%.0f\tgb_s=%.2f\tread_gb_s=%.2f\t"
-             "frac=%.2f\tx_1tok=%.2f\tl2_gb_s=%.2f\tload=%.2f\n",
+             "frac=%.2f\tx_1tok=%.2f\tl2_gb_s=%.2f\tcpu_gb_s=%.2f\tread_cpu_gb_s=%.2f\tl2_cpu_gb_s=%.2f\tload=%.2f\n",
              ls_dtype_name(type), k->name, threads[ti], j.n, bytes / 1048576.0, bytes / mm / 1e6,
-             bytes / rd / 1e6, rd / mm, one > 0 ? mm / one : 0.0, (double)l2_rows * rb / l2 / 1e6, load);
+             bytes / rd / 1e6, rd / mm, one > 0 ? mm / one : 0.0, (double)l2_rows * rb / l2 / 1e6, bytes / mm_cpu / 1e6,
+             bytes / rd_cpu / 1e6, (double)l2_rows * rb / l2_cpu / 1e6, load);
       fflush(stdout);
     }
     ls_pool_free(p);
