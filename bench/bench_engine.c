@@ -12,9 +12,11 @@
  *
  * With --model FILE (e.g. written by `litestage-run synth`), that file is
  * loaded through ls_model_load (memory-mapped, as users run it) and
- * benchmarked instead of the in-memory synthetic model; --advise applies
- * madvise() to the whole mapping first (none: what ls_model_load does; copy:
- * weights copied to anonymous huge-page memory, see copy_mapping).
+ * benchmarked instead of the in-memory synthetic model. --advise none (the
+ * default) loads it as users get it (ls_model_load: weights copied into
+ * anonymous huge-page memory where memory allows; LS_WEIGHTS=map keeps the
+ * mapping; the row's source= says copy or mmap); copy forces the copy; the
+ * others keep the mapping and apply that madvise() to it.
  *
  * Memory: rss_bound_mb = model bytes (the file, or the synthetic arena) + KV
  * cache + 64 MiB, the issue's limit for peak_rss_mb.
@@ -85,7 +87,7 @@ static void row(const char *what, const ls_model *m, const char *type, int threa
          (double)streamed_bytes(m) * calls / s / 1e9, peak_rss_mb(),
          (double)(model_bytes + ls_ctx_kv_bytes(c) + ((size_t)64 << 20)) / (1 << 20), ls_ctx_kernels(c), reps,
          best_cpu_ms / tokens, ls_load_avg(), m->format == 0 ? use_thp : 0,
-         m->format == 0 ? "memory" : m->map ? "mmap" : "file");
+         m->format == 0 ? "memory" : m->weights_copied ? "copy" : m->map ? "mmap" : "file");
   fflush(stdout);
 }
 
@@ -275,46 +277,10 @@ static int synth_tinyllama(ls_model *m, uint32_t type, ls_err *err) {
   return LS_OK;
 }
 
-/* Moves a pointer into the mapping to the same offset in the copy. */
-static const void *moved(const ls_model *m, const uint8_t *copy, const void *p) {
-  const uint8_t *b = m->map, *q = p;
-  return q >= b && q < b + m->map_size ? copy + (q - b) : p;
-}
-
-/* --advise copy: the weights copied into anonymous memory advised for huge
- * pages, every tensor pointer moved there, and the file pages dropped from
- * this process (MADV_DONTNEED; they stay in the page cache). An experiment
- * for the loader: measures what a file-backed 4 KiB mapping costs. */
-static int copy_mapping(ls_model *m, ls_err *err) {
-  size_t size = (m->map_size + (2u << 20) - 1) / (2u << 20) * (2u << 20);
-  uint8_t *copy = aligned_alloc(2u << 20, size);
-  if (!copy) return ls_err_set(err, LS_ENOMEM, "%s: out of memory copying the weights", m->path);
-  madvise(copy, size, MADV_HUGEPAGE);
-  /* in 32 MiB pieces, dropping each from the mapping, so peak RSS stays at
-   * one copy of the weights (plus a piece) */
-  for (size_t off = 0; off < m->map_size; off += (size_t)32 << 20) {
-    size_t len = m->map_size - off < ((size_t)32 << 20) ? m->map_size - off : (size_t)32 << 20;
-    memcpy(copy + off, (const uint8_t *)m->map + off, len);
-    madvise((uint8_t *)m->map + off, len, MADV_DONTNEED);
-  }
-  LS_TRY(ls_model_own(m, copy, err));
-  ls_mat *mats[] = {&m->tok_embd, &m->output};
-  for (int i = 0; i < 2; i++) mats[i]->data = moved(m, copy, mats[i]->data);
-  m->out_norm = moved(m, copy, m->out_norm);
-  for (int l = 0; l < m->cfg.n_layers; l++) {
-    ls_layer *L = &m->layers[l];
-    ls_mat *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-    for (int i = 0; i < 7; i++) ws[i]->data = moved(m, copy, ws[i]->data);
-    L->attn_norm = moved(m, copy, L->attn_norm);
-    L->ffn_norm = moved(m, copy, L->ffn_norm);
-  }
-  return LS_OK;
-}
-
 /* --advise: what could be done to a file mapping before the first token. */
 static int advise_mapping(ls_model *m, ls_err *err) {
   int adv = -1;
-  if (!strcmp(advise, "copy")) return copy_mapping(m, err);
+  if (!strcmp(advise, "copy")) return ls_model_copy_weights(m, err);
   if (!strcmp(advise, "willneed")) adv = MADV_WILLNEED;
   else if (!strcmp(advise, "hugepage")) adv = MADV_HUGEPAGE;
   else if (!strcmp(advise, "sequential")) adv = MADV_SEQUENTIAL;
@@ -416,7 +382,11 @@ int main(int argc, char **argv) {
   }
   if (o.model && (!o.only || !strcmp(o.only, "tinyllama"))) {
     ls_model m;
-    if (ls_model_load(&m, o.model, NULL, &err)) {
+    /* none: what users get (ls_model_load's automatic placement: a huge-page
+     * copy where memory allows, LS_WEIGHTS=map keeps the mapping); any other
+     * advice is about the mapping itself, so it is kept */
+    ls_weights_place place = !strcmp(advise, "none") ? LS_WEIGHTS_AUTO : LS_WEIGHTS_MAP;
+    if (ls_model_load_placed(&m, o.model, NULL, place, &err)) {
       fprintf(stderr, "bench_engine: %s\n", err.msg);
       return 1;
     }

@@ -273,7 +273,7 @@ int ls_job_validate(ls_job *j, ls_err *err) {
 
   ls_model m;
   memset(&m, 0, sizeof m);
-  if (ls_model_load(&m, j->model, j->tokenizer, err) != LS_OK) return ls_err_prefix(err, "%s: key \"model\"", w);
+  if (ls_model_load_placed(&m, j->model, j->tokenizer, LS_WEIGHTS_MAP, err) != LS_OK) return ls_err_prefix(err, "%s: key \"model\"", w);
   j->n_layers = m.cfg.n_layers;
   int rc = LS_OK;
   if (m.vocab.n_tokens == 0)

@@ -705,7 +705,11 @@ static int open_all(searcher *s, ls_err *err) {
   ls_job *j = s->job;
   ls_engine_params p = {.model_path = j->model, .tokenizer_path = j->tokenizer, .n_threads = j->threads,
                         .temperature = 0.0f, .top_p = 1.0f, .seed = j->seed, .need_tokenizer = 1,
-                        .fingerprint = 1, .kv_policy = j->kv_policy};
+                        .fingerprint = 1, .kv_policy = j->kv_policy,
+                        /* ranks on one node share the file's page cache; N private
+                         * copies would multiply the weights' memory (LS_WEIGHTS=copy
+                         * overrides) */
+                        .weights = getenv("LS_WEIGHTS") ? LS_WEIGHTS_AUTO : LS_WEIGHTS_MAP};
   LS_TRY(ls_engine_open(&s->eng, &p, err));
   s->have_eng = 1;
   s->L = s->eng.model.cfg.n_layers;

@@ -64,7 +64,7 @@ static int run(void *ctx, ls_err *err) {
   convert_opts *o = ctx;
   ls_model m;
   double t0 = ls_now_ms();
-  LS_TRY(ls_model_load(&m, o->in, o->tok, err));
+  LS_TRY(ls_model_load_placed(&m, o->in, o->tok, LS_WEIGHTS_MAP, err)); /* reads the weights once */
   int rc = LS_OK;
   if (m.vocab.n_tokens == 0) rc = ls_err_set(err, LS_EINVAL, "%s: no vocabulary (pass -z TOKENIZER.bin)", o->in);
   else rc = ls_gguf_convert(&m, o->out, o->type, err);

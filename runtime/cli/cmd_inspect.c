@@ -243,7 +243,7 @@ static int run(void *ctx, ls_err *err) {
   if (gguf) LS_TRY(print_gguf_view(o->path, sha, o->meta, err));
   else LS_TRY(ls_sha256_file(o->path, sha, err));
   ls_model m;
-  LS_TRY(ls_model_load(&m, o->path, o->tok, err));
+  LS_TRY(ls_model_load_placed(&m, o->path, o->tok, LS_WEIGHTS_MAP, err)); /* reads the weights once at most */
   if (!gguf) {
     printf("file:           %s\n", o->path);
     printf("format:         llama2.c checkpoint\n");

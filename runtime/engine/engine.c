@@ -29,7 +29,7 @@ static int alloc_buffers(ls_engine *e, ls_err *err) {
 }
 
 static int open_parts(ls_engine *e, const ls_engine_params *p, ls_err *err) {
-  LS_TRY(ls_model_load(&e->model, p->model_path, p->tokenizer_path, err));
+  LS_TRY(ls_model_load_placed(&e->model, p->model_path, p->tokenizer_path, (ls_weights_place)p->weights, err));
   if (p->fingerprint) LS_TRY(ls_sha256_file(p->model_path, e->fingerprint, err));
   if (e->model.vocab.n_tokens > 0) {
     if (e->model.vocab.n_tokens != e->model.cfg.vocab_size)

@@ -33,6 +33,7 @@ typedef struct ls_engine_params {
   uint64_t seed;
   int need_tokenizer;         /* fail at open if the model has no vocabulary */
   int fingerprint;            /* compute the SHA-256 of the model file at open */
+  int weights;                /* ls_weights_place (ls_model.h); 0: LS_WEIGHTS_AUTO */
 } ls_engine_params;
 
 typedef enum ls_stop_reason {

@@ -119,7 +119,69 @@ static int is_gguf(const char *path, int *yes, ls_err *err) {
   return LS_OK;
 }
 
+/* MemAvailable in bytes, 0 if unknown. */
+static size_t mem_available(void) {
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+  fclose(f);
+  return (size_t)kb * 1024;
+}
+
+static ls_weights_place resolve_place(ls_weights_place place, size_t bytes) {
+  if (place != LS_WEIGHTS_AUTO) return place;
+  const char *env = getenv("LS_WEIGHTS");
+  if (env && !strcmp(env, "map")) return LS_WEIGHTS_MAP;
+  if (env && !strcmp(env, "copy")) return LS_WEIGHTS_COPY;
+  size_t avail = mem_available();
+  return avail >= bytes + ((size_t)1 << 30) ? LS_WEIGHTS_COPY : LS_WEIGHTS_MAP;
+}
+
+/* The same offset in the copy for a pointer into the mapping. */
+/* (Every pointer field of ls_model / ls_layer that can point into the
+ * mapping must be moved in ls_model_copy_weights.) */
+static const void *moved(const ls_model *m, const uint8_t *copy, const void *p) {
+  const uint8_t *b = m->map, *q = p;
+  return q >= b && q < b + m->map_size ? copy + (q - b) : p;
+}
+
+int ls_model_copy_weights(ls_model *m, ls_err *err) {
+  if (!m->map || m->weights_copied) return LS_OK;
+  const size_t huge = (size_t)2 << 20, piece = (size_t)32 << 20;
+  size_t size = (m->map_size + huge - 1) / huge * huge;
+  uint8_t *copy = aligned_alloc(huge, size);
+  if (!copy) return ls_err_set(err, LS_ENOMEM, "%s: out of memory copying %zu bytes of weights", m->path, size);
+  madvise(copy, size, MADV_HUGEPAGE); /* advice only: without THP the copy still beats the file mapping */
+  for (size_t off = 0; off < m->map_size; off += piece) {
+    size_t len = m->map_size - off < piece ? m->map_size - off : piece;
+    memcpy(copy + off, (const uint8_t *)m->map + off, len);
+    madvise((uint8_t *)m->map + off, len, MADV_DONTNEED); /* the page cache keeps the file */
+  }
+  LS_TRY(ls_model_own(m, copy, err));
+  ls_mat *mats[] = {&m->tok_embd, &m->output};
+  for (int i = 0; i < 2; i++) mats[i]->data = moved(m, copy, mats[i]->data);
+  m->out_norm = moved(m, copy, m->out_norm);
+  m->rope_freqs = moved(m, copy, m->rope_freqs);
+  for (int l = 0; l < m->cfg.n_layers; l++) {
+    ls_layer *L = &m->layers[l];
+    ls_mat *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    for (int i = 0; i < 7; i++) ws[i]->data = moved(m, copy, ws[i]->data);
+    const float **fs[] = {&L->attn_norm, &L->ffn_norm, &L->bq, &L->bk, &L->bv};
+    for (int i = 0; i < 5; i++) *fs[i] = moved(m, copy, *fs[i]);
+  }
+  m->weights_copied = 1;
+  return LS_OK;
+}
+
 int ls_model_load(ls_model *m, const char *path, const char *tokenizer_path, ls_err *err) {
+  return ls_model_load_placed(m, path, tokenizer_path, LS_WEIGHTS_AUTO, err);
+}
+
+int ls_model_load_placed(ls_model *m, const char *path, const char *tokenizer_path, ls_weights_place place,
+                         ls_err *err) {
   memset(m, 0, sizeof *m);
   int gguf = 0;
   LS_TRY(is_gguf(path, &gguf, err));
@@ -131,6 +193,13 @@ int ls_model_load(ls_model *m, const char *path, const char *tokenizer_path, ls_
   if (tokenizer_path) {
     ls_vocab_free(&m->vocab);
     rc = ls_vocab_load_tokenizer_bin(&m->vocab, tokenizer_path, m->cfg.vocab_size, err);
+    if (rc) {
+      ls_model_free(m);
+      return rc;
+    }
+  }
+  if (m->map && resolve_place(place, m->map_size) == LS_WEIGHTS_COPY) {
+    rc = ls_model_copy_weights(m, err);
     if (rc) {
       ls_model_free(m);
       return rc;

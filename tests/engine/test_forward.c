@@ -442,6 +442,64 @@ START_TEST(test_logits_bound) {
 }
 END_TEST
 
+/* Weights placement: the anonymous huge-page copy and the file mapping give
+ * bit-identical logits, and the copy really moved every tensor out of the
+ * mapping (while MAP leaves them in it). LS_WEIGHTS overrides AUTO. */
+static int in_map(const ls_model *m, const void *p) {
+  return (const char *)p >= (const char *)m->map && (const char *)p < (const char *)m->map + m->map_size;
+}
+
+static void logits_of(const ls_model *m, float *out, int n) {
+  ls_ctx *c;
+  ls_err err = {0};
+  ls_ctx_params p = {.n_ctx = 16, .max_batch = 8, .n_threads = 2};
+  ck_assert_msg(ls_ctx_new(m, &p, &c, &err) == LS_OK, "ctx: %s", err.msg);
+  int toks[5] = {1, 400, 31, 7, 12000};
+  ck_assert_msg(ls_forward(c, toks, 5, 0, NULL, 0, &err) == LS_OK, "%s", err.msg);
+  memcpy(out, ls_ctx_logits(c), sizeof(float) * (size_t)n);
+  ls_ctx_free(c);
+}
+
+START_TEST(test_weights_placement) {
+  const char *path = ls_test_data("models/tiny-random-gguf/llama-2-tiny-random.gguf");
+  ls_model mm, mc, ma;
+  ls_err err = {0};
+  ck_assert_msg(ls_model_load_placed(&mm, path, NULL, LS_WEIGHTS_MAP, &err) == LS_OK, "%s", err.msg);
+  ck_assert_msg(ls_model_load_placed(&mc, path, NULL, LS_WEIGHTS_COPY, &err) == LS_OK, "%s", err.msg);
+  ck_assert_int_eq(mm.weights_copied, 0);
+  ck_assert_int_eq(mc.weights_copied, 1);
+  ck_assert(in_map(&mm, mm.layers[0].wq.data) && in_map(&mm, mm.output.data));
+  for (int l = 0; l < mc.cfg.n_layers; l++) {
+    const ls_layer *L = &mc.layers[l];
+    const void *ps[] = {L->wq.data, L->wk.data, L->wv.data, L->wo.data, L->w_gate.data, L->w_up.data,
+                        L->w_down.data, L->attn_norm, L->ffn_norm};
+    for (int i = 0; i < 9; i++) ck_assert_msg(!in_map(&mc, ps[i]), "layer %d tensor %d still in the mapping", l, i);
+  }
+  ck_assert(!in_map(&mc, mc.tok_embd.data) && !in_map(&mc, mc.output.data) && !in_map(&mc, mc.out_norm));
+  ck_assert_int_eq(memcmp(mc.layers[0].w_down.data, mm.layers[0].w_down.data,
+                          mm.layers[0].w_down.row_bytes * (size_t)mm.layers[0].w_down.rows), 0);
+  int vocab = mm.cfg.vocab_size;
+  float *a = malloc(sizeof(float) * (size_t)vocab), *b = malloc(sizeof(float) * (size_t)vocab);
+  logits_of(&mm, a, vocab);
+  logits_of(&mc, b, vocab);
+  ck_assert_msg(memcmp(a, b, sizeof(float) * (size_t)vocab) == 0, "copied weights change the logits");
+  /* LS_WEIGHTS decides AUTO */
+  setenv("LS_WEIGHTS", "map", 1);
+  ck_assert_msg(ls_model_load(&ma, path, NULL, &err) == LS_OK, "%s", err.msg);
+  ck_assert_int_eq(ma.weights_copied, 0);
+  ls_model_free(&ma);
+  setenv("LS_WEIGHTS", "copy", 1);
+  ck_assert_msg(ls_model_load(&ma, path, NULL, &err) == LS_OK, "%s", err.msg);
+  ck_assert_int_eq(ma.weights_copied, 1);
+  ls_model_free(&ma);
+  unsetenv("LS_WEIGHTS");
+  free(a);
+  free(b);
+  ls_model_free(&mm);
+  ls_model_free(&mc);
+}
+END_TEST
+
 START_TEST(test_skip_parse) {
   uint8_t m[6];
   ls_err err = {0};
@@ -483,6 +541,7 @@ int main(void) {
   tcase_add_test(tc, test_teacher_forced);
   tcase_add_test(tc, test_logits_bound);
   tcase_add_test(tc, test_skip_parse);
+  tcase_add_test(tc, test_weights_placement);
   suite_add_tcase(s, tc);
   return ls_test_run(s);
 }

@@ -30,7 +30,9 @@ static const char *tmp(const char *name) { return ls_test_tmp_path(name); }
 START_TEST(bundled_random_gguf_loads) {
   ls_model m;
   ls_err err = {0};
-  CK_OK(ls_model_load(&m, ls_test_data(RANDOM_GGUF), NULL, &err));
+  /* the mapping kept (not the default huge-page copy): the loader must point
+   * into the file, not convert (the copy is tested in tests/engine/test_forward.c) */
+  CK_OK(ls_model_load_placed(&m, ls_test_data(RANDOM_GGUF), NULL, LS_WEIGHTS_MAP, &err));
   ck_assert_int_eq(m.format, LS_FMT_GGUF);
   ck_assert_uint_eq(m.gguf_version, 3);
   ck_assert_str_eq(m.name, "LLaMA v2");
