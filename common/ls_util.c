@@ -112,6 +112,36 @@ int ls_write_file_atomic(const char *path, const void *data, size_t len, ls_err 
   return write_through(path, data, len, err);
 }
 
+void ls_path_normalize(char *path) {
+  int abs = path[0] == '/';
+  char *out = path, *p = path;
+  size_t keep = 0; /* leading ".." components a later ".." must not remove */
+  while (*p) {
+    while (*p == '/') p++;
+    char *seg = p;
+    while (*p && *p != '/') p++;
+    size_t n = (size_t)(p - seg);
+    if (n == 0 || (n == 1 && seg[0] == '.')) continue;
+    size_t used = (size_t)(out - path);
+    if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+      if (used > keep) { /* drop the last component */
+        while (out > path + keep && out[-1] != '/') out--;
+        if (out > path + keep) out--;
+        if (out == path && abs) out++;
+        continue;
+      }
+      if (abs) continue; /* "/.." is "/" */
+    }
+    if (out > path && out[-1] != '/') *out++ = '/';
+    else if (out == path && abs) *out++ = '/';
+    memmove(out, seg, n);
+    out += n;
+    if (n == 2 && seg[0] == '.' && seg[1] == '.') keep = (size_t)(out - path);
+  }
+  if (out == path) *out++ = abs ? '/' : '.';
+  *out = 0;
+}
+
 static void to_hex(const unsigned char *md, unsigned n, char *hex) {
   static const char digits[] = "0123456789abcdef";
   for (unsigned i = 0; i < n; i++) {

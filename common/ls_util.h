@@ -23,6 +23,10 @@ int ls_read_file(const char *path, char **out, size_t *len, ls_err *err);
  * one) is written through in place, never renamed over; a directory is refused. */
 int ls_write_file_atomic(const char *path, const void *data, size_t len, ls_err *err);
 
+/* Normalises a path in place, lexically: no empty or "." components, "dir/.." removed
+ * ("jobs/../data/x" -> "data/x", "a//b/./c" -> "a/b/c", "../x" stays, "" -> "."). */
+void ls_path_normalize(char *path);
+
 /* SHA-256 of a file (or a buffer) as 64 lowercase hex digits + NUL (OpenSSL libcrypto). */
 int ls_sha256_file(const char *path, char hex[65], ls_err *err);
 void ls_sha256_buf(const void *data, size_t len, char hex[65]);

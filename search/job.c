@@ -38,7 +38,8 @@ const char *ls_strategy_name(int s) {
   }
 }
 
-/* A path from the job resolved against the job file's directory. */
+/* A path from the job resolved against the job file's directory, normalised ("jobs/../data/x"
+ * is stored, shown and exported as "data/x"). */
 static int resolve_path(const char *job_path, const char *p, char **out, ls_err *err) {
   if (p[0] == '/' || strcmp(p, "measured") == 0) {
     *out = strdup(p);
@@ -52,6 +53,7 @@ static int resolve_path(const char *job_path, const char *p, char **out, ls_err 
     free(tmp);
   }
   if (!*out) return ls_err_set(err, LS_ENOMEM, "%s: out of memory", job_path);
+  if (strcmp(*out, "measured") != 0) ls_path_normalize(*out);
   return LS_OK;
 }
 

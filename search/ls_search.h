@@ -8,6 +8,7 @@
 
 #include <mpi.h>
 #include <signal.h>
+#include <stdint.h>
 
 #include "ls_error.h"
 #include "ls_job.h"
@@ -26,8 +27,17 @@ typedef struct ls_search_opts {
 } ls_search_opts;
 
 /* Runs a validated job (collective over comm). Returns LS_OK, LS_EINTERRUPTED after a clean
- * checkpoint (stop flag), LS_ECHANCE, or an error. */
+ * checkpoint (stop flag), LS_ECHANCE, or an error. An error every rank shares is left in rank 0's
+ * err only (the other ranks get an empty message): print a non-empty message. */
 int ls_search_run(ls_job *job, const ls_search_opts *o, MPI_Comm comm, volatile sig_atomic_t *stop, ls_err *err);
+
+/* The profile's prediction (ms) for one example's run: every stage call's prefill plus its
+ * decode calls (ls_call_decode_calls), with that stage's mask (masks [n_stages][n_layers], or
+ * NULL for the full model). Summed in call order: deterministic. */
+struct ls_profile;
+struct ls_example_result;
+double ls_search_predict_ms(const struct ls_profile *p, const struct ls_example_result *res, const uint8_t *masks,
+                            int n_layers);
 
 /* Readable tables of a store (no MPI). */
 int ls_search_show(const char *store_path, ls_err *err);

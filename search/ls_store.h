@@ -28,6 +28,9 @@
 
 #define LS_STORE_SCHEMA_VERSION 1
 
+/* Free space a commit needs beyond the size of the file it copies (metadata and a round's rows). */
+#define LS_STORE_SPACE_MARGIN (1 << 20)
+
 /* Candidate kinds (column /candidates/kind). */
 enum { LS_CAND_BUDGET = 1, LS_CAND_EARLY_EXIT = 2 };
 
@@ -104,16 +107,70 @@ int ls_store_finish(ls_store *s, const int64_t *pareto, int n_pareto, const char
 /* Sets the root "status" attribute and commits (e.g. "interrupted"). Collective. */
 int ls_store_set_status(ls_store *s, const char *status, ls_err *err);
 
+/* Before any MPI work or model load (no MPI): the store's folder exists and takes new files,
+ * PATH exists for --resume (and not otherwise unless overwrite), and there is room for a
+ * commit. One line naming PATH on failure. */
+int ls_store_check_path(const char *path, int resume, int overwrite, ls_err *err);
+/* Fails with an ENOSPC line naming path unless path's folder has `need` bytes free. */
+int ls_store_check_space(const char *path, long long need, ls_err *err);
+
 /* Closes the work file and removes it (PATH stays). Collective. */
 int ls_store_close(ls_store *s, ls_err *err);
 /* Abandons the store after an MPI failure: no collective calls; PATH keeps the last commit. */
 void ls_store_abandon(ls_store *s);
 
-/* Serial readers (no MPI needed): used by show/export and tests. */
+/* ---- serial readers (no MPI): show, export, resume, tests and the store fuzz target ----
+ * A store is untrusted input: its shape attributes must lie within these limits, every dataset
+ * is read with the shape its own dataspace has and that shape must match the attributes, and
+ * every index is range-checked. Errors are one line naming the file and the dataset. */
+#define LS_STORE_MAX_LAYERS 65536
+#define LS_STORE_MAX_EXAMPLES 1000000      /* the job's limit */
+#define LS_STORE_MAX_ROWS 2000000          /* candidate rows (exhaustive stops at 10^6) */
+#define LS_STORE_MAX_MASK_BYTES (1 << 28)  /* rows x stages x layers */
+#define LS_STORE_MAX_STRING (16 << 20)     /* a string attribute or dataset (job_json, schedule) */
+#define LS_STORE_MAX_RANK 3
+#define LS_STORE_ANY_DIM ((hsize_t)-1)
+
+/* Everything show and export read from a store, checked (ls_store_load). */
+typedef struct ls_store_data {
+  int n_stages, n_layers, n_examples; /* root attributes, within the limits above */
+  char **stage_names;       /* [n_stages], NULL if absent */
+  /* /reference: n_ref 0 before the reference pass, else n_examples */
+  int n_ref;
+  double *ref_score;        /* [n_ref] */
+  int32_t *ref_gen_tokens;  /* [n_ref][n_stages] */
+  double ref_mean_score, chance, target; /* NAN before the reference pass */
+  /* /importance: n_sub 0 before the importance pass, else 2 * n_layers */
+  int n_sub;
+  int32_t *ranking;         /* [n_sub], each in [0, n_sub) */
+  double *accumulated;      /* [n_sub] */
+  /* /candidates */
+  ls_cand *cands;           /* [n_cands] */
+  uint8_t *masks;           /* [n_cands][n_stages][n_layers] */
+  int64_t n_cands;
+  int64_t *pareto;          /* [n_pareto] candidate ids, NULL before the search finished */
+  int64_t n_pareto;
+  char *schedule;           /* the chosen schedule's JSON, NULL before the search chose one */
+} ls_store_data;
+
+/* Opens a store read-only with HDF5's error printing off; -1 and err naming path on failure. */
+hid_t ls_store_open_read(const char *path, ls_err *err);
+/* Reads and checks a whole store (path names it in errors). On error d holds nothing. */
+int ls_store_load(const char *path, ls_store_data *d, ls_err *err);
+int ls_store_load_file(hid_t file, const char *path, ls_store_data *d, ls_err *err);
+void ls_store_data_free(ls_store_data *d);
+
+/* One value of a root or group attribute (scalar or one element; the class must match). */
 int ls_store_read_attr_str(hid_t loc, const char *name, char **out, ls_err *err);
 int ls_store_read_attr_int(hid_t loc, const char *name, long long *out, ls_err *err);
-/* Reads all candidate rows (masks optional: malloc'd [n][S][L]). */
-int ls_store_read_cands(hid_t file, int n_stages, int n_layers, ls_cand **cands, uint8_t **masks, int64_t *n,
-                        ls_err *err);
+int ls_store_read_attr_f64(hid_t loc, const char *name, double *out, ls_err *err);
+/* Opens dataset `name` if it has `rank` dimensions equal to want[] (LS_STORE_ANY_DIM: any);
+ * its dimensions go to dims (may be NULL). */
+int ls_store_open_dataset(hid_t file, const char *path, const char *name, int rank, const hsize_t *want,
+                          hsize_t *dims, hid_t *d, ls_err *err);
+/* Reads all candidate rows of a store of n_stages x n_layers (masks optional: malloc'd
+ * [n][S][L]); every column's shape is checked first. */
+int ls_store_read_cands(hid_t file, const char *path, int n_stages, int n_layers, ls_cand **cands, uint8_t **masks,
+                        int64_t *n, ls_err *err);
 
 #endif

@@ -19,13 +19,15 @@
 #include "ls_cli.h"
 #include "ls_job.h"
 #include "ls_search.h"
+#include "ls_store.h"
 
 static volatile sig_atomic_t g_stop = 0;
+static volatile sig_atomic_t g_finished = 0; /* the search returned: a signal now stops nothing */
 static char g_sigmsg[256];
 static size_t g_sigmsg_len;
 static void on_signal(int sig) {
   (void)sig;
-  if (!g_stop && g_sigmsg_len) {
+  if (!g_stop && !g_finished && g_sigmsg_len) {
     ssize_t w = write(2, g_sigmsg, g_sigmsg_len);
     (void)w;
   }
@@ -102,6 +104,12 @@ static int run_search(const char *job_path, ls_search_opts *so, int argc, char *
   ls_job *job = NULL;
   int rc = load_job(job_path, &job);
   if (rc) return rc;
+  ls_err perr = {0, ""};
+  if (ls_store_check_path(so->store_path, so->resume, so->force, &perr) != LS_OK) {
+    fprintf(stderr, "litestage-search: %s\n", perr.msg);
+    ls_job_free(job);
+    return LS_EXIT_ERROR;
+  }
   int provided = 0;
   if (MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
     fprintf(stderr, "litestage-search: MPI_Init_thread failed\n");
@@ -132,6 +140,7 @@ static int run_search(const char *job_path, ls_search_opts *so, int argc, char *
   MPI_Comm comm;
   MPI_Comm_dup(MPI_COMM_WORLD, &comm);
   rc = ls_search_run(job, so, comm, &g_stop, &err);
+  g_finished = 1; /* under mpirun, a rank that exits 1 first gets the others SIGTERM'd */
   int status = LS_EXIT_OK;
   if (rc == LS_EINTERRUPTED) {
     if (rank == 0)
@@ -142,7 +151,7 @@ static int run_search(const char *job_path, ls_search_opts *so, int argc, char *
     if (rank == 0) fprintf(stderr, "litestage-search: %s\n", err.msg);
     status = LS_EXIT_CHANCE;
   } else if (rc != LS_OK) {
-    fprintf(stderr, "litestage-search: rank %d: %s\n", rank, err.msg);
+    if (err.msg[0]) fprintf(stderr, "litestage-search: rank %d: %s\n", rank, err.msg);
     if (rc == LS_EMPI) {
       fprintf(stderr, "litestage-search: %s keeps the last complete commit; continue with --resume\n", so->store_path);
       ls_job_free(job);

@@ -50,6 +50,8 @@ typedef struct searcher {
   const ls_cand *round_cands;
   const uint8_t *round_masks;
   int64_t done_in_round;    /* completed in the round in flight (rank 0) */
+  ls_cand round_best;       /* the best that met the target in the round in flight (rank 0) */
+  int have_round_best;
   int64_t evaluated_run;    /* evaluated by this invocation (rank 0), for the ETA */
   double *cand_scores;      /* [E] rank 0's scratch for a candidate's commit */
 } searcher;
@@ -67,6 +69,14 @@ static void masks_for(const searcher *s, const int32_t *budget, uint8_t *masks) 
 
 static double cand_latency(const searcher *s, const ls_cand *c) {
   return s->job->latency_measured ? c->measured_ms : c->predicted_ms;
+}
+
+/* a is better than b (or b is NULL): lower latency, ties to the earlier candidate. */
+static int better(const searcher *s, const ls_cand *a, const ls_cand *b) {
+  if (!b) return 1;
+  double la = cand_latency(s, a), lb = cand_latency(s, b);
+  if (la != lb) return la < lb;
+  return a->id < b->id; /* deterministic tie-break: earlier candidate */
 }
 
 static int same_def(const searcher *s, const ls_cand *a, const ls_cand *b) {
@@ -127,6 +137,24 @@ static void aggregate(const searcher *s, const ls_ex_result *res, ls_cand *c) {
 
 /* ---- evaluation of one example ------------------------------------------ */
 
+double ls_search_predict_ms(const ls_profile *p, const ls_example_result *res, const uint8_t *masks, int n_layers) {
+  ls_stage_call calls[64];
+  int nc = 0;
+  double pred = 0;
+  for (int st = 0; st < res->n_stages; st++) {
+    const ls_stage_result *sr = &res->stages[st];
+    for (int k = 0; k < sr->n_calls; k++) {
+      calls[nc++] = (ls_stage_call){masks ? masks + (size_t)st * n_layers : NULL, sr->calls[k].n_prompt, 0,
+                                    ls_call_decode_calls(&sr->calls[k])};
+      if (nc == 64) {
+        pred += ls_predict_example_ms(p, calls, nc);
+        nc = 0;
+      }
+    }
+  }
+  return nc ? pred + ls_predict_example_ms(p, calls, nc) : pred;
+}
+
 static int run_example(searcher *s, int i, const uint8_t *masks, const int32_t *eew, const double *eet,
                        ls_example_result *res, ls_ex_result *out, ls_err *err) {
   ls_stage_plan plans[LS_SEARCH_MAX_STAGES];
@@ -138,23 +166,11 @@ static int run_example(searcher *s, int i, const uint8_t *masks, const int32_t *
   out->answer = res->answer;
   out->correct = res->correct == 1;
   out->done = 1;
-  ls_stage_call calls[64];
-  int nc = 0;
-  double pred = 0;
   for (int st = 0; st < s->S; st++) {
-    const ls_stage_result *sr = &res->stages[st];
-    out->prompt_tokens[st] = sr->prompt_tokens;
-    out->gen_tokens[st] = sr->generated_tokens;
-    for (int k = 0; k < sr->n_calls; k++) {
-      calls[nc++] = (ls_stage_call){plans[st].skip, sr->calls[k].n_prompt, 0, sr->calls[k].n_generated};
-      if (nc == 64) {
-        pred += s->have_prof ? ls_predict_example_ms(&s->prof, calls, nc) : 0;
-        nc = 0;
-      }
-    }
+    out->prompt_tokens[st] = res->stages[st].prompt_tokens;
+    out->gen_tokens[st] = res->stages[st].generated_tokens;
   }
-  if (s->have_prof && nc) pred += ls_predict_example_ms(&s->prof, calls, nc);
-  out->predicted_ms = s->have_prof ? pred : NAN;
+  out->predicted_ms = s->have_prof ? ls_search_predict_ms(&s->prof, res, masks, s->L) : NAN;
   /* What the profile predicts and `litestage-run pipeline` reports as latency_ms: the example's
    * forward passes (every stage call's prefill + decode loop), without tokenising and rendering
    * prompts. */
@@ -237,10 +253,14 @@ static int cand_done(void *user, const ls_round *r, int cand, ls_err *err) {
   s->evaluated_run++;
   if (s->opts->quiet) return LS_OK;
   int64_t done = s->n_known + s->done_in_round;
-  const ls_cand *best = NULL;
+  /* best so far: earlier rounds (known), this round's earlier candidates, this one */
+  if (c.meets_target && (!s->have_round_best || better(s, &c, &s->round_best))) {
+    s->round_best = c;
+    s->have_round_best = 1;
+  }
+  const ls_cand *best = s->have_round_best ? &s->round_best : NULL;
   for (int64_t i = 0; i < s->n_known; i++)
-    if (s->known[i].meets_target && (!best || cand_latency(s, &s->known[i]) < cand_latency(s, best))) best = &s->known[i];
-  if (c.meets_target && (!best || cand_latency(s, &c) < cand_latency(s, best))) best = &c;
+    if (s->known[i].meets_target && (!best || better(s, &s->known[i], best))) best = &s->known[i];
   double el = (ls_now_ms() - s->t0) / 1000.0;
   int64_t left = s->expected_total > done ? s->expected_total - done : 0;
   double eta = el / (double)s->evaluated_run * (double)left;
@@ -261,8 +281,13 @@ static int cand_done(void *user, const ls_round *r, int cand, ls_err *err) {
 static void round_stats(const searcher *s, const char *what, const ls_round *r, double sync_ms) {
   if (s->dist.rank != 0 || s->opts->quiet) return;
   double use = r->wall_ms > 0 ? r->busy_ms / (r->wall_ms * s->dist.size) : 0;
-  fprintf(stderr, "litestage-search: %s: %d units on %d ranks in %.2f s (ranks busy %.0f%%), then %.3f s to share and store\n",
-          what, r->n_cands * r->n_shards, s->dist.size, r->wall_ms / 1000.0, 100 * use, sync_ms / 1000.0);
+  int units = r->n_cands * r->n_shards, done = 0;
+  for (int u = 0; u < units; u++) done += r->owner[u] >= 0;
+  char count[48];
+  if (done == units) snprintf(count, sizeof count, "%d units", units);
+  else snprintf(count, sizeof count, "%d of %d units", done, units); /* stopped early */
+  fprintf(stderr, "litestage-search: %s: %s on %d ranks in %.2f s (ranks busy %.0f%%), then %.3f s to share and store\n",
+          what, count, s->dist.size, r->wall_ms / 1000.0, 100 * use, sync_ms / 1000.0);
 }
 
 /* Evaluates cands[0..n) (ids assigned here): reuses known results, runs the rest as one round,
@@ -280,14 +305,15 @@ static int eval_batch(searcher *s, ls_cand *cands, int n, ls_err *err) {
   }
   int nt = 0;
   for (int i = 0; i < n; i++) {
-    cands[i].id = s->next_id++;
+    /* Ids go to new candidates only, in generation order; a repeat keeps its id. On resume the
+     * store's candidates come back in the same order with the ids they got then. */
     const ls_cand *k = find_known(s, &cands[i]);
     if (k) {
-      int64_t id = cands[i].id;
       cands[i] = *k;
-      if (k->id != id) cands[i].id = k->id; /* the store's id wins */
+      if (k->id >= s->next_id) s->next_id = k->id + 1;
       map[i] = -1;
     } else {
+      cands[i].id = s->next_id++;
       map[i] = nt;
       todo[nt] = cands[i];
       masks_for(s, todo[nt].budget, masks + (size_t)nt * msz);
@@ -340,6 +366,7 @@ static int eval_batch(searcher *s, ls_cand *cands, int n, ls_err *err) {
           if (map[i] >= 0) cands[i] = todo[map[i]];
       }
       s->done_in_round = 0;
+      s->have_round_best = 0;
     }
     ls_round_free(&r);
   }
@@ -392,7 +419,7 @@ static int reference_pass(searcher *s, ls_err *err) {
       const ls_stage_result *sr = &s->ref[i].stages[st];
       if (s->have_prof) {
         for (int k = 0; k < sr->n_calls; k++)
-          stage_ms[st] += ls_predict_stage_ms(&s->prof, NULL, sr->calls[k].n_prompt, 0, sr->calls[k].n_generated);
+          stage_ms[st] += ls_predict_stage_ms(&s->prof, NULL, sr->calls[k].n_prompt, 0, ls_call_decode_calls(&sr->calls[k]));
       } else {
         stage_ms[st] += sr->prefill_ms + sr->decode_ms; /* measured by whichever rank ran it: shared */
       }
@@ -489,13 +516,6 @@ static int importance_pass(searcher *s, double *per_stage, double *acc, int32_t 
 }
 
 /* ---- strategies ---------------------------------------------------------- */
-
-static int better(const searcher *s, const ls_cand *a, const ls_cand *b) {
-  if (!b) return 1;
-  double la = cand_latency(s, a), lb = cand_latency(s, b);
-  if (la != lb) return la < lb;
-  return a->id < b->id; /* deterministic tie-break: earlier candidate */
-}
 
 static void base_cand(const searcher *s, ls_cand *c, int kind) {
   memset(c, 0, sizeof *c);
@@ -748,8 +768,10 @@ static int run(searcher *s, ls_err *err) {
   if (s->opts->resume) {
     ls_cand *loaded = NULL;
     int64_t nl = 0;
-    LS_TRY(ls_store_resume(&s->store, s->opts->store_path, s->dist.comm, &info, &loaded, &nl, err));
-    s->have_store = 1;
+    int rc = ls_store_resume(&s->store, s->opts->store_path, s->dist.comm, &info, &loaded, &nl, err);
+    s->have_store = s->store.file >= 0; /* closed (and PATH.work removed) on the way out */
+    if (rc != LS_OK && !s->have_store) ls_store_abandon(&s->store);
+    LS_TRY(rc);
     for (int64_t i = 0; i < nl; i++) {
       int rc = add_known(s, &loaded[i], err);
       if (rc != LS_OK) {
@@ -762,8 +784,10 @@ static int run(searcher *s, ls_err *err) {
       fprintf(stderr, "litestage-search: resuming %s: %lld finished candidates will not be evaluated again\n",
               s->opts->store_path, (long long)nl);
   } else {
-    LS_TRY(ls_store_create(&s->store, s->opts->store_path, s->dist.comm, &info, s->opts->force, err));
-    s->have_store = 1;
+    int rc = ls_store_create(&s->store, s->opts->store_path, s->dist.comm, &info, s->opts->force, err);
+    s->have_store = s->store.file >= 0;
+    if (rc != LS_OK && !s->have_store) ls_store_abandon(&s->store);
+    LS_TRY(rc);
   }
   s->t0 = ls_now_ms();
   if (s->dist.rank == 0 && !s->opts->quiet)
@@ -810,7 +834,8 @@ static int run(searcher *s, ls_err *err) {
   int range = j->budget_max - j->budget_min + 1;
   int64_t grid = (int64_t)j->n_windows * j->n_thresholds;
   if (j->strategy == LS_STRAT_GREEDY) {
-    s->expected_total = (int64_t)s->S * range + grid;
+    /* every stage after the first starts from the candidate already chosen: one repeat each */
+    s->expected_total = (int64_t)s->S * range - (s->S - 1) + grid;
   } else {
     s->expected_total = grid;
     int64_t t = 1;
@@ -849,6 +874,17 @@ static int run(searcher *s, ls_err *err) {
   return rc;
 }
 
+/* After the collective close every rank is here with an error: if all hold the same one (store
+ * and round errors are agreed), only rank 0 keeps the message, so that it is printed once. */
+static void report_once(const searcher *s, int rc, ls_err *err) {
+  uint64_t h = 1469598103934665603ull ^ (uint64_t)(uint32_t)rc, lo = 0, hi = 0;
+  for (const char *p = err->msg; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+  if (MPI_Allreduce(&h, &lo, 1, MPI_UINT64_T, MPI_MIN, s->dist.comm) != MPI_SUCCESS ||
+      MPI_Allreduce(&h, &hi, 1, MPI_UINT64_T, MPI_MAX, s->dist.comm) != MPI_SUCCESS)
+    return;
+  if (lo == hi && s->dist.rank != 0) err->msg[0] = 0;
+}
+
 int ls_search_run(ls_job *job, const ls_search_opts *o, MPI_Comm comm, volatile sig_atomic_t *stop, ls_err *err) {
   searcher s;
   memset(&s, 0, sizeof s);
@@ -871,6 +907,7 @@ int ls_search_run(ls_job *job, const ls_search_opts *o, MPI_Comm comm, volatile 
       rc = crc;
       *err = e3;
     }
+    if (rc != LS_OK && rc != LS_EINTERRUPTED && rc != LS_ECHANCE) report_once(&s, rc, err);
   } else if (s.have_store) {
     ls_store_abandon(&s.store);
   }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "ls_store.h"
@@ -51,37 +52,6 @@ static int set_attr_i64(hid_t loc, const char *name, long long v) {
 }
 
 static int set_attr_f64(hid_t loc, const char *name, double v) { return set_attr(loc, name, H5T_NATIVE_DOUBLE, &v); }
-
-int ls_store_read_attr_str(hid_t loc, const char *name, char **out, ls_err *err) {
-  *out = NULL;
-  hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-  if (a < 0) return ls_err_set(err, LS_EFORMAT, "store: attribute \"%s\" missing", name);
-  hid_t ft = H5Aget_type(a);
-  size_t n = H5Tget_size(ft);
-  hid_t mt = str_type(n + 1);
-  char *buf = calloc(n + 2, 1);
-  int rc = buf && H5Aread(a, mt, buf) >= 0 ? LS_OK : ls_err_set(err, LS_EFORMAT, "store: attribute \"%s\" unreadable", name);
-  H5Tclose(mt);
-  H5Tclose(ft);
-  H5Aclose(a);
-  if (rc != LS_OK) {
-    free(buf);
-    return rc;
-  }
-  *out = buf;
-  return LS_OK;
-}
-
-int ls_store_read_attr_int(hid_t loc, const char *name, long long *out, ls_err *err) {
-  hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-  if (a < 0) return ls_err_set(err, LS_EFORMAT, "store: attribute \"%s\" missing", name);
-  int64_t v = 0;
-  herr_t h = H5Aread(a, H5T_NATIVE_INT64, &v);
-  H5Aclose(a);
-  if (h < 0) return ls_err_set(err, LS_EFORMAT, "store: attribute \"%s\" unreadable", name);
-  *out = v;
-  return LS_OK;
-}
 
 static hid_t dxpl_collective(void) {
   hid_t p = H5Pcreate(H5P_DATASET_XFER);
@@ -247,6 +217,7 @@ static size_t col_row_bytes(const ls_store *s, int c) {
 /* ---- file lifecycle ----------------------------------------------------- */
 
 static int set_paths(ls_store *s, const char *path, MPI_Comm comm, ls_err *err) {
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* HDF5 failures become our one-line errors, not stack dumps */
   memset(s, 0, sizeof *s);
   s->file = -1;
   s->comm = comm;
@@ -294,6 +265,86 @@ static int commit(ls_store *s, ls_err *err) {
     free(data);
   }
   return agree(s, rc, err);
+}
+
+/* The folder holding path (malloc'd): "." for a bare name. */
+static char *parent_dir(const char *path) {
+  char *dir = strdup(path);
+  if (!dir) return NULL;
+  char *slash = strrchr(dir, '/');
+  if (!slash) snprintf(dir, strlen(dir) + 1, ".");
+  else if (slash == dir) slash[1] = 0;
+  else *slash = 0;
+  return dir;
+}
+
+int ls_store_check_path(const char *path, int resume, int overwrite, ls_err *err) {
+  char *dir = parent_dir(path);
+  if (!dir) return ls_err_set(err, LS_ENOMEM, "%s: out of memory", path);
+  struct stat st;
+  int rc = LS_OK;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    rc = ls_err_set(err, LS_EIO, "%s: the folder %s does not exist", path, dir);
+  } else {
+    /* a probe file: the permission bits do not tell for root or a read-only mount */
+    size_t n = strlen(path) + 32;
+    char *probe = malloc(n);
+    int fd = -1;
+    if (probe) {
+      snprintf(probe, n, "%s.probe.%ld", path, (long)getpid());
+      fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    }
+    if (!probe) rc = ls_err_set(err, LS_ENOMEM, "%s: out of memory", path);
+    else if (fd < 0) rc = ls_err_set(err, LS_EIO, "%s: cannot create files in %s: %s", path, dir, strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+      unlink(probe);
+    }
+    free(probe);
+  }
+  int exists = stat(path, &st) == 0;
+  if (rc == LS_OK && resume && (!exists || !S_ISREG(st.st_mode) || access(path, R_OK) != 0))
+    rc = ls_err_set(err, LS_EIO, "%s: --resume: %s", path, exists ? "not a readable file" : "no such store");
+  if (rc == LS_OK && !resume && !overwrite && exists)
+    rc = ls_err_set(err, LS_EINVAL, "%s: store exists; use --resume to continue it or --force to replace it", path);
+  free(dir);
+  if (rc == LS_OK) rc = ls_store_check_space(path, (resume ? (long long)st.st_size : 0) + LS_STORE_SPACE_MARGIN, err);
+  return rc;
+}
+
+/* Bytes of the file at path (0 if absent). */
+static long long file_bytes(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+/* Parallel HDF5 cannot recover from a write that fails on one rank (the ranks part ways inside
+ * the library and wait for each other forever), so the disk is checked before every collective
+ * write: rank 0 needs room for the work file's growth plus a copy of it (the commit). Collective. */
+static int space_check(ls_store *s, ls_err *err) {
+  int rc = LS_OK;
+  if (s->rank == 0) {
+    long long need = file_bytes(s->work_path) + LS_STORE_SPACE_MARGIN;
+    rc = ls_store_check_space(s->path, need, err);
+  }
+  return agree(s, rc, err);
+}
+
+int ls_store_check_space(const char *path, long long need, ls_err *err) {
+  char *dir = parent_dir(path);
+  if (!dir) return ls_err_set(err, LS_ENOMEM, "%s: out of memory", path);
+  struct statvfs v;
+  int rc = LS_OK;
+  if (statvfs(dir, &v) != 0) {
+    rc = ls_err_set(err, LS_EIO, "%s: cannot check the free space of %s: %s", path, dir, strerror(errno));
+  } else {
+    long long avail = (long long)v.f_bavail * (long long)v.f_frsize;
+    if (avail < need)
+      rc = ls_err_set(err, LS_EIO, "%s: %s (%lld bytes free in %s, the next commit needs %lld); the store keeps "
+                      "the last commit: free space and continue with --resume", path, strerror(ENOSPC), avail, dir, need);
+  }
+  free(dir);
+  return rc;
 }
 
 static int write_info(ls_store *s, const ls_store_info *in, int first) {
@@ -353,6 +404,7 @@ int ls_store_create(ls_store *s, const char *path, MPI_Comm comm, const ls_store
   if (s->rank == 0 && !overwrite && access(path, F_OK) == 0)
     rc = ls_err_set(err, LS_EINVAL, "%s: store exists; use --resume to continue it or --force to replace it", path);
   LS_TRY(agree(s, rc, err));
+  LS_TRY(space_check(s, err));
   s->file = open_mpio(s, 1);
   if (s->file < 0) return h5fail(err, s->work_path, "create");
   if (write_info(s, in, 1) < 0) return h5fail(err, s->work_path, "attribute write");
@@ -375,42 +427,52 @@ int ls_store_create(ls_store *s, const char *path, MPI_Comm comm, const ls_store
   return commit(s, err);
 }
 
-int ls_store_read_cands(hid_t file, int n_stages, int n_layers, ls_cand **cands, uint8_t **masks, int64_t *n,
-                        ls_err *err) {
+int ls_store_read_cands(hid_t file, const char *path, int n_stages, int n_layers, ls_cand **cands, uint8_t **masks,
+                        int64_t *n, ls_err *err) {
   ls_store tmp;
   memset(&tmp, 0, sizeof tmp);
   tmp.n_stages = n_stages;
   tmp.n_layers = n_layers;
   *cands = NULL;
+  *n = 0;
   if (masks) *masks = NULL;
-  hid_t d = H5Dopen2(file, "candidates/id", H5P_DEFAULT);
-  if (d < 0) return ls_err_set(err, LS_EFORMAT, "store: /candidates/id missing");
-  hid_t sp = H5Dget_space(d);
-  hsize_t dims[1];
-  H5Sget_simple_extent_dims(sp, dims, NULL);
-  H5Sclose(sp);
-  H5Dclose(d);
-  int64_t rows = (int64_t)dims[0];
-  ls_cand *c = calloc((size_t)(rows ? rows : 1), sizeof *c);
-  uint8_t *m = masks ? calloc((size_t)(rows ? rows : 1) * n_stages * n_layers, 1) : NULL;
-  if (!c || (masks && !m)) {
-    free(c);
-    free(m);
-    return ls_err_set(err, LS_ENOMEM, "store: out of memory");
-  }
-  int rc = LS_OK;
-  for (int k = 0; k < N_COLS && rc == LS_OK && rows > 0; k++) {
+  if (n_stages < 1 || n_stages > LS_SEARCH_MAX_STAGES || n_layers < 1 || n_layers > LS_STORE_MAX_LAYERS)
+    return ls_err_set(err, LS_EFORMAT, "%s: %d stages, %d layers: outside 1..%d, 1..%d", path, n_stages, n_layers,
+                      LS_SEARCH_MAX_STAGES, LS_STORE_MAX_LAYERS);
+  /* every column's shape, from its own dataspace, before anything is allocated */
+  hid_t d[N_COLS];
+  hsize_t rows = LS_STORE_ANY_DIM;
+  int rc = LS_OK, opened = 0;
+  for (int k = 0; k < N_COLS && rc == LS_OK; k++) {
     char name[64];
     snprintf(name, sizeof name, "candidates/%s", col_names[k]);
+    hsize_t want[3] = {rows, 0, 0}, dims[3];
+    int nin = col_inner(&tmp, k, want + 1);
+    rc = ls_store_open_dataset(file, path, name, 1 + nin, want, dims, &d[k], err);
+    if (rc != LS_OK) break;
+    opened++;
+    rows = dims[0];
+    if (rows > LS_STORE_MAX_ROWS || rows * (hsize_t)n_stages * (hsize_t)n_layers > LS_STORE_MAX_MASK_BYTES)
+      rc = ls_err_set(err, LS_EFORMAT, "%s: /%s: %llu candidate rows, above the limit of %d rows (%d mask bytes)",
+                      path, name, (unsigned long long)rows, LS_STORE_MAX_ROWS, LS_STORE_MAX_MASK_BYTES);
+  }
+  ls_cand *c = NULL;
+  uint8_t *m = NULL;
+  if (rc == LS_OK) {
+    c = calloc((size_t)(rows ? rows : 1), sizeof *c);
+    m = masks ? calloc((size_t)(rows ? rows : 1) * n_stages * n_layers, 1) : NULL;
+    if (!c || (masks && !m)) rc = ls_err_set(err, LS_ENOMEM, "%s: out of memory for %llu candidates", path,
+                                             (unsigned long long)rows);
+  }
+  for (int k = 0; k < N_COLS && rc == LS_OK && rows > 0; k++) {
     void *buf = malloc((size_t)rows * col_row_bytes(&tmp, k));
-    hid_t dd = H5Dopen2(file, name, H5P_DEFAULT);
-    if (!buf || dd < 0 || H5Dread(dd, col_type(k), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-      rc = ls_err_set(err, LS_EFORMAT, "store: /%s unreadable", name);
+    if (!buf || H5Dread(d[k], col_type(k), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+      rc = ls_err_set(err, LS_EFORMAT, "%s: /candidates/%s unreadable", path, col_names[k]);
     else
-      unpack_col(&tmp, k, c, m, rows, buf);
-    if (dd >= 0) H5Dclose(dd);
+      unpack_col(&tmp, k, c, m, (int64_t)rows, buf);
     free(buf);
   }
+  for (int k = 0; k < opened; k++) H5Dclose(d[k]);
   if (rc != LS_OK) {
     free(c);
     free(m);
@@ -418,8 +480,20 @@ int ls_store_read_cands(hid_t file, int n_stages, int n_layers, ls_cand **cands,
   }
   *cands = c;
   if (masks) *masks = m;
-  *n = rows;
+  *n = (int64_t)rows;
   return LS_OK;
+}
+
+/* A refused --resume leaves PATH as it was and no PATH.work behind. Collective. */
+static int resume_failed(ls_store *s, int rc) {
+  if (s->file >= 0) H5Fclose(s->file);
+  s->file = -1;
+  if (rc != LS_EMPI) MPI_Barrier(s->comm);
+  if (s->rank == 0) unlink(s->work_path);
+  free(s->path);
+  free(s->work_path);
+  s->path = s->work_path = NULL;
+  return rc;
 }
 
 int ls_store_resume(ls_store *s, const char *path, MPI_Comm comm, const ls_store_info *in, ls_cand **cands,
@@ -437,9 +511,10 @@ int ls_store_resume(ls_store *s, const char *path, MPI_Comm comm, const ls_store
     if (rc == LS_OK) rc = ls_write_file_atomic(s->work_path, data, len, err);
     free(data);
   }
-  LS_TRY(agree(s, rc, err));
+  rc = agree(s, rc, err);
+  if (rc != LS_OK) return resume_failed(s, rc);
   s->file = open_mpio(s, 0);
-  if (s->file < 0) return ls_err_set(err, LS_EFORMAT, "%s: not an HDF5 store (cannot open it)", path);
+  if (s->file < 0) return resume_failed(s, ls_err_set(err, LS_EFORMAT, "%s: not an HDF5 store (cannot open it)", path));
   char *hash = NULL;
   long long ver = 0, S = 0, L = 0, E = 0, runs = 0;
   rc = ls_store_read_attr_int(s->file, "schema_version", &ver, err);
@@ -462,20 +537,18 @@ int ls_store_resume(ls_store *s, const char *path, MPI_Comm comm, const ls_store
                     path, S, L, E);
   }
   free(hash);
-  if (rc == LS_OK) rc = ls_store_read_cands(s->file, s->n_stages, s->n_layers, cands, NULL, n_cands, err);
-  if (rc != LS_OK) {
-    H5Fclose(s->file);
-    s->file = -1;
-    return rc;
-  }
+  if (rc == LS_OK) rc = ls_store_read_cands(s->file, path, s->n_stages, s->n_layers, cands, NULL, n_cands, err);
+  if (rc != LS_OK) return resume_failed(s, rc);
   s->n_rows = *n_cands;
   s->run = (int)runs;
+  LS_TRY(space_check(s, err));
   if (write_info(s, in, 0) < 0) return h5fail(err, s->work_path, "attribute write");
   return commit(s, err);
 }
 
 int ls_store_write_importance(ls_store *s, const double *per_stage, const double *acc, const int32_t *ranking,
                               const int32_t *per_stage_ranking, ls_err *err) {
+  LS_TRY(space_check(s, err));
   hid_t g = H5Gopen2(s->file, "importance", H5P_DEFAULT);
   if (g < 0) return h5fail(err, s->work_path, "open /importance");
   int n = 2 * s->n_layers;
@@ -504,6 +577,7 @@ int ls_store_write_importance(ls_store *s, const double *per_stage, const double
 
 int ls_store_write_reference(ls_store *s, const ls_ex_result *ref, const char *const *ids, const int32_t *gold,
                              double score, double chance, double target, const int32_t *stage_order, ls_err *err) {
+  LS_TRY(space_check(s, err));
   hid_t g = H5Gopen2(s->file, "reference", H5P_DEFAULT);
   if (g < 0) return h5fail(err, s->work_path, "open /reference");
   int E = s->n_examples, S = s->n_stages;
@@ -594,6 +668,7 @@ static int append_scores(ls_store *s, hid_t d, int64_t r0, const int *ridx, int 
 
 int ls_store_append(ls_store *s, const ls_cand *cands, const uint8_t *masks, const int *ridx, int n,
                     const ls_round *r, ls_err *err) {
+  LS_TRY(space_check(s, err));
   hid_t xfer = dxpl_collective();
   int bad = 0;
   size_t maxrow = 0;
@@ -669,47 +744,51 @@ static int append_one(const ls_store *s, hid_t f, const ls_cand *c, const uint8_
   return bad ? -1 : 0;
 }
 
+/* PATH plus one candidate, built in memory (HDF5's core driver on a copy of PATH's bytes) so
+ * that HDF5 never writes to disk here: a full disk fails in ls_write_file_atomic, cleanly,
+ * and never leaves HDF5 holding a file it could not close. */
+static int image_with_candidate(const ls_store *s, const char *data, size_t len, const ls_cand *c,
+                                const uint8_t *mask, const double *scores, void **image, size_t *image_len,
+                                ls_err *err) {
+  *image = NULL;
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_fapl_core(fapl, 64 * 1024, 0 /* no backing file */);
+  H5Pset_file_image(fapl, (void *)data, len);
+  /* the core driver refuses a name that exists on disk: this one never can */
+  hid_t f = H5Fopen("/dev/null/litestage-store-image", H5F_ACC_RDWR, fapl);
+  H5Pclose(fapl);
+  if (f < 0) return h5fail(err, s->path, "open (in memory)");
+  int bad = append_one(s, f, c, mask, scores) < 0 || H5Fflush(f, H5F_SCOPE_GLOBAL) < 0;
+  ssize_t n = bad ? -1 : H5Fget_file_image(f, NULL, 0);
+  void *buf = n > 0 ? malloc((size_t)n) : NULL;
+  if (!buf || H5Fget_file_image(f, buf, (size_t)n) != n) bad = 1;
+  if (H5Fclose(f) < 0) bad = 1; /* in memory: nothing to write */
+  if (bad) {
+    free(buf);
+    return h5fail(err, s->path, "append candidate (in memory)");
+  }
+  *image = buf;
+  *image_len = (size_t)n;
+  return LS_OK;
+}
+
 int ls_store_commit_one(ls_store *s, const ls_cand *c, const uint8_t *mask, const double *scores, ls_err *err) {
   if (s->rank != 0) return LS_OK;
-  char *jpath = malloc(strlen(s->path) + 8);
-  if (!jpath) return ls_err_set(err, LS_ENOMEM, "%s: out of memory", s->path);
-  sprintf(jpath, "%s.cand", s->path);
-  /* the last published state, copied */
   char *data = NULL;
   size_t len = 0;
-  int rc = ls_read_file(s->path, &data, &len, err);
-  if (rc == LS_OK) {
-    FILE *fp = fopen(jpath, "wb");
-    if (!fp || fwrite(data, 1, len, fp) != len || fclose(fp) != 0) {
-      if (fp) fclose(fp);
-      rc = ls_err_set(err, LS_EIO, "%s: cannot write: %s", jpath, strerror(errno));
-    }
-  }
+  void *image = NULL;
+  size_t image_len = 0;
+  int rc = ls_read_file(s->path, &data, &len, err); /* the last published state */
+  if (rc == LS_OK) rc = image_with_candidate(s, data, len, c, mask, scores, &image, &image_len, err);
   free(data);
-  /* plus the candidate (serial HDF5: only rank 0 touches this file) */
-  if (rc == LS_OK) {
-    hid_t f = H5Fopen(jpath, H5F_ACC_RDWR, H5P_DEFAULT);
-    if (f < 0) {
-      rc = h5fail(err, jpath, "open");
-    } else {
-      if (append_one(s, f, c, mask, scores) < 0) rc = h5fail(err, jpath, "append candidate");
-      if (H5Fclose(f) < 0 && rc == LS_OK) rc = h5fail(err, jpath, "close");
-    }
-  }
-  /* published atomically */
-  if (rc == LS_OK) {
-    int fd = open(jpath, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) rc = ls_err_set(err, LS_EIO, "%s: cannot flush: %s", jpath, strerror(errno));
-    if (fd >= 0) close(fd);
-  }
-  if (rc == LS_OK && rename(jpath, s->path) != 0)
-    rc = ls_err_set(err, LS_EIO, "%s: cannot rename into place: %s", s->path, strerror(errno));
-  if (rc != LS_OK) unlink(jpath);
-  free(jpath);
+  if (rc == LS_OK) rc = ls_store_check_space(s->path, (long long)image_len + LS_STORE_SPACE_MARGIN, err);
+  if (rc == LS_OK) rc = ls_write_file_atomic(s->path, image, image_len, err); /* published atomically */
+  free(image);
   return rc;
 }
 
 int ls_store_set_status(ls_store *s, const char *status, ls_err *err) {
+  LS_TRY(space_check(s, err));
   char now[32];
   ls_utc_now(now);
   MPI_Bcast(now, sizeof now, MPI_CHAR, 0, s->comm);
@@ -720,6 +799,7 @@ int ls_store_set_status(ls_store *s, const char *status, ls_err *err) {
 
 int ls_store_finish(ls_store *s, const int64_t *pareto, int n_pareto, const char *schedule_json, int64_t chosen_id,
                     const char *status, ls_err *err) {
+  LS_TRY(space_check(s, err));
   hid_t g = H5Gopen2(s->file, "pareto", H5P_DEFAULT);
   if (g < 0) return h5fail(err, s->work_path, "open /pareto");
   hsize_t d1[1] = {(hsize_t)n_pareto};

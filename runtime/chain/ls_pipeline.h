@@ -51,6 +51,12 @@ typedef struct ls_example_result {
   double total_ms;         /* sum of all calls' prefill + decode */
 } ls_example_result;
 
+/* The decode calls a generation made, which is what the profile's n_generated counts
+ * (ls_predict_stage_ms): the prefill yields the first token and a token is fed back only if
+ * generation goes on, so G tokens took G - 1 decode calls, or G when it stopped on EOS (the EOS
+ * is not counted). docs/latency.md, "Counting decode calls". */
+int ls_call_decode_calls(const ls_call_result *c);
+
 /* Runs one example through every stage. plans: [n_stages] or NULL (full model,
  * no early exit). The result owns its buffers: free with ls_example_result_free. */
 int ls_pipeline_run(ls_engine *e, const ls_template *t, const ls_example *ex, const ls_stage_plan *plans,

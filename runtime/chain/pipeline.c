@@ -192,6 +192,11 @@ int ls_pipeline_run(ls_engine *e, const ls_template *t, const ls_example *ex, co
   return ls_pipeline_run_many(e, t, ex, 1, plans, 1, res, err);
 }
 
+int ls_call_decode_calls(const ls_call_result *c) {
+  int n = c->stop == LS_STOP_EOS ? c->n_generated : c->n_generated - 1;
+  return n > 0 ? n : 0;
+}
+
 void ls_example_result_free(ls_example_result *res) {
   if (!res || !res->stages) return;
   for (int s = 0; s < res->n_stages; s++) {
