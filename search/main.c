@@ -92,6 +92,14 @@ static int cmd_validate(int argc, char **argv) {
 
 /* Validates the job (before MPI starts: a typo costs no allocation), then
  * runs the search on every rank. */
+/* This process's rank as the launcher (mpirun, srun) announces it before MPI starts; 0 alone. */
+static int launcher_rank(void) {
+  const char *vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"};
+  for (int i = 0; i < 4; i++)
+    if (getenv(vars[i])) return atoi(getenv(vars[i]));
+  return 0;
+}
+
 static int run_search(const char *job_path, ls_search_opts *so, int argc, char **argv) {
   char default_store[1100];
   if (!so->store_path) {
@@ -106,7 +114,7 @@ static int run_search(const char *job_path, ls_search_opts *so, int argc, char *
   if (rc) return rc;
   ls_err perr = {0, ""};
   if (ls_store_check_path(so->store_path, so->resume, so->force, &perr) != LS_OK) {
-    fprintf(stderr, "litestage-search: %s\n", perr.msg);
+    if (launcher_rank() == 0) fprintf(stderr, "litestage-search: %s\n", perr.msg); /* every rank fails alike */
     ls_job_free(job);
     return LS_EXIT_ERROR;
   }

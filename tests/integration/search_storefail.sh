@@ -21,6 +21,8 @@ expect_fail() { # LOG ARGS...: exit 1
 }
 expect_fail "$T/e1" run "$T/job.json" --store "$T/no/such/dir/s.h5"
 one_line "$T/e1" "$T/no/such/dir/s.h5: the folder $T/no/such/dir does not exist"
+set +e; mpirun_ls -np 2 "$S" run "$T/job.json" --store "$T/no/such/dir/s.h5" >/dev/null 2>"$T/e1m"; set -e
+[ "$(grep -c 'litestage-search' "$T/e1m")" = 1 ] || { cat "$T/e1m"; fail "2 ranks: not one line for a missing folder"; }
 expect_fail "$T/e2" run "$T/job.json" --store "$T/absent.h5" --resume
 one_line "$T/e2" "$T/absent.h5: --resume: no such store"
 mkdir -p "$T/ro"
