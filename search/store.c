@@ -455,6 +455,11 @@ int ls_store_read_cands(hid_t file, const char *path, int n_stages, int n_layers
     if (rows > LS_STORE_MAX_ROWS || rows * (hsize_t)n_stages * (hsize_t)n_layers > LS_STORE_MAX_MASK_BYTES)
       rc = ls_err_set(err, LS_EFORMAT, "%s: /%s: %llu candidate rows, above the limit of %d rows (%d mask bytes)",
                       path, name, (unsigned long long)rows, LS_STORE_MAX_ROWS, LS_STORE_MAX_MASK_BYTES);
+    /* rows the file can hold: deflate packs at most ~1032:1, plus one partly written chunk */
+    hsize_t stored = H5Dget_storage_size(d[k]);
+    if (rc == LS_OK && k == COL_ID && rows * sizeof(int64_t) > stored * 1100 + CHUNK_ROWS * sizeof(int64_t))
+      rc = ls_err_set(err, LS_EFORMAT, "%s: /%s: %llu rows, but only %llu bytes of them are stored", path, name,
+                      (unsigned long long)rows, (unsigned long long)stored);
   }
   ls_cand *c = NULL;
   uint8_t *m = NULL;

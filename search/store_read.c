@@ -144,7 +144,14 @@ static int read_shaped(hid_t f, const char *path, const char *name, int required
   hid_t d;
   LS_TRY(ls_store_open_dataset(f, path, name, rank, want, dims, &d, err));
   size_t n = 1;
-  for (int k = 0; k < rank; k++) n *= (size_t)dims[k];
+  for (int k = 0; k < rank; k++) {
+    if (want[k] == LS_STORE_ANY_DIM && dims[k] > LS_STORE_MAX_ROWS) {
+      H5Dclose(d);
+      return ls_err_set(err, LS_EFORMAT, "%s: /%s: %llu entries, above the limit of %d", path, name,
+                        (unsigned long long)dims[k], LS_STORE_MAX_ROWS);
+    }
+    n *= (size_t)dims[k];
+  }
   *buf = calloc(n ? n : 1, H5Tget_size(mem_type));
   int rc = LS_OK;
   if (!*buf) rc = ls_err_set(err, LS_ENOMEM, "%s: /%s: out of memory", path, name);

@@ -45,6 +45,8 @@ grep -q "$T/missing.h5" "$T/e" || { cat "$T/e"; fail "export error does not name
 if "$S" export "$G" -o "$T/no/such/dir/x.json" 2>"$T/e"; then fail "export into a missing folder"; fi
 grep -q "$T/no/such/dir/x.json" "$T/e" || { cat "$T/e"; fail "export error does not name the output"; }
 
+# (a candidate table of 2^20 rows with no chunk written, a Pareto front of 2^40 entries: refused
+# before anything is allocated)
 # refused CASE PATTERN: show and export --candidate 1 both exit 1 with one line naming the store
 # and matching PATTERN, and show prints nothing.
 refused() {
@@ -114,6 +116,10 @@ craft pareto_long    'del f["pareto/candidate_id"]; f["pareto/candidate_id"] = n
 refused pareto_long  "/pareto/candidate_id"
 craft no_cands       'del f["candidates/id"]'
 refused no_cands     "/candidates/id"
+craft rows_unstored  'del f["candidates/id"]; f.create_dataset("candidates/id", (1 << 20,), dtype="i8", chunks=(64,), compression="gzip")'
+refused rows_unstored "/candidates/id: 1048576 rows, but only"
+craft pareto_huge    'del f["pareto/candidate_id"]; f.create_dataset("pareto/candidate_id", (1 << 40,), dtype="i8", chunks=(64,))'
+refused pareto_huge  "/pareto/candidate_id: 1099511627776 entries"
 
 # zeroed 4 KiB regions: refused in one line naming the store, or shown whole; never exit 0
 # without the candidate table, never a crash.
