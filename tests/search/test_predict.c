@@ -1,8 +1,9 @@
 /* The search's latency prediction counts decode calls, not generated tokens
  * (docs/latency.md, "Counting decode calls"):
  * - ls_call_decode_calls agrees with the engine: over real story-chain runs of stories260K, the
- *   tokens every sub-layer processed (prompt tokens plus one per decode call, counted by the
- *   forward pass's statistics hook) equal sum(n_prompt + ls_call_decode_calls) over the calls;
+ *   tokens every sub-layer processed (prompt tokens not taken from the KV cache plus one per
+ *   decode call, counted by the forward pass's statistics hook) equal
+ *   sum(n_prompt - n_reused + ls_call_decode_calls) over the calls;
  * - ls_search_predict_ms sums ls_predict_stage_ms over the calls with those decode calls and each
  *   stage's mask (a stage that stops on max tokens after G tokens is G - 1 decode steps). */
 #include <check.h>
@@ -61,7 +62,7 @@ START_TEST(decode_calls_match_the_engine) {
     for (int st = 0; st < res.n_stages; st++)
       for (int k = 0; k < res.stages[st].n_calls; k++) {
         const ls_call_result *c = &res.stages[st].calls[k];
-        want += c->n_prompt + ls_call_decode_calls(c);
+        want += c->n_prompt - c->n_reused + ls_call_decode_calls(c); /* reused positions are not prefilled */
         non_eos += c->stop != LS_STOP_EOS && c->n_generated > 0;
       }
     for (int j = 0; j < n; j++) ck_assert_int_eq(cnt[j], want);
