@@ -109,26 +109,81 @@ static int initial_tokens(ls_tokenizer *t, const char *text, int *n, ls_err *err
   return LS_OK;
 }
 
-/* Merges the best-scoring adjacent pair until none is in the vocabulary. */
-static void merge_pairs(ls_tokenizer *t, int *n) {
-  const ls_vocab *v = t->vocab;
-  for (;;) {
-    float best_score = -1e30f;
-    int best_id = -1, best_idx = -1;
-    for (int i = 0; i + 1 < *n; i++) {
-      snprintf(t->scratch, t->scratch_cap, "%s%s", v->tokens[t->work[i]], v->tokens[t->work[i + 1]]);
-      int id = ls_token_lookup(t, t->scratch);
-      if (id >= 0 && v->scores[id] > best_score) {
-        best_score = v->scores[id];
-        best_id = id;
-        best_idx = i;
-      }
-    }
-    if (best_idx < 0) return;
-    t->work[best_idx] = best_id;
-    memmove(&t->work[best_idx + 1], &t->work[best_idx + 2], (size_t)(*n - best_idx - 2) * sizeof(int));
-    (*n)--;
+/* A candidate merge of the symbols at left and right (ids lid, rid) into id. */
+typedef struct sp_pair {
+  float score;
+  int left, right, lid, rid, id;
+} sp_pair;
+
+/* llama2.c's order: the highest score first, the leftmost on ties. */
+static int sp_before(const sp_pair *a, const sp_pair *b) {
+  return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static void sp_push(sp_pair *h, int *n, sp_pair p) {
+  int i = (*n)++;
+  while (i > 0 && sp_before(&p, &h[(i - 1) / 2])) {
+    h[i] = h[(i - 1) / 2];
+    i = (i - 1) / 2;
   }
+  h[i] = p;
+}
+
+static sp_pair sp_pop(sp_pair *h, int *n) {
+  sp_pair top = h[0], last = h[--(*n)];
+  int i = 0;
+  for (int c; (c = 2 * i + 1) < *n; i = c) {
+    if (c + 1 < *n && sp_before(&h[c + 1], &h[c])) c++;
+    if (!sp_before(&h[c], &last)) break;
+    h[i] = h[c];
+  }
+  if (*n > 0) h[i] = last;
+  return top;
+}
+
+static void sp_candidate(ls_tokenizer *t, const int *next, sp_pair *h, int *n_heap, int left) {
+  int right = left >= 0 ? next[left] : -1;
+  if (right < 0) return;
+  const ls_vocab *v = t->vocab;
+  snprintf(t->scratch, t->scratch_cap, "%s%s", v->tokens[t->work[left]], v->tokens[t->work[right]]);
+  int id = ls_token_lookup(t, t->scratch);
+  if (id >= 0 && v->scores[id] > -1e30f)
+    sp_push(h, n_heap, (sp_pair){v->scores[id], left, right, t->work[left], t->work[right], id});
+}
+
+/* Merges the best-scoring adjacent pair until none is in the vocabulary (the
+ * result of llama2.c's repeated scan), with a heap of candidate pairs over a
+ * linked list of symbols: O(n log n). A popped pair is stale if either symbol
+ * changed since it was pushed. */
+static int merge_pairs(ls_tokenizer *t, int *n, ls_err *err) {
+  int m = *n;
+  if (m < 2) return LS_OK;
+  int *next = malloc((size_t)m * sizeof *next), *prev = malloc((size_t)m * sizeof *prev), n_heap = 0;
+  sp_pair *heap = malloc((size_t)3 * (size_t)m * sizeof *heap); /* m - 1 pairs, then at most 2 per merge */
+  if (!next || !prev || !heap) {
+    free(next), free(prev), free(heap);
+    return ls_err_set(err, LS_ENOMEM, "out of memory tokenizing");
+  }
+  for (int i = 0; i < m; i++) {
+    next[i] = i + 1 < m ? i + 1 : -1;
+    prev[i] = i - 1;
+  }
+  for (int i = 0; i + 1 < m; i++) sp_candidate(t, next, heap, &n_heap, i);
+  while (n_heap > 0) {
+    sp_pair p = sp_pop(heap, &n_heap);
+    if (t->work[p.left] != p.lid || next[p.left] != p.right || t->work[p.right] != p.rid) continue;
+    t->work[p.left] = p.id;
+    t->work[p.right] = -1;
+    next[p.left] = next[p.right];
+    if (next[p.right] >= 0) prev[next[p.right]] = p.left;
+    sp_candidate(t, next, heap, &n_heap, prev[p.left]);
+    sp_candidate(t, next, heap, &n_heap, p.left);
+  }
+  int k = 0;
+  for (int i = 0; i >= 0; i = next[i]) t->work[k++] = t->work[i];
+  *n = k;
+  free(next), free(prev), free(heap);
+  return LS_OK;
 }
 
 int ls_tokenize(ls_tokenizer *t, const char *text, int add_bos, int *tokens, int max_tokens, int *n_tokens,
@@ -151,8 +206,9 @@ int ls_tokenize(ls_tokenizer *t, const char *text, int add_bos, int *tokens, int
   /* merge only the text part, never across BOS */
   int *saved = t->work;
   t->work = body;
-  merge_pairs(t, &m);
+  int rc = merge_pairs(t, &m, err);
   t->work = saved;
+  if (rc) return rc;
   n = first + m;
   if (n > max_tokens)
     return ls_err_set(err, LS_EINVAL, "prompt needs %d tokens but at most %d fit", n, max_tokens);
