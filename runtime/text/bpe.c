@@ -770,14 +770,29 @@ static const char *find_text(const char *hay, size_t n, const char *needle, size
   return NULL;
 }
 
+/* Occurrences of tok in the raw fragments frag[0, n). */
+static int count_hits(const ls_bpe *b, const char *text, int n, const char *tok, size_t tl) {
+  int hits = 0;
+  for (int f = 0; f < n; f++) {
+    const int *fr = b->frag + 3 * f;
+    if (fr[2] >= 0) continue;
+    const char *p = text + fr[0], *end = p + fr[1], *hit;
+    while ((hit = find_text(p, (size_t)(end - p), tok, tl))) {
+      hits++;
+      p = hit + tl;
+    }
+  }
+  return hits;
+}
+
 /* Fragments are (start, len, token) triples; token -1 is raw text. For each
  * special token, longest first, every raw fragment is split at each
- * occurrence. Returns the number of fragments in b->frag. */
+ * occurrence (k occurrences add at most 2k fragments). Leaves the fragments
+ * in b->frag[0, *n_frag). */
 static int partition(ls_bpe *b, const char *text, size_t len, int *n_frag, ls_err *err) {
-  /* k occurrences of one token turn a fragment into at most 2k + 1 */
   void **frag[] = {(void **)&b->frag, (void **)&b->frag2};
   const size_t frag_elem[] = {3 * sizeof(int), 3 * sizeof(int)};
-  LS_TRY(reserve(frag, frag_elem, 2, &b->cap_frag, 2 * len + 2, err));
+  LS_TRY(reserve(frag, frag_elem, 2, &b->cap_frag, 1, err));
   int n = 0;
   if (len > 0) {
     b->frag[0] = 0;
@@ -789,7 +804,10 @@ static int partition(ls_bpe *b, const char *text, size_t len, int *n_frag, ls_er
     int id = b->special[s];
     const char *tok = b->v->tokens[id];
     size_t tl = b->tok_len[id];
-    int m = 0, *in = b->frag, *out = b->frag2, changed = 0;
+    int hits = count_hits(b, text, n, tok, tl);
+    if (!hits) continue;
+    LS_TRY(reserve(frag, frag_elem, 2, &b->cap_frag, (size_t)n + 2 * (size_t)hits, err));
+    int m = 0, *in = b->frag, *out = b->frag2;
     for (int f = 0; f < n; f++) {
       int start = in[3 * f], flen = in[3 * f + 1], ftok = in[3 * f + 2];
       const char *hit;
@@ -803,18 +821,15 @@ static int partition(ls_bpe *b, const char *text, size_t len, int *n_frag, ls_er
         m++;
         flen -= off + (int)tl - start;
         start = off + (int)tl;
-        changed = 1;
       }
       if (flen > 0) {
         out[3 * m] = start, out[3 * m + 1] = flen, out[3 * m + 2] = ftok;
         m++;
       }
     }
-    if (changed) {
-      b->frag = out;
-      b->frag2 = in;
-      n = m;
-    }
+    b->frag = out;
+    b->frag2 = in;
+    n = m;
   }
   *n_frag = n;
   return LS_OK;

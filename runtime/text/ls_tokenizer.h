@@ -15,9 +15,11 @@
 #include "ls_error.h"
 #include "ls_model.h"
 
-/* Longest text ls_tokenize accepts, in bytes: prompts are bounded by the
- * context anyway, and the BPE work buffers are sized from the text. */
-#define LS_TOKENIZE_MAX_BYTES (4 << 20)
+/* Longest text ls_tokenize accepts, in bytes (1 MiB, some 250k tokens):
+ * prompts are bounded by the context anyway, and the BPE work buffers grow
+ * with the text (about 12 bytes per input byte, plus 48 per code point of the
+ * longest pre-tokenizer piece). */
+#define LS_TOKENIZE_MAX_BYTES (1 << 20)
 
 typedef struct ls_bpe ls_bpe; /* bpe.c */
 
