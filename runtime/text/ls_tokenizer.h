@@ -3,8 +3,11 @@
  * - SentencePiece (GGUF tokenizer.ggml.model "llama", llama2.c tokenizer.bin),
  *   llama2.c's algorithm (tokenizer.c): text is split into UTF-8 code points,
  *   each looked up in the vocabulary (bytes as <0xNN> tokens when a code point
- *   is missing), then the adjacent pair with the highest merge score is merged
- *   until no pair is in the vocabulary.
+ *   is missing), then the adjacent pair with the highest merge score (the
+ *   leftmost among equal scores) is merged until no pair is in the vocabulary;
+ *   the candidate pairs sit in a priority queue over a linked list of tokens,
+ *   O(n log n) in the text's length, with exactly the tokens of llama2.c's
+ *   quadratic rescan (tests/text/test_tokenizer.c keeps it as the reference).
  * - byte-level BPE (GGUF "gpt2"; bpe.c): special-token text is cut out first,
  *   the rest is split by the model's pre-tokenizer, each piece's bytes are
  *   mapped to printable code points (GPT-2's byte-to-unicode table) and merged
@@ -37,6 +40,11 @@ typedef struct ls_tokenizer {
   int work_cap;
   /* byte-level BPE */
   ls_bpe *bpe;
+  /* SentencePiece merging */
+  int max_token_bytes;    /* text bytes one token can stand for at most (0: no bound known) */
+  struct ls_merge_node *nodes; /* [merge_cap] linked list of the tokens being merged */
+  struct ls_merge_cand *heap;  /* [3 * merge_cap] candidate pairs, best first */
+  int merge_cap;
 } ls_tokenizer;
 
 int ls_tokenizer_init(ls_tokenizer *t, const ls_vocab *v, ls_err *err);
@@ -47,7 +55,9 @@ void ls_tokenizer_free(ls_tokenizer *t);
  * them. Special-token text in the input (BPE: control, user-defined and
  * unknown tokens) becomes that token, as llama.cpp does with parse_special.
  * Fails with LS_EINVAL if the text is longer than LS_TOKENIZE_MAX_BYTES or
- * needs more than max_tokens ids. */
+ * needs more than max_tokens ids; with SentencePiece, a text that cannot fit
+ * whatever the merges do (more bytes than max_tokens times the longest token)
+ * is refused before any work. */
 int ls_tokenize(ls_tokenizer *t, const char *text, int add_special, int *tokens, int max_tokens, int *n_tokens,
                 ls_err *err);
 

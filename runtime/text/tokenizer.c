@@ -1,5 +1,6 @@
 #include "ls_tokenizer.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,13 @@ int ls_tokenizer_init(ls_tokenizer *t, const ls_vocab *v, ls_err *err) {
   for (int i = 0; i < v->n_tokens; i++) t->sorted[i] = i;
   sort_vocab = v;
   qsort(t->sorted, (size_t)v->n_tokens, sizeof *t->sorted, cmp_ids);
+  /* Every initial token stands for at most as many text bytes as its own text
+   * has (a code point is its bytes, <0xNN> is 6 characters for 1 byte, the
+   * space prefix 1 for 1), and a merge concatenates texts, so no token stands
+   * for more bytes than the longest token has; unless the unknown token's text
+   * is empty (it then stands for a byte with no text). */
+  int unk_empty = v->unk_id >= 0 && v->unk_id < v->n_tokens && !v->tokens[v->unk_id][0];
+  t->max_token_bytes = unk_empty ? 0 : max_len;
   for (int b = 0; b < 256; b++) {
     char name[8];
     snprintf(name, sizeof name, "<0x%02X>", b);
@@ -56,6 +64,8 @@ void ls_tokenizer_free(ls_tokenizer *t) {
   free(t->sorted);
   free(t->scratch);
   free(t->work);
+  free(t->nodes);
+  free(t->heap);
   memset(t, 0, sizeof *t);
 }
 
@@ -109,80 +119,106 @@ static int initial_tokens(ls_tokenizer *t, const char *text, int *n, ls_err *err
   return LS_OK;
 }
 
-/* A candidate merge of the symbols at left and right (ids lid, rid) into id. */
-typedef struct sp_pair {
-  float score;
-  int left, right, lid, rid, id;
-} sp_pair;
+/* ---- merging ----------------------------------------------------------------
+ * The quadratic rule (llama2.c): rescan every adjacent pair, merge the one whose
+ * concatenation is the vocabulary token with the highest score (strictly above
+ * -1e30; the leftmost among equal scores), repeat until no pair merges. Here the
+ * tokens form a doubly linked list (a merge keeps the left node and unlinks the
+ * right one, so node order is text order) and every mergeable adjacent pair is
+ * a candidate in a binary max-heap ordered by (score, leftmost node). A merge
+ * changes only the pairs touching the merged node; they are pushed anew, and
+ * the candidates it invalidated are recognised when popped because a node's
+ * generation counter moves whenever its token or its neighbour changes. The
+ * first valid candidate popped is then the pair the rescan would choose. */
 
-/* llama2.c's order: the highest score first, the leftmost on ties. */
-static int sp_before(const sp_pair *a, const sp_pair *b) {
+typedef struct ls_merge_node {
+  int id, prev, next; /* prev/next: node indices, -1 at the ends */
+  unsigned gen;       /* bumped when id changes or the node is unlinked */
+} ls_merge_node;
+
+typedef struct ls_merge_cand {
+  float score;
+  int id;             /* the merged token */
+  int left, right;    /* node indices */
+  unsigned gen_left, gen_right;
+} ls_merge_cand;
+
+/* Strictly better: higher score, then further left. */
+static int cand_before(const ls_merge_cand *a, const ls_merge_cand *b) {
   return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static void sp_push(sp_pair *h, int *n, sp_pair p) {
+static void heap_push(ls_merge_cand *h, int *n, ls_merge_cand c) {
   int i = (*n)++;
-  while (i > 0 && sp_before(&p, &h[(i - 1) / 2])) {
+  while (i > 0 && cand_before(&c, &h[(i - 1) / 2])) {
     h[i] = h[(i - 1) / 2];
     i = (i - 1) / 2;
   }
-  h[i] = p;
+  h[i] = c;
 }
 
-static sp_pair sp_pop(sp_pair *h, int *n) {
-  sp_pair top = h[0], last = h[--(*n)];
+static ls_merge_cand heap_pop(ls_merge_cand *h, int *n) {
+  ls_merge_cand top = h[0], last = h[--(*n)];
   int i = 0;
-  for (int c; (c = 2 * i + 1) < *n; i = c) {
-    if (c + 1 < *n && sp_before(&h[c + 1], &h[c])) c++;
-    if (!sp_before(&h[c], &last)) break;
+  for (;;) {
+    int c = 2 * i + 1;
+    if (c >= *n) break;
+    if (c + 1 < *n && cand_before(&h[c + 1], &h[c])) c++;
+    if (!cand_before(&h[c], &last)) break;
     h[i] = h[c];
+    i = c;
   }
   if (*n > 0) h[i] = last;
   return top;
 }
 
-static void sp_candidate(ls_tokenizer *t, const int *next, sp_pair *h, int *n_heap, int left) {
-  int right = left >= 0 ? next[left] : -1;
-  if (right < 0) return;
+/* Pushes the pair (left, right) if its concatenation is a mergeable token. */
+static void push_pair(ls_tokenizer *t, ls_merge_cand *heap, int *n_heap, int left, int right) {
   const ls_vocab *v = t->vocab;
-  snprintf(t->scratch, t->scratch_cap, "%s%s", v->tokens[t->work[left]], v->tokens[t->work[right]]);
+  const ls_merge_node *a = &t->nodes[left], *b = &t->nodes[right];
+  snprintf(t->scratch, t->scratch_cap, "%s%s", v->tokens[a->id], v->tokens[b->id]);
   int id = ls_token_lookup(t, t->scratch);
-  if (id >= 0 && v->scores[id] > -1e30f)
-    sp_push(h, n_heap, (sp_pair){v->scores[id], left, right, t->work[left], t->work[right], id});
+  if (id < 0 || !(v->scores[id] > -1e30f)) return; /* the rescan's threshold; NaN never merges */
+  ls_merge_cand c = {v->scores[id], id, left, right, a->gen, b->gen};
+  heap_push(heap, n_heap, c);
 }
 
-/* Merges the best-scoring adjacent pair until none is in the vocabulary (the
- * result of llama2.c's repeated scan), with a heap of candidate pairs over a
- * linked list of symbols: O(n log n). A popped pair is stale if either symbol
- * changed since it was pushed. */
-static int merge_pairs(ls_tokenizer *t, int *n, ls_err *err) {
-  int m = *n;
-  if (m < 2) return LS_OK;
-  int *next = malloc((size_t)m * sizeof *next), *prev = malloc((size_t)m * sizeof *prev), n_heap = 0;
-  sp_pair *heap = malloc((size_t)3 * (size_t)m * sizeof *heap); /* m - 1 pairs, then at most 2 per merge */
-  if (!next || !prev || !heap) {
-    free(next), free(prev), free(heap);
-    return ls_err_set(err, LS_ENOMEM, "out of memory tokenizing");
-  }
-  for (int i = 0; i < m; i++) {
-    next[i] = i + 1 < m ? i + 1 : -1;
-    prev[i] = i - 1;
-  }
-  for (int i = 0; i + 1 < m; i++) sp_candidate(t, next, heap, &n_heap, i);
+static int reserve_merge(ls_tokenizer *t, int n, ls_err *err) {
+  if (n <= t->merge_cap) return LS_OK;
+  /* n - 1 initial pairs and at most two new ones per merge */
+  if (n > INT_MAX / 3) return ls_err_set(err, LS_ENOMEM, "out of memory tokenizing");
+  ls_merge_node *nodes = realloc(t->nodes, (size_t)n * sizeof *nodes);
+  if (nodes) t->nodes = nodes;
+  ls_merge_cand *heap = nodes ? realloc(t->heap, (size_t)n * 3 * sizeof *heap) : NULL;
+  if (!heap) return ls_err_set(err, LS_ENOMEM, "out of memory tokenizing");
+  t->heap = heap;
+  t->merge_cap = n;
+  return LS_OK;
+}
+
+/* Merges ids[0..*n) in place; *n becomes the merged count. */
+static int merge_pairs(ls_tokenizer *t, int *ids, int *n, ls_err *err) {
+  if (*n < 2) return LS_OK;
+  LS_TRY(reserve_merge(t, *n, err));
+  ls_merge_node *node = t->nodes;
+  for (int i = 0; i < *n; i++) node[i] = (ls_merge_node){ids[i], i - 1, i + 1 < *n ? i + 1 : -1, 0};
+  int n_heap = 0;
+  for (int i = 0; i + 1 < *n; i++) push_pair(t, t->heap, &n_heap, i, i + 1);
   while (n_heap > 0) {
-    sp_pair p = sp_pop(heap, &n_heap);
-    if (t->work[p.left] != p.lid || next[p.left] != p.right || t->work[p.right] != p.rid) continue;
-    t->work[p.left] = p.id;
-    t->work[p.right] = -1;
-    next[p.left] = next[p.right];
-    if (next[p.right] >= 0) prev[next[p.right]] = p.left;
-    sp_candidate(t, next, heap, &n_heap, prev[p.left]);
-    sp_candidate(t, next, heap, &n_heap, p.left);
+    ls_merge_cand c = heap_pop(t->heap, &n_heap);
+    ls_merge_node *l = &node[c.left], *r = &node[c.right];
+    if (l->gen != c.gen_left || r->gen != c.gen_right || l->next != c.right) continue; /* stale */
+    l->id = c.id;
+    l->gen++;
+    r->gen++;
+    l->next = r->next;
+    if (r->next >= 0) node[r->next].prev = c.left;
+    if (l->prev >= 0) push_pair(t, t->heap, &n_heap, l->prev, c.left);
+    if (l->next >= 0) push_pair(t, t->heap, &n_heap, c.left, l->next);
   }
-  int k = 0;
-  for (int i = 0; i >= 0; i = next[i]) t->work[k++] = t->work[i];
-  *n = k;
-  free(next), free(prev), free(heap);
+  int m = 0;
+  for (int i = 0; i >= 0; i = node[i].next) ids[m++] = node[i].id; /* node 0 is never unlinked */
+  *n = m;
   return LS_OK;
 }
 
@@ -194,25 +230,26 @@ int ls_tokenize(ls_tokenizer *t, const char *text, int add_bos, int *tokens, int
     return ls_err_set(err, LS_EINVAL, "text of %zu bytes is longer than the tokenizer's limit of %d bytes",
                       strlen(text), LS_TOKENIZE_MAX_BYTES);
   int n = 0;
-  if (add_bos && v->add_bos && v->bos_id >= 0) LS_TRY(push(t, &n, v->bos_id, err));
-  int first = n;
-  if (text[0] && v->add_space_prefix) {
-    int sp = ls_token_lookup(t, " ");
-    if (sp >= 0) LS_TRY(push(t, &n, sp, err));
+  int bos = add_bos && v->add_bos && v->bos_id >= 0;
+  int space = text[0] && v->add_space_prefix && ls_token_lookup(t, " ") >= 0;
+  /* refuse a text that cannot fit before spending time on it */
+  size_t bytes = strlen(text) + (size_t)space;
+  if (t->max_token_bytes > 0) {
+    size_t least = (size_t)bos + (bytes + (size_t)t->max_token_bytes - 1) / (size_t)t->max_token_bytes;
+    if (least > (size_t)(max_tokens > 0 ? max_tokens : 0))
+      return ls_err_set(err, LS_EINVAL, "prompt of %zu bytes needs at least %zu tokens but at most %d fit", bytes,
+                        least, max_tokens);
   }
+  if (bos) LS_TRY(push(t, &n, v->bos_id, err));
+  int first = n;
+  if (space) LS_TRY(push(t, &n, ls_token_lookup(t, " "), err));
   LS_TRY(initial_tokens(t, text, &n, err));
   int m = n - first;
-  int *body = t->work + first;
-  /* merge only the text part, never across BOS */
-  int *saved = t->work;
-  t->work = body;
-  int rc = merge_pairs(t, &m, err);
-  t->work = saved;
-  if (rc) return rc;
+  if (m > 0) LS_TRY(merge_pairs(t, t->work + first, &m, err)); /* the text only, never across BOS */
   n = first + m;
   if (n > max_tokens)
     return ls_err_set(err, LS_EINVAL, "prompt needs %d tokens but at most %d fit", n, max_tokens);
-  memcpy(tokens, t->work, (size_t)n * sizeof *tokens);
+  if (n > 0) memcpy(tokens, t->work, (size_t)n * sizeof *tokens);
   *n_tokens = n;
   return LS_OK;
 }
