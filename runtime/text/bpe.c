@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ls_heap.h"
 #include "ls_tokenizer.h"
 #include "unicode_table.h"
 
@@ -631,34 +632,9 @@ static void emit(emit_ctx *e, int id) {
   e->n++;
 }
 
-static int pair_before(const struct pair *x, const struct pair *y) {
+static int pair_before(const void *a, const void *b) {
+  const struct pair *x = a, *y = b;
   return x->rank < y->rank || (x->rank == y->rank && x->left < y->left);
-}
-
-static void heap_push(ls_bpe *b, int *n, struct pair p) {
-  int i = (*n)++;
-  while (i > 0) {
-    int parent = (i - 1) / 2;
-    if (!pair_before(&p, &b->heap[parent])) break;
-    b->heap[i] = b->heap[parent];
-    i = parent;
-  }
-  b->heap[i] = p;
-}
-
-static struct pair heap_pop(ls_bpe *b, int *n) {
-  struct pair top = b->heap[0], last = b->heap[--(*n)];
-  int i = 0;
-  for (;;) {
-    int c = 2 * i + 1;
-    if (c >= *n) break;
-    if (c + 1 < *n && pair_before(&b->heap[c + 1], &b->heap[c])) c++;
-    if (!pair_before(&b->heap[c], &last)) break;
-    b->heap[i] = b->heap[c];
-    i = c;
-  }
-  if (*n > 0) b->heap[i] = last;
-  return top;
 }
 
 static void try_pair(ls_bpe *b, int *n_heap, int left, int right) {
@@ -667,7 +643,8 @@ static void try_pair(ls_bpe *b, int *n_heap, int left, int right) {
   int rank = merge_rank(b, w + b->sym_start[left], (size_t)b->sym_len[left], w + b->sym_start[right],
                         (size_t)b->sym_len[right]);
   if (rank < 0) return;
-  heap_push(b, n_heap, (struct pair){rank, left, b->sym_len[left], b->sym_len[right]});
+  struct pair p = {rank, left, b->sym_len[left], b->sym_len[right]};
+  ls_heap_push(b->heap, n_heap, sizeof p, &p, pair_before);
 }
 
 static size_t utf8_len(uint8_t c) { return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1; }
@@ -702,7 +679,8 @@ static int merge_word(ls_bpe *b, size_t len, emit_ctx *e, ls_err *err) {
   int n_heap = 0;
   for (int i = 1; i < m; i++) try_pair(b, &n_heap, i - 1, i);
   while (n_heap > 0) {
-    struct pair p = heap_pop(b, &n_heap);
+    struct pair p;
+    ls_heap_pop(b->heap, &n_heap, sizeof p, &p, pair_before);
     int l = p.left, r = b->sym_next[l];
     if (r < 0 || b->sym_len[l] != p.ln || b->sym_len[r] != p.rn) continue; /* stale */
     b->sym_len[l] += b->sym_len[r];

@@ -1,5 +1,7 @@
 #include "ls_tokenizer.h"
 
+#include "ls_heap.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,33 +145,10 @@ typedef struct ls_merge_cand {
   unsigned gen_left, gen_right;
 } ls_merge_cand;
 
-/* Strictly better: higher score, then further left. */
-static int cand_before(const ls_merge_cand *a, const ls_merge_cand *b) {
+/* Pops first: higher score, then further left. */
+static int cand_before(const void *x, const void *y) {
+  const ls_merge_cand *a = x, *b = y;
   return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static void heap_push(ls_merge_cand *h, int *n, ls_merge_cand c) {
-  int i = (*n)++;
-  while (i > 0 && cand_before(&c, &h[(i - 1) / 2])) {
-    h[i] = h[(i - 1) / 2];
-    i = (i - 1) / 2;
-  }
-  h[i] = c;
-}
-
-static ls_merge_cand heap_pop(ls_merge_cand *h, int *n) {
-  ls_merge_cand top = h[0], last = h[--(*n)];
-  int i = 0;
-  for (;;) {
-    int c = 2 * i + 1;
-    if (c >= *n) break;
-    if (c + 1 < *n && cand_before(&h[c + 1], &h[c])) c++;
-    if (!cand_before(&h[c], &last)) break;
-    h[i] = h[c];
-    i = c;
-  }
-  if (*n > 0) h[i] = last;
-  return top;
 }
 
 /* Pushes the pair (left, right) if its concatenation is a mergeable token. */
@@ -180,7 +159,7 @@ static void push_pair(ls_tokenizer *t, ls_merge_cand *heap, int *n_heap, int lef
   int id = ls_token_lookup(t, t->scratch);
   if (id < 0 || !(v->scores[id] > -1e30f)) return; /* the rescan's threshold; NaN never merges */
   ls_merge_cand c = {v->scores[id], id, left, right, a->gen, b->gen};
-  heap_push(heap, n_heap, c);
+  ls_heap_push(heap, n_heap, sizeof c, &c, cand_before);
 }
 
 static int reserve_merge(ls_tokenizer *t, int n, ls_err *err) {
@@ -205,7 +184,8 @@ static int merge_pairs(ls_tokenizer *t, int *ids, int *n, ls_err *err) {
   int n_heap = 0;
   for (int i = 0; i + 1 < *n; i++) push_pair(t, t->heap, &n_heap, i, i + 1);
   while (n_heap > 0) {
-    ls_merge_cand c = heap_pop(t->heap, &n_heap);
+    ls_merge_cand c;
+    ls_heap_pop(t->heap, &n_heap, sizeof c, &c, cand_before);
     ls_merge_node *l = &node[c.left], *r = &node[c.right];
     if (l->gen != c.gen_left || r->gen != c.gen_right || l->next != c.right) continue; /* stale */
     l->id = c.id;
