@@ -33,7 +33,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
   return 0;
 }
 
-void ls_test_tmp_cleanup(void) {
+static void tmp_cleanup(void) {
   if (!tmp_root[0] || tmp_root_owner != getpid()) return;
   nftw(tmp_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
   tmp_root[0] = '\0';
@@ -49,7 +49,7 @@ static const char *tmp_root_dir(void) {
   const char *base = getenv("TMPDIR");
   snprintf(tmp_root, sizeof tmp_root, "%s/lstest.XXXXXX", base && base[0] ? base : "/tmp");
   if (!mkdtemp(tmp_root)) die("root", tmp_root);
-  if (!tmp_root_owner) atexit(ls_test_tmp_cleanup);
+  if (!tmp_root_owner) atexit(tmp_cleanup);
   tmp_root_owner = getpid();
   return tmp_root;
 }
@@ -98,12 +98,17 @@ void ls_test_guarded_free(char *p) {
   munmap(base, span + (size_t)sysconf(_SC_PAGESIZE));
 }
 
-int ls_test_run(Suite *s) {
+static int run(Suite *s, enum fork_status fork) {
   tmp_root_dir(); /* before the forks, so that the parent removes it */
   SRunner *sr = srunner_create(s);
+  srunner_set_fork_status(sr, fork);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
-  ls_test_tmp_cleanup();
+  tmp_cleanup();
   return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+int ls_test_run(Suite *s) { return run(s, CK_FORK_GETENV); }
+
+int ls_test_run_nofork(Suite *s) { return run(s, CK_NOFORK); }

@@ -26,7 +26,8 @@ void ls_test_guarded_free(char *p);
 /* Runs a Check suite with CK_NORMAL output, then removes the temp root;
  * returns the process exit status. */
 int ls_test_run(Suite *s);
-/* Removes the temp root now (for suites with their own runner, e.g. MPI). */
-void ls_test_tmp_cleanup(void);
+/* The same in this process (CK_NOFORK), for suites that initialise MPI once
+ * around the run. */
+int ls_test_run_nofork(Suite *s);
 
 #endif

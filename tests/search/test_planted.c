@@ -156,12 +156,8 @@ int main(int argc, char **argv) {
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_planted_layers_ranked_first_and_skipped);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_set_fork_status(sr, CK_NOFORK); /* MPI is initialised once, in this process */
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
+  int status = ls_test_run_nofork(s); /* MPI is initialised once, in this process */
   ls_search_leak_check(); /* before MPI_Finalize unloads Open MPI's plugins (docs/search.md) */
   MPI_Finalize();
-  return failed ? 1 : 0;
+  return status;
 }

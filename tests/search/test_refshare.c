@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ls_refshare.h"
+#include "ls_test.h"
 #include "ls_search.h"
 
 /* A synthetic run: example i has 1 + i%3 stages, stage s has 1 + s calls of varying lengths. */
@@ -163,12 +164,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, test_pack_unpack_subset);
   tcase_add_test(tc, test_allgather_one_rank);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_set_fork_status(sr, CK_NOFORK); /* MPI is initialised once, in this process */
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
+  int status = ls_test_run_nofork(s); /* MPI is initialised once, in this process */
   ls_search_leak_check(); /* before MPI_Finalize unloads Open MPI's plugins (docs/search.md) */
   MPI_Finalize();
-  return failed ? 1 : 0;
+  return status;
 }
