@@ -49,6 +49,8 @@ int ls_arg_u64(const char *flag, const char *value, uint64_t *out, ls_err *err) 
 
 /* ---- the option table --------------------------------------------------- */
 
+int ls_cli_verbose;
+
 /* 1 if `flag` (len bytes) is one of the '|'-separated spellings in names. */
 static int has_name(const char *names, const char *flag, size_t len) {
   for (const char *p = names; *p;) {
@@ -105,6 +107,10 @@ int ls_cli_parse(const ls_cli *c, int argc, char **argv, ls_err *err) {
     const char *eq = a[1] == '-' ? strchr(a, '=') : NULL;
     size_t len = eq ? (size_t)(eq - a) : strlen(a);
     const ls_opt *o = find_opt(c->opts, a, len);
+    if (!o && !eq && (!strcmp(a, "-v") || !strcmp(a, "--verbose"))) {
+      ls_cli_verbose = 1;
+      continue;
+    }
     if (!o) return ls_err_set(err, LS_EINVAL, "unknown option: %.*s", (int)len, a);
     char flag[64];
     snprintf(flag, sizeof flag, "%.*s", (int)len, a);
@@ -142,7 +148,7 @@ static int opt_label(const ls_opt *o, char *buf, size_t size) {
 void ls_cli_usage(const ls_cli *c, FILE *f) {
   fprintf(f, "usage: %s %s\n", c->name, c->synopsis);
   if (c->about) fprintf(f, "\n%s\n", c->about);
-  if (c->opts && c->opts->names) fprintf(f, "\noptions:\n");
+  fprintf(f, "\noptions:\n");
   const int col = 24;
   for (const ls_opt *o = c->opts; o && o->names; o++) {
     char label[128];
@@ -156,11 +162,26 @@ void ls_cli_usage(const ls_cli *c, FILE *f) {
     }
     fputc('\n', f);
   }
+  fprintf(f, "  %-*s%s\n", col - 2, "-v, --verbose", "on an error, also print where it came from (file:line frames)");
   if (c->footer) fprintf(f, "\n%s\n", c->footer);
+}
+
+void ls_cli_print_trace(FILE *f, const ls_err *err) {
+  if (!ls_cli_verbose || !err->trace[0]) return;
+  for (const char *p = err->trace; *p;) {
+    const char *nl = strchr(p, '\n');
+    int n = nl ? (int)(nl - p) : (int)strlen(p);
+    fprintf(f, "  at %.*s\n", n, p);
+    p += n + (nl != NULL);
+  }
+  int kept = 1;
+  for (const char *p = err->trace; *p; p++) kept += *p == '\n';
+  if (err->n_frames > kept) fprintf(f, "  ... %d more frames\n", err->n_frames - kept);
 }
 
 int ls_cli_fail(const ls_cli *c, const ls_err *err) {
   fprintf(stderr, "%s: %s\n", c->name, err->msg);
+  ls_cli_print_trace(stderr, err);
   return 1;
 }
 

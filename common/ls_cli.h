@@ -61,6 +61,10 @@ typedef struct ls_cli {
 
 #define LS_CLI_HELP 1000 /* ls_cli_parse's return for -h / --help */
 
+/* Every command also takes -v / --verbose: an error then prints, under its
+ * one-line message, the trace of where it came from (ls_err.trace). */
+extern int ls_cli_verbose;
+
 /* Fills the options' destinations from argv[1..argc-1]. Returns LS_OK,
  * LS_CLI_HELP, or LS_EINVAL with a message that names the flag. */
 int ls_cli_parse(const ls_cli *c, int argc, char **argv, ls_err *err);
@@ -81,9 +85,11 @@ int ls_cli_main(const ls_cli *c, int argc, char **argv, int (*check)(void *ctx, 
 #define LS_CLI_GO (-1)
 int ls_cli_args(const ls_cli *c, int argc, char **argv, int (*check)(void *ctx, ls_err *err), void *ctx);
 
-/* Prints "NAME: msg" for an error that is not a usage error and returns 1
- * (for commands whose run step needs its own exit statuses). */
+/* Prints "NAME: msg" for an error that is not a usage error (with -v, then
+ * the trace, one "  at FILE:LINE FUNCTION" line per frame) and returns 1. */
 int ls_cli_fail(const ls_cli *c, const ls_err *err);
+/* The trace part of that: with -v, err's frames on f. */
+void ls_cli_print_trace(FILE *f, const ls_err *err);
 
 /* A program's subcommands and the top-level dispatch: "PROG CMD ..." runs
  * cmd->run(argc - 1, argv + 1); "PROG", "PROG -h|--help|help" print the list

@@ -111,11 +111,13 @@ static void unit_finished(coord *c, int u, int rank, double ms, const ls_ex_resu
   }
 }
 
-static void set_failed(coord *c, int code, const char *msg) {
+/* The round's first failure wins (lock held): its code, message (prefixed with the rank it
+ * happened on when rank >= 0) and trace, as they were on that rank. */
+static void set_failed(coord *c, int rank, const ls_err *e) {
   if (!c->failed) {
     c->failed = 1;
-    c->fail.code = code;
-    snprintf(c->fail.msg, sizeof c->fail.msg, "%s", msg);
+    c->fail = *e;
+    if (rank >= 0) snprintf(c->fail.msg, sizeof c->fail.msg, "rank %d: %s", rank, e->msg);
   }
   c->stop = 1;
 }
@@ -132,10 +134,10 @@ static void mpi_fail(coord *c, const char *what, int src, int mrc) {
   char s[MPI_MAX_ERROR_STRING];
   int len = 0;
   MPI_Error_string(mrc, s, &len);
-  char msg[LS_ERR_MSG_MAX];
-  snprintf(msg, sizeof msg, "MPI %s with rank %d failed (%s): a rank died or the network failed", what, src, s);
+  ls_err e = {0};
+  ls_err_set(&e, LS_EMPI, "MPI %s with rank %d failed (%s): a rank died or the network failed", what, src, s);
   pthread_mutex_lock(&c->mu);
-  set_failed(c, LS_EMPI, msg);
+  set_failed(c, -1, &e);
   pthread_mutex_unlock(&c->mu);
 }
 
@@ -161,11 +163,12 @@ static void drain_done(coord *c) {
     pthread_mutex_unlock(&c->mu);
     if (cand < 0) return;
     if (!c->done_cb || skip) continue;
-    ls_err err = {0, ""};
+    ls_err err = {0};
     int rc = c->done_cb(c->user, c->r, cand, &err);
     if (rc != LS_OK) {
+      err.code = rc;
       pthread_mutex_lock(&c->mu);
-      set_failed(c, rc, err.msg);
+      set_failed(c, -1, &err);
       pthread_mutex_unlock(&c->mu);
     }
   }
@@ -210,16 +213,15 @@ static int handle_msg(coord *c, const MPI_Status *st, int *closed) {
       unit_finished(c, h.unit, src, h.ms, (const ls_ex_result *)((char *)c->buf + sizeof(msg_head) + 8));
     pthread_mutex_unlock(&c->mu);
   } else if (st->MPI_TAG == TAG_ERROR) {
-    char msg[LS_ERR_MSG_MAX + 64] = "";
-    int n = count < LS_ERR_MSG_MAX ? count : LS_ERR_MSG_MAX - 1;
-    mrc = MPI_Recv(msg, count < LS_ERR_MSG_MAX ? count : 0, MPI_CHAR, src, TAG_ERROR, d->comm, MPI_STATUS_IGNORE);
+    /* the worker's whole ls_err (code, message, trace): one binary runs on every rank */
+    if ((size_t)count != sizeof(ls_err)) { mpi_fail(c, "receive (malformed error)", src, MPI_ERR_TRUNCATE); return -1; }
+    ls_err e;
+    mrc = MPI_Recv(&e, count, MPI_BYTE, src, TAG_ERROR, d->comm, MPI_STATUS_IGNORE);
     if (mrc != MPI_SUCCESS) { mpi_fail(c, "receive", src, mrc); return -1; }
-    msg[n] = 0;
-    char full[LS_ERR_MSG_MAX];
-    snprintf(full, sizeof full, "rank %d: %s", src, msg);
+    e.msg[sizeof e.msg - 1] = e.trace[sizeof e.trace - 1] = '\0';
     pthread_mutex_lock(&c->mu);
     c->held[src]--;
-    set_failed(c, LS_EINVAL, full);
+    set_failed(c, src, &e);
     pthread_mutex_unlock(&c->mu);
   } else {
     return 0;
@@ -275,15 +277,14 @@ static void rank0_work(coord *c, ls_ex_result *tmp) {
     if (u < 0) return;
     int cand = u / r->n_shards, shard = u % r->n_shards;
     int b = r->shard_begin[shard], e = r->shard_begin[shard + 1];
-    ls_err err = {0, ""};
+    ls_err err = {0};
     double t0 = ls_now_ms();
     int rc = c->fn(c->user, cand, shard, b, e, tmp, &err);
     double ms = ls_now_ms() - t0;
     pthread_mutex_lock(&c->mu);
     if (rc != LS_OK) {
-      char full[LS_ERR_MSG_MAX];
-      snprintf(full, sizeof full, "rank 0: %s", err.msg);
-      set_failed(c, rc, full);
+      err.code = rc;
+      set_failed(c, 0, &err);
     } else {
       unit_finished(c, u, 0, ms, tmp);
     }
@@ -306,12 +307,13 @@ static int worker_loop(ls_dist *d, ls_round *r, ls_unit_fn fn, void *user, char 
     int cand = u / r->n_shards, shard = u % r->n_shards;
     int b = r->shard_begin[shard], e = r->shard_begin[shard + 1];
     ls_ex_result *recs = (ls_ex_result *)(buf + sizeof(msg_head) + 8);
-    ls_err uerr = {0, ""};
+    ls_err uerr = {0};
     double t0 = ls_now_ms();
     int rc = fn(user, cand, shard, b, e, recs, &uerr);
     msg_head h = {u, stop_requested(d) ? 1 : 0, ls_now_ms() - t0};
     if (rc != LS_OK) {
-      mrc = MPI_Send(uerr.msg, (int)strlen(uerr.msg) + 1, MPI_CHAR, 0, TAG_ERROR, d->comm);
+      uerr.code = rc;
+      mrc = MPI_Send(&uerr, (int)sizeof uerr, MPI_BYTE, 0, TAG_ERROR, d->comm);
     } else {
       memcpy(buf, &h, sizeof h);
       size_t n = sizeof(msg_head) + 8 + (size_t)(e - b) * sizeof(ls_ex_result);
@@ -326,7 +328,7 @@ static int share(ls_dist *d, ls_round *r, int *failed, ls_err *fail, ls_err *err
   int32_t head[3] = {r->stopped, *failed, fail->code};
   size_t nu = (size_t)r->n_cands * r->n_shards, ne = (size_t)r->n_cands * r->n_examples;
   int rc = MPI_Bcast(head, 3, MPI_INT32_T, 0, d->comm);
-  if (rc == MPI_SUCCESS) rc = MPI_Bcast(fail->msg, LS_ERR_MSG_MAX, MPI_CHAR, 0, d->comm);
+  if (rc == MPI_SUCCESS) rc = MPI_Bcast(fail, (int)sizeof *fail, MPI_BYTE, 0, d->comm);
   if (rc == MPI_SUCCESS && nu) rc = MPI_Bcast(r->owner, (int)nu, MPI_INT, 0, d->comm);
   if (rc == MPI_SUCCESS && nu) rc = MPI_Bcast(r->unit_ms, (int)nu, MPI_DOUBLE, 0, d->comm);
   if (rc == MPI_SUCCESS && r->n_cands) rc = MPI_Bcast(r->complete, r->n_cands, MPI_UINT8_T, 0, d->comm);
@@ -347,7 +349,7 @@ static int share(ls_dist *d, ls_round *r, int *failed, ls_err *fail, ls_err *err
 int ls_dist_run(ls_dist *d, ls_round *r, ls_unit_fn fn, ls_cand_done_fn done, void *user, ls_err *err) {
   r->stopped = 0;
   int failed = 0;
-  ls_err fail = {0, ""};
+  ls_err fail = {0};
   size_t unit_bytes = sizeof(msg_head) + 8 + (size_t)max_shard_len(r) * sizeof(ls_ex_result);
   char *buf = ls_malloc(unit_bytes, err);
   if (!buf) return LS_ENOMEM;
@@ -379,7 +381,11 @@ int ls_dist_run(ls_dist *d, ls_round *r, ls_unit_fn fn, ls_cand_done_fn done, vo
     pthread_mutex_init(&c.mu, NULL);
     pthread_t th;
     int have_thread = pthread_create(&th, NULL, coord_main, &c) == 0;
-    if (!have_thread) set_failed(&c, LS_ESTATE, "rank 0: cannot start the coordinator thread");
+    if (!have_thread) {
+      ls_err e = {0};
+      ls_err_set(&e, LS_ESTATE, "rank 0: cannot start the coordinator thread");
+      set_failed(&c, -1, &e);
+    }
     if (have_thread || d->size == 1) rank0_work(&c, tmp);
     if (have_thread) pthread_join(th, NULL);
     pthread_mutex_destroy(&c.mu);
@@ -399,10 +405,13 @@ int ls_dist_run(ls_dist *d, ls_round *r, ls_unit_fn fn, ls_cand_done_fn done, vo
   free(buf);
   if (rc != LS_OK) return rc; /* this rank lost the coordinator: nothing to share */
   /* rank 0 lost a worker: a collective would hang on the dead rank, so report at once */
-  if (d->rank == 0 && failed && fail.code == LS_EMPI) return ls_err_set(err, LS_EMPI, "%s", fail.msg);
-  LS_TRY(share(d, r, &failed, &fail, err));
-  if (failed) return ls_err_set(err, fail.code ? fail.code : LS_EMPI, "%s", fail.msg);
-  return LS_OK;
+  if (!(d->rank == 0 && failed && fail.code == LS_EMPI)) LS_TRY(share(d, r, &failed, &fail, err));
+  if (!failed) return LS_OK;
+  /* the failure as it was raised, on whichever rank, with its trace; then this frame */
+  *err = fail;
+  if (!err->code) err->code = LS_EMPI;
+  ls_err_trace(err, __FILE__, __LINE__, __func__);
+  return err->code;
 }
 
 int ls_dist_any_stop(ls_dist *d, int *any, ls_err *err) {

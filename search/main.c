@@ -35,9 +35,10 @@ static void on_signal(int sig) {
 }
 
 static int load_job(const char *path, ls_job **job) {
-  ls_err err = {0, ""};
+  ls_err err = {0};
   if (ls_job_load(path, job, &err) != LS_OK || ls_job_validate(*job, &err) != LS_OK) {
     fprintf(stderr, "litestage-search: %s\n", err.msg);
+    ls_cli_print_trace(stderr, &err);
     ls_job_free(*job);
     *job = NULL;
     return LS_EXIT_ERROR;
@@ -112,7 +113,7 @@ static int run_search(const char *job_path, ls_search_opts *so, int argc, char *
   ls_job *job = NULL;
   int rc = load_job(job_path, &job);
   if (rc) return rc;
-  ls_err perr = {0, ""};
+  ls_err perr = {0};
   if (ls_store_check_path(so->store_path, so->resume, so->force, &perr) != LS_OK) {
     if (launcher_rank() == 0) fprintf(stderr, "litestage-search: %s\n", perr.msg); /* every rank fails alike */
     ls_job_free(job);
@@ -144,7 +145,7 @@ static int run_search(const char *job_path, ls_search_opts *so, int argc, char *
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGUSR1, &sa, NULL);
   if (rank == 0) fprintf(stderr, "litestage-search: world size %d\n", size);
-  ls_err err = {0, ""};
+  ls_err err = {0};
   MPI_Comm comm;
   MPI_Comm_dup(MPI_COMM_WORLD, &comm);
   rc = ls_search_run(job, so, comm, &g_stop, &err);
@@ -159,7 +160,10 @@ static int run_search(const char *job_path, ls_search_opts *so, int argc, char *
     if (rank == 0) fprintf(stderr, "litestage-search: %s\n", err.msg);
     status = LS_EXIT_CHANCE;
   } else if (rc != LS_OK) {
-    if (err.msg[0]) fprintf(stderr, "litestage-search: rank %d: %s\n", rank, err.msg);
+    if (err.msg[0]) {
+      fprintf(stderr, "litestage-search: rank %d: %s\n", rank, err.msg);
+      ls_cli_print_trace(stderr, &err);
+    }
     if (rc == LS_EMPI) {
       fprintf(stderr, "litestage-search: %s keeps the last complete commit; continue with --resume\n", so->store_path);
       ls_job_free(job);
@@ -225,9 +229,10 @@ static int cmd_show(int argc, char **argv) {
                              "and chosen schedule.",
                              argc, argv, &path);
   if (status != LS_CLI_GO) return status;
-  ls_err err = {0, ""};
+  ls_err err = {0};
   if (ls_search_show(path, &err) == LS_OK) return LS_EXIT_OK;
   fprintf(stderr, "litestage-search show: %s\n", err.msg);
+  ls_cli_print_trace(stderr, &err);
   return LS_EXIT_ERROR;
 }
 
@@ -273,7 +278,7 @@ static int cmd_export(int argc, char **argv) {
   };
   int status = ls_cli_args(&cli, argc, argv, export_check, &o);
   if (status != LS_CLI_GO) return status;
-  ls_err err = {0, ""};
+  ls_err err = {0};
   return ls_search_export(o.store, o.id, o.out, &err) ? ls_cli_fail(&cli, &err) : LS_EXIT_OK;
 }
 

@@ -895,13 +895,13 @@ int ls_search_run(ls_job *job, const ls_search_opts *o, MPI_Comm comm, volatile 
   /* make every rank agree on the outcome before touching the store collectively */
   if (rc != LS_EMPI && s.have_store) {
     if (rc == LS_EINTERRUPTED) {
-      ls_err e2 = {0, ""};
+      ls_err e2 = {0};
       ls_store_set_status(&s.store, "interrupted", &e2);
     } else if (rc != LS_OK && rc != LS_ECHANCE) {
-      ls_err e2 = {0, ""};
+      ls_err e2 = {0};
       ls_store_set_status(&s.store, "failed", &e2);
     }
-    ls_err e3 = {0, ""};
+    ls_err e3 = {0};
     int crc = ls_store_close(&s.store, &e3);
     if (rc == LS_OK && crc != LS_OK) {
       rc = crc;

@@ -256,6 +256,7 @@ static int get(rd *r, json_t *obj, const char *where, const char *key, json_t **
 }
 
 static int get_str(rd *r, json_t *obj, const char *where, const char *key, char *dst, size_t cap) {
+  ls_err *err = r->err; /* LS_TRY traces into it */
   json_t *v;
   LS_TRY(get(r, obj, where, key, &v));
   if (!json_is_string(v)) return ls_err_set(r->err, LS_EFORMAT, "%s: field %s%s is not a string", r->path, where, key);
@@ -266,6 +267,7 @@ static int get_str(rd *r, json_t *obj, const char *where, const char *key, char 
 }
 
 static int get_int(rd *r, json_t *obj, const char *where, const char *key, int lo, int hi, int *dst) {
+  ls_err *err = r->err; /* LS_TRY traces into it */
   json_t *v;
   LS_TRY(get(r, obj, where, key, &v));
   if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
@@ -287,6 +289,7 @@ static int check_ms(rd *r, json_t *v, const char *where, const char *key, double
 }
 
 static int get_ms(rd *r, json_t *obj, const char *where, const char *key, double *dst) {
+  ls_err *err = r->err; /* LS_TRY traces into it */
   json_t *v;
   LS_TRY(get(r, obj, where, key, &v));
   return check_ms(r, v, where, key, dst);
@@ -294,6 +297,7 @@ static int get_ms(rd *r, json_t *obj, const char *where, const char *key, double
 
 /* An array of n_expect numbers (n_expect < 0: any length 1..MAX, stored in *n). */
 static int get_ms_array(rd *r, json_t *obj, const char *where, const char *key, int n_expect, double *dst) {
+  ls_err *err = r->err; /* LS_TRY traces into it */
   json_t *a;
   LS_TRY(get(r, obj, where, key, &a));
   if (!json_is_array(a) || (int)json_array_size(a) != n_expect)
@@ -305,6 +309,7 @@ static int get_ms_array(rd *r, json_t *obj, const char *where, const char *key, 
 
 /* Strictly increasing positive integers (the x axis of a table). */
 static int get_axis(rd *r, json_t *obj, const char *where, const char *key, int *dst, int *n) {
+  ls_err *err = r->err; /* LS_TRY traces into it */
   json_t *a;
   LS_TRY(get(r, obj, where, key, &a));
   if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > LS_PROFILE_MAX_POINTS)
@@ -324,6 +329,7 @@ static int get_axis(rd *r, json_t *obj, const char *where, const char *key, int 
 }
 
 static int parse(rd *r, json_t *root, ls_profile *p) {
+  ls_err *err = r->err; /* LS_TRY traces into it */
   if (!json_is_object(root)) return ls_err_set(r->err, LS_EFORMAT, "%s: not a JSON object", r->path);
   char schema[64];
   LS_TRY(get_str(r, root, "", "schema", schema, sizeof schema));

@@ -135,6 +135,15 @@ expect_error "-p and -f" "-f" "$RUN" "${GEN[@]}" -p x -f "$tmp/prompt.txt"
 expect_error "-f missing file" "/nonexistent.txt" "$RUN" "${GEN[@]}" -f /nonexistent.txt
 expect_error "switch with a value" "--tensors" "$RUN" inspect "$M/stories260K.bin" --tensors=1
 expect_error "unknown top-level option" "unknown option: --bogus" "$RUN" --bogus
+# -v: the same first line, then where the error came from, innermost frame first
+"$RUN" "${GEN[@]/$M\/stories260K.bin/$tmp/trunc.bin}" -v >/dev/null 2>"$tmp/v.err"
+"$RUN" "${GEN[@]/$M\/stories260K.bin/$tmp/trunc.bin}" >/dev/null 2>"$tmp/nov.err"
+if [[ $(head -1 "$tmp/v.err") == "$(cat "$tmp/nov.err")" ]] && sed -n 2p "$tmp/v.err" | grep -q "^  at formats/llama2c.c:[0-9]* " \
+  && grep -q "^  at cli/cmd_generate.c:[0-9]* run$" "$tmp/v.err" && [[ $(grep -c "^  at " "$tmp/v.err") -ge 3 ]]; then
+  ok "-v traces the error: $(sed -n '2,$p' "$tmp/v.err" | tr '\n' '<' | sed 's/  at //g')"
+else
+  bad "-v trace: $(cat "$tmp/v.err")"
+fi
 # every option in every --help has a line that says what it does
 for c in generate pipeline profile inspect convert synth; do
   "$RUN" $c --help >"$tmp/h.txt" 2>&1 || bad "$c --help exit"

@@ -44,6 +44,10 @@ expect_usage "export without -o" "missing -o" export x.h5
 expect_usage "export bad --candidate" "--candidate '-3'" export x.h5 --candidate=-3 -o y.json
 expect_usage "show without a file" "missing" show
 expect_usage "run switch with a value" "--resume takes no value" run "$LS_SOURCE_DIR/jobs/story-stories260K.json" --resume=1
+# -v adds where an error came from under the same one-line message
+printf '{"model": ' >"$T/syntax.json"
+set +e; "$S" validate "$T/syntax.json" 2>"$T/e1"; "$S" validate "$T/syntax.json" -v 2>"$T/e2"; set -e
+[ "$(head -1 "$T/e2")" = "$(cat "$T/e1")" ] && grep -q "^  at common/ls_json.c:[0-9]* " "$T/e2" || fail "validate -v: $(cat "$T/e2")"
 # the long forms drive a real run: a small job on 2 ranks, exported with --output=
 small_job "$T/job.json" limit=2 shards=2 budget='{"min":0,"max":2}'
 mpirun_ls -np 2 "$S" run "$T/job.json" --store="$T/s.h5" --quiet 2>"$T/run.log" || { cat "$T/run.log"; fail "run"; }

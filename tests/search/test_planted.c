@@ -80,7 +80,7 @@ START_TEST(test_planted_layers_ranked_first_and_skipped) {
   snprintf(store, sizeof store, "%s/planted.h5", dir);
   write_planted(ls_test_data("models/stories260K/stories260K.bin"), model);
 
-  ls_err err = {0, ""};
+  ls_err err = {0};
   ls_model m;
   memset(&m, 0, sizeof m);
   ck_assert_msg(ls_model_load(&m, model, NULL, &err) == LS_OK, "%s", err.msg);
