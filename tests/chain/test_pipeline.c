@@ -69,26 +69,9 @@ START_TEST(empty_schedule_equals_plain_generation) {
 }
 END_TEST
 
-/* ms per forwarded token over the whole run (token counts differ between plans) */
-static double ms_per_token(const ls_stage_plan *plans) {
-  ls_err err = {0};
-  double ms = 0;
-  long tokens = 0;
-  for (int rep = 0; rep < 3; rep++)
-    for (int i = 0; i < ds->n; i++) {
-      ls_example_result r;
-      ck_assert_int_eq(ls_pipeline_run(&eng, tmpl, &ds->ex[i], plans, &r, &err), 0);
-      for (int s = 0; s < r.n_stages; s++) {
-        ms += r.stages[s].prefill_ms + r.stages[s].decode_ms;
-        /* prompt positions taken from the KV cache are not forwarded */
-        tokens += r.stages[s].prompt_tokens - r.stages[s].reused_tokens + r.stages[s].generated_tokens;
-      }
-      ls_example_result_free(&r);
-    }
-  return ms / (double)tokens;
-}
-
-START_TEST(skipping_runs_fewer_sublayers_and_is_faster) {
+/* Only the work is asserted: a test that compares times fails without a bug on
+ * a loaded machine. What skipping gains in seconds is measured by bench/. */
+START_TEST(skipping_runs_fewer_sublayers) {
   int n_layers = eng.model.cfg.n_layers;
   uint8_t mask[64] = {0};
   /* skip three of five layers entirely: 6 of 10 sub-layers */
@@ -99,8 +82,6 @@ START_TEST(skipping_runs_fewer_sublayers_and_is_faster) {
   ck_assert_int_eq(ls_pipeline_run(&eng, tmpl, &ds->ex[0], plans, &r, &err), 0);
   for (int s = 0; s < r.n_stages; s++) ck_assert_int_eq(r.stages[s].sublayers_executed, 2 * n_layers - 6);
   ls_example_result_free(&r);
-  double full = ms_per_token(NULL), skipped = ms_per_token(plans);
-  ck_assert_msg(skipped < full, "skipping 6/10 sub-layers: %.4f ms/token vs full %.4f", skipped, full);
 }
 END_TEST
 
@@ -159,7 +140,7 @@ int main(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, empty_schedule_equals_plain_generation);
-  tcase_add_test(tc, skipping_runs_fewer_sublayers_and_is_faster);
+  tcase_add_test(tc, skipping_runs_fewer_sublayers);
   tcase_add_test(tc, early_exit_shortens_stages);
   tcase_add_test(tc, fidelity_drops_when_skipping);
   suite_add_tcase(s, tc);
