@@ -440,7 +440,10 @@ static int load_stories(ls_dataset *ds, const char *text, size_t len, ls_err *er
 static int load_any(ls_dataset *ds, const char *text, size_t len, ls_err *err) {
   size_t i = 0;
   while (i < len && isspace((unsigned char)text[i])) i++;
-  if (i == len) return ls_err_set(err, LS_EFORMAT, "%s: the file is empty", ds->path);
+  if (len == 0) return ls_err_set(err, LS_EFORMAT, "%s: the file is empty", ds->path);
+  if (i == len)
+    return ls_err_set(err, LS_EFORMAT, "%s: the file holds only blank lines (%zu bytes of whitespace), no examples",
+                      ds->path, len);
   if (ds->format == LS_DS_STORIES) return load_stories(ds, text, len, err);
   if (ds->format == LS_DS_AUTO && text[i] != '{')
     return ls_err_set(err, LS_EFORMAT, "%s: not JSON; a story text file needs --format stories", ds->path);

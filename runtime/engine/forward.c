@@ -705,6 +705,8 @@ int ls_skip_mask_parse(const char *list, int n_layers, uint8_t *mask, ls_err *er
     name[len] = '\0';
     int layer, kind;
     LS_TRY(ls_sublayer_name_parse(name, n_layers, &layer, &kind, err));
+    /* as a schedule with a repeated sub-layer is refused, so is a list */
+    if (mask[layer] & kind) return ls_err_set(err, LS_EINVAL, "skip list '%s': %s is listed twice", list, name);
     mask[layer] |= (uint8_t)kind;
     s += len;
     if (*s == ',') {

@@ -274,7 +274,8 @@ START_TEST(malformed_lines) {
       {"{\"examples\": [\n {\"input\": \"q\", \"target_scores\": {\"Yes\": 1, \"No\": 0}},\n {\"target_scores\": "
        "{\"Yes\": 1, \"No\": 0}}\n]}\n",
        LS_DS_BIGBENCH, ":3: examples[1]: missing key \"input\""},
-      {"  \n\n", LS_DS_AUTO, ": the file is empty"},
+      {"  \n\n", LS_DS_AUTO, ": the file holds only blank lines (4 bytes of whitespace), no examples"},
+      {"", LS_DS_AUTO, ": the file is empty"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const char *p = write_tmp("bad.jsonl", cases[i].text);

@@ -517,6 +517,11 @@ START_TEST(test_skip_parse) {
   ck_assert_int_eq(ls_skip_mask_executed(NULL, 6), 12);
   ck_assert_int_eq(ls_skip_mask_parse("", 6, m, &err), LS_OK);
   ck_assert_int_eq(ls_skip_mask_executed(m, 6), 12);
+  /* a repeated sub-layer is refused, as in a schedule */
+  ck_assert_int_eq(ls_skip_mask_parse("L4.ffn,L4.ffn", 6, m, &err), LS_EINVAL);
+  ck_assert_msg(strstr(err.msg, "L4.ffn is listed twice") != NULL, "%s", err.msg);
+  ck_assert_int_eq(ls_skip_mask_parse("L4.ffn,L4.attn", 6, m, &err), LS_OK);
+  ck_assert_int_eq(ls_skip_mask_executed(m, 6), 10);
   const char *bad[] = {"L6.attn", "L3.mlp", "3.attn", "L.attn", "L3", "L3.attn,", "L3.attn,,L4.ffn", "x"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     ck_assert_msg(ls_skip_mask_parse(bad[i], 6, m, &err) == LS_EINVAL, "'%s' accepted", bad[i]);
