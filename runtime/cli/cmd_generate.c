@@ -18,6 +18,7 @@ typedef struct {
   ls_engine_params ep;
   const char *prompt, *prompt_file, *skip;
   int n_predict; /* new tokens; -1 = until EOS or the context end */
+  int n_predict_given; /* -n was on the command line: more than the context holds is an error */
   int steps;     /* llama2.c's -n: positions counted from BOS (0 = unused) */
   int random_seed;
   char *file_text; /* the prompt read from --file */
@@ -52,6 +53,8 @@ static const ls_opt opts[] = {
            &g_opts.ep.top_k, 0, 1 << 22),
     LS_FLOAT("--top-p", "P", "nucleus sampling threshold in (0, 1] (default 0.9)", &g_opts.ep.top_p, 1e-6, 1),
     LS_FN("-s|--seed", "SEED", "random seed, -1 = a random one, printed on stderr (default 42)", &g_opts, parse_seed),
+    LS_INT("-c|--ctx-size", "N", "KV cache positions (default: what the prompt and -n can use, at most the\n"
+           "model's context length)", &g_opts.ep.n_ctx, 1, LS_MAX_CTX),
     LS_INT("-t|--threads", "N", "worker threads (default 1); the output is the same for any N",
            &g_opts.ep.n_threads, 1, 256),
     LS_STR("--skip", "LIST", "sub-layers to skip, e.g. L3.attn,L4.ffn (0-based layers)", &g_opts.skip),
@@ -73,6 +76,7 @@ static int check(void *ctx, ls_err *err) {
   if (o->prompt_file && o->prompt) return ls_err_set(err, LS_EINVAL, "-p and -f both give the prompt: use one");
   if (o->steps && o->n_predict != N_PREDICT_UNSET)
     return ls_err_set(err, LS_EINVAL, "-n and --steps both count tokens: use one");
+  o->n_predict_given = o->n_predict != N_PREDICT_UNSET;
   if (o->n_predict == N_PREDICT_UNSET) o->n_predict = 256;
   if (!o->prompt) o->prompt = ""; /* --file fills it at run time */
   return LS_OK;
@@ -123,6 +127,10 @@ static int generate(generate_opts *o, ls_engine *e, uint8_t *mask, ls_err *err) 
       return ls_err_set(err, LS_EINVAL, "--steps %d: the prompt alone takes %d positions", o->steps, n_prompt);
     max_new = o->steps - n_prompt + 1;
   }
+  /* n_prompt + max_new - 1 positions are forwarded (the last token is not) */
+  if (o->n_predict_given && max_new > 0 && n_prompt + max_new - 1 > e->n_ctx)
+    return ls_err_set(err, LS_EINVAL, "-n %d: the prompt's %d tokens and %d new ones exceed the context of %d positions%s",
+                      max_new, n_prompt, max_new, e->n_ctx, o->ep.n_ctx > 0 ? " (-c)" : " (the model's)");
   /* echo the prompt as llama2.c does: its tokens decoded after BOS (qwen2 has none) */
   int first = n_prompt > 0 && e->tokens[0] == e->model.vocab.bos_id;
   for (int i = first; i < n_prompt; i++) fputs(ls_token_piece(&e->tok, i ? e->tokens[i - 1] : -1, e->tokens[i]), stdout);
@@ -147,6 +155,13 @@ static int run(void *ctx, ls_err *err) {
     o->ep.seed = random_seed();
     fprintf(stderr, "seed: %llu\n", (unsigned long long)o->ep.seed);
   }
+  /* Without -c, the KV cache holds what this run can use, not the model's
+   * whole declared context: every token covers at least one byte of the
+   * prompt, plus BOS and EOS. */
+  size_t prompt_bytes = strlen(o->prompt);
+  if (o->steps) o->ep.n_ctx_needed = o->steps + 1;
+  else if (o->n_predict >= 0 && prompt_bytes < (size_t)LS_MAX_CTX)
+    o->ep.n_ctx_needed = (int)prompt_bytes + 2 + o->n_predict;
   ls_engine e;
   LS_TRY(ls_engine_open(&e, &o->ep, err));
   uint8_t *mask = ls_calloc((size_t)e.model.cfg.n_layers, 1, err);

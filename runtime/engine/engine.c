@@ -41,7 +41,9 @@ static int open_parts(ls_engine *e, const ls_engine_params *p, ls_err *err) {
     return ls_err_set(err, LS_EINVAL, "%s: the model has no tokenizer; pass one with -z TOKENIZER.bin",
                       p->model_path);
   }
-  ls_ctx_params cp = {.n_ctx = p->n_ctx, .n_seq = p->n_seq, .max_batch = p->max_batch, .n_threads = p->n_threads};
+  int n_ctx = p->n_ctx;
+  if (n_ctx <= 0 && p->n_ctx_needed > 0 && p->n_ctx_needed < e->model.cfg.seq_len) n_ctx = p->n_ctx_needed;
+  ls_ctx_params cp = {.n_ctx = n_ctx, .n_seq = p->n_seq, .max_batch = p->max_batch, .n_threads = p->n_threads};
   LS_TRY(ls_ctx_new(&e->model, &cp, &e->ctx, err));
   e->n_ctx = ls_ctx_n_ctx(e->ctx);
   e->n_seq = ls_ctx_n_seq(e->ctx);

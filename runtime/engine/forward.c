@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kernels.h"
 #include "ls_forward.h"
@@ -161,6 +162,28 @@ static int xa_slots(const ls_kernels *k, const ls_model *m) {
   return best;
 }
 
+/* The KV cache is sized from the context length, which a model file declares
+ * (an untrusted field): refuse, before allocating, a cache larger than this
+ * machine's physical memory or a context over LS_MAX_CTX positions, naming
+ * where the number came from. */
+static int check_kv_fits(const ls_model *m, const ls_ctx_params *d, int from_flag, ls_err *err) {
+  const ls_config *cfg = &m->cfg;
+  double gib = 2.0 * sizeof(float) * (double)d->n_seq * cfg->n_layers * (double)d->n_ctx *
+               (double)(cfg->n_kv_heads * cfg->head_dim) / (1u << 30);
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  double machine_gib = pages > 0 && page > 0 ? (double)pages * (double)page / (1u << 30) : 0;
+  const char *what = from_flag ? "-c/--ctx-size" : cfg->arch == LS_ARCH_QWEN2 ? "qwen2.context_length" : "llama.context_length";
+  if (d->n_ctx > LS_MAX_CTX)
+    return ls_err_set(err, LS_EINVAL, "%s: %s %d is over the engine's limit of %d positions; use -c to cap it",
+                      m->path, what, d->n_ctx, LS_MAX_CTX);
+  if (machine_gib > 0 && gib > machine_gib)
+    return ls_err_set(err, LS_ENOMEM,
+                      "%s: %s %d needs %.1f GiB of KV cache (%d sequence(s)), more than this machine's %.1f GiB; "
+                      "use -c to cap it",
+                      m->path, what, d->n_ctx, gib, d->n_seq, machine_gib);
+  return LS_OK;
+}
+
 int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *err) {
   *out = NULL;
   LS_TRY(check_model(m, err));
@@ -172,9 +195,9 @@ int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *
   if (d.max_batch > d.n_ctx) d.max_batch = d.n_ctx;
   if (d.n_threads <= 0) d.n_threads = 1;
   if (d.n_seq <= 0) d.n_seq = 1;
-  if (d.n_ctx > (1 << 22)) return ls_err_set(err, LS_EINVAL, "context length %d is absurd", d.n_ctx);
   if (d.n_seq > LS_MAX_SEQ)
     return ls_err_set(err, LS_EINVAL, "%d sequences requested (at most %d)", d.n_seq, LS_MAX_SEQ);
+  LS_TRY(check_kv_fits(m, &d, p && p->n_ctx > 0, err));
 
   ls_ctx *c = calloc(1, sizeof *c);
   if (!c) return ls_err_set(err, LS_ENOMEM, "out of memory for the inference context");

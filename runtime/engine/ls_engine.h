@@ -23,7 +23,9 @@ typedef struct ls_engine_params {
   const char *model_path;
   const char *tokenizer_path; /* llama2.c checkpoints; NULL for GGUF's own */
   int n_threads;              /* <= 0: 1 */
-  int n_ctx;                  /* <= 0: the model's context length */
+  int n_ctx;                  /* <= 0: the model's context length, or n_ctx_needed */
+  int n_ctx_needed;           /* with n_ctx <= 0: positions the run can use at most (<= 0: unknown);
+                                 the context is then the smaller of this and the model's */
   int max_batch;              /* prefill chunk; <= 0: 512 */
   int n_seq;                  /* KV sequence slots (requests decoded together); <= 0: 1 */
   int kv_policy;              /* ls_kv_policy (common/ls_schedule.h); 0: reuse */

@@ -32,6 +32,8 @@ typedef struct ls_ctx ls_ctx;
 /* Most sequence slots one context may hold. */
 #define LS_MAX_SEQ 256
 
+#define LS_MAX_CTX (1 << 22) /* positions per sequence the engine accepts at most */
+
 typedef struct ls_ctx_params {
   int n_ctx;     /* KV cache length in positions per sequence (<= 0: the model's seq_len) */
   int n_seq;     /* sequence slots in the KV cache (<= 0: 1) */

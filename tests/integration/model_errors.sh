@@ -124,5 +124,22 @@ for cmd in inspect convert synth; do
   grep -q "^usage: litestage-run $cmd" "$T/out" || { echo "FAIL: $cmd --help prints no usage"; fail=1; }
 done
 
+# A model that declares a huge context (an untrusted field): the KV cache is
+# sized for the run (generate's default), capped with -c, and a cache larger
+# than the machine is refused before allocating, naming the file and the key.
+"$LS_RUN" synth -o "$T/bigctx.gguf" --dim 64 --layers 16 --heads 2 --ffn 64 --vocab 300 --seq-len 4194304 2>/dev/null
+n=$((n + 1))
+if ! /usr/bin/time -f "%M" -o "$T/rss" "$LS_RUN" generate -m "$T/bigctx.gguf" -p hi -n 8 >"$T/out" 2>"$T/err"; then
+  echo "FAIL: generate on a 4M-position model with -n 8: $(cat "$T/err")"; fail=1
+elif [ "$(cat "$T/rss")" -gt 262144 ]; then
+  echo "FAIL: generate -n 8 on a 4M-position model peaked at $(cat "$T/rss") KB: the KV cache follows the declared context"; fail=1
+fi
+expect_error 1 "$T/bigctx.gguf: llama.context_length 4194304 needs 32.0 GiB of KV cache" \
+  "$LS_RUN" generate -m "$T/bigctx.gguf" -p hi -n -1
+expect_error 1 "-c/--ctx-size 4194304 needs 32.0 GiB" "$LS_RUN" generate -m "$T/bigctx.gguf" -p hi -n 8 -c 4194304
+expect_error 1 "-n 8: the prompt's 3 tokens and 8 new ones exceed the context of 4 positions (-c)" \
+  "$LS_RUN" generate -m "$T/bigctx.gguf" -p hi -n 8 -c 4
+expect_error 2 "-c 5000000" "$LS_RUN" generate -m "$T/bigctx.gguf" -p hi -c 5000000
+
 [ "$fail" -eq 0 ] && echo "model_errors: $n cases ok"
 exit "$fail"
