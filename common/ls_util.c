@@ -68,48 +68,75 @@ static int write_all(int fd, const char *path, const void *data, size_t len, ls_
   return LS_OK;
 }
 
-/* A device, pipe or socket (e.g. /dev/stdout): written in place; renaming a file over it would
- * replace the device node or the symlink to it. */
-static int write_through(const char *path, const void *data, size_t len, ls_err *err) {
-  int fd = open(path, O_WRONLY | O_TRUNC);
-  if (fd < 0) return ls_err_set(err, LS_EIO, "%s: cannot open for writing: %s", path, strerror(errno));
-  int rc = write_all(fd, path, data, len, err);
-  if (close(fd) != 0 && rc == LS_OK) rc = ls_err_set(err, LS_EIO, "%s: write failed: %s", path, strerror(errno));
+/* Resolves where an output goes: a regular file (or a new one) is written to
+ * PATH.tmp.PID and renamed; a link to a regular file replaces the file it
+ * names and keeps the link; a device, pipe or socket (e.g. /dev/stdout) is
+ * written in place, since renaming a file over it would replace the device
+ * node or the symlink to it. */
+int ls_outfile_open(ls_outfile *o, const char *path, ls_err *err) {
+  memset(o, 0, sizeof *o);
+  o->fd = -1;
+  struct stat st;
+  int through = 0;
+  const char *target = path;
+  char *resolved = NULL;
+  if (lstat(path, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return ls_err_set(err, LS_EIO, "%s: is a directory", path);
+    if (S_ISLNK(st.st_mode) && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+      if (!(resolved = realpath(path, NULL)))
+        return ls_err_set(err, LS_EIO, "%s: cannot resolve the link: %s", path, strerror(errno));
+      target = resolved;
+    } else if (!S_ISREG(st.st_mode)) {
+      through = 1;
+    }
+  } else if (errno != ENOENT) {
+    return ls_err_set(err, LS_EIO, "%s: cannot stat: %s", path, strerror(errno));
+  }
+  int too_long = snprintf(o->path, sizeof o->path, "%s", target) >= (int)sizeof o->path ||
+                 (!through && snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", target, (long)getpid()) >= (int)sizeof o->tmp);
+  free(resolved);
+  if (too_long) return ls_err_set(err, LS_EIO, "%.200s...: path too long", path);
+  const char *open_path = through ? o->path : o->tmp;
+  o->fd = through ? open(open_path, O_WRONLY | O_TRUNC) : open(open_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (o->fd < 0)
+    return ls_err_set(err, LS_EIO, "%s: cannot %s: %s", open_path, through ? "open for writing" : "create",
+                      strerror(errno));
+  return LS_OK;
+}
+
+int ls_outfile_write(ls_outfile *o, const void *data, size_t len, ls_err *err) {
+  return write_all(o->fd, o->tmp[0] ? o->tmp : o->path, data, len, err);
+}
+
+int ls_outfile_commit(ls_outfile *o, ls_err *err) {
+  const char *at = o->tmp[0] ? o->tmp : o->path;
+  int rc = LS_OK;
+  if (o->tmp[0] && fsync(o->fd) != 0) rc = ls_err_set(err, LS_EIO, "%s: cannot flush: %s", at, strerror(errno));
+  if (close(o->fd) != 0 && rc == LS_OK) rc = ls_err_set(err, LS_EIO, "%s: write failed: %s", at, strerror(errno));
+  o->fd = -1;
+  if (rc == LS_OK && o->tmp[0] && rename(o->tmp, o->path) != 0)
+    rc = ls_err_set(err, LS_EIO, "%s: cannot rename into place: %s", o->path, strerror(errno));
+  if (rc != LS_OK && o->tmp[0]) unlink(o->tmp);
+  o->tmp[0] = '\0';
   return rc;
 }
 
-static int write_renamed(const char *path, const void *data, size_t len, ls_err *err) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-    return ls_err_set(err, LS_EIO, "%.200s...: path too long", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return ls_err_set(err, LS_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-  int rc = write_all(fd, tmp, data, len, err);
-  if (rc == LS_OK && fsync(fd) != 0) rc = ls_err_set(err, LS_EIO, "%s: cannot flush: %s", tmp, strerror(errno));
-  if (close(fd) != 0 && rc == LS_OK) rc = ls_err_set(err, LS_EIO, "%s: cannot flush: %s", tmp, strerror(errno));
-  if (rc == LS_OK && rename(tmp, path) != 0)
-    rc = ls_err_set(err, LS_EIO, "%s: cannot rename into place: %s", path, strerror(errno));
-  if (rc != LS_OK) unlink(tmp);
-  return rc;
+void ls_outfile_discard(ls_outfile *o) {
+  if (o->fd >= 0) close(o->fd);
+  if (o->tmp[0]) unlink(o->tmp);
+  o->fd = -1;
+  o->tmp[0] = '\0';
 }
 
 int ls_write_file_atomic(const char *path, const void *data, size_t len, ls_err *err) {
-  struct stat st;
-  if (lstat(path, &st) != 0) {
-    if (errno != ENOENT) return ls_err_set(err, LS_EIO, "%s: cannot stat: %s", path, strerror(errno));
-    return write_renamed(path, data, len, err);
-  }
-  if (S_ISREG(st.st_mode)) return write_renamed(path, data, len, err);
-  if (S_ISDIR(st.st_mode)) return ls_err_set(err, LS_EIO, "%s: is a directory", path);
-  if (S_ISLNK(st.st_mode) && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-    /* a link to a regular file: replace the file it names, keep the link */
-    char *target = realpath(path, NULL);
-    if (!target) return ls_err_set(err, LS_EIO, "%s: cannot resolve the link: %s", path, strerror(errno));
-    int rc = write_renamed(target, data, len, err);
-    free(target);
+  ls_outfile o;
+  LS_TRY(ls_outfile_open(&o, path, err));
+  int rc = ls_outfile_write(&o, data, len, err);
+  if (rc) {
+    ls_outfile_discard(&o);
     return rc;
   }
-  return write_through(path, data, len, err);
+  return ls_outfile_commit(&o, err);
 }
 
 void ls_path_normalize(char *path) {

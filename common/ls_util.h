@@ -23,6 +23,19 @@ int ls_read_file(const char *path, char **out, size_t *len, ls_err *err);
  * one) is written through in place, never renamed over; a directory is refused. */
 int ls_write_file_atomic(const char *path, const void *data, size_t len, ls_err *err);
 
+/* The same, written as it goes: open (which fails at once if the file cannot be created, so a
+ * long run learns before it starts), write pieces, then commit (fsync + rename) or discard
+ * (the temporary file is removed; a written-through target keeps what was written). */
+typedef struct ls_outfile {
+  int fd;
+  char path[4096]; /* where the output ends up */
+  char tmp[4096];  /* the temporary file being written, or "" when written through */
+} ls_outfile;
+int ls_outfile_open(ls_outfile *o, const char *path, ls_err *err);
+int ls_outfile_write(ls_outfile *o, const void *data, size_t len, ls_err *err);
+int ls_outfile_commit(ls_outfile *o, ls_err *err);
+void ls_outfile_discard(ls_outfile *o);
+
 /* Normalises a path in place, lexically: no empty or "." components, "dir/.." removed
  * ("jobs/../data/x" -> "data/x", "a//b/./c" -> "a/b/c", "../x" stays, "" -> "."). */
 void ls_path_normalize(char *path);

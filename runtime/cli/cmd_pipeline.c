@@ -54,7 +54,8 @@ static const ls_opt opts[] = {
            &g_opts.ep.n_threads, 1, 256),
     LS_INT("--limit", "N", "the first N examples only", &g_opts.limit, 1, 1 << 30),
     LS_FN("--shard", "I/N", "the I-th of N shards of the examples (0-based)", &g_opts, parse_shard),
-    LS_STR("--out", "FILE", "one JSON line per example (written atomically at the end)", &g_opts.out),
+    LS_STR("--out", "FILE", "one JSON line per example (checked writable before any work, written as\n"
+           "examples finish to FILE.tmp.PID and renamed into place at the end)", &g_opts.out),
     LS_SWITCH("--compare-full", "also run the full model: speedup, answer agreement, token agreement",
            &g_opts.compare_full),
     LS_SWITCH("--ignore-fingerprint", "accept a schedule made for a different model file", &g_opts.ignore_fingerprint),
@@ -263,7 +264,10 @@ static int run(void *ctx, ls_err *err) {
   ls_strbuf_init(&lines);
   totals tt;
   memset(&tt, 0, sizeof tt);
-  int rc = setup(o, &st, err);
+  /* --out is opened first: a path that cannot be written fails before any work */
+  ls_outfile out = {.fd = -1};
+  int rc = o->out ? ls_outfile_open(&out, o->out, err) : LS_OK;
+  if (!rc) rc = setup(o, &st, err);
   double t0 = ls_now_ms();
   /* windows of examples run together (--parallel lanes), recorded in order */
   int window = o->parallel > 1 ? 8 * o->parallel : 1;
@@ -276,11 +280,17 @@ static int run(void *ctx, ls_err *err) {
       if (!rc) rc = record_one(o, &st, &st.ds->ex[i + k], &res[k], &tt, &lines, err);
       else if (res[k].stages) ls_example_result_free(&res[k]);
     }
+    /* the window's lines go to the output as they are recorded */
+    if (!rc && o->out && lines.len) rc = ls_outfile_write(&out, lines.buf, lines.len, err);
+    ls_strbuf_clear(&lines);
     progress(i + n, st.ds->n, t0, o->quiet);
   }
   free(res);
   tt.wall_ms = ls_now_ms() - t0;
-  if (!rc && o->out) rc = ls_write_file_atomic(o->out, lines.buf ? lines.buf : "", lines.len, err);
+  if (o->out && out.fd >= 0) {
+    if (!rc) rc = ls_outfile_commit(&out, err);
+    else ls_outfile_discard(&out);
+  }
   if (!rc) print_summary(st.t, &tt, o->compare_full, st.ds->n > 0 && st.ds->ex[0].answer >= 0);
   ls_strbuf_free(&lines);
   teardown(&st);

@@ -93,6 +93,14 @@ head -c 5000 "$M/stories260K.bin" >"$tmp/trunc.bin"
 expect_error "truncated model" "trunc.bin" "$RUN" generate -m "$tmp/trunc.bin" -z "$M/tok512.bin"
 expect_error "missing dataset" "/nonexistent.jsonl" "$RUN" pipeline -m "$M/stories260K.bin" -z "$M/tok512.bin" --stages "$S" --data /nonexistent.jsonl
 "$RUN" generate --help | grep -q "usage: litestage-run generate" && ok "--help" || bad "--help"
+# --out that cannot be written fails before any example runs (one line, in well under a run's time)
+"$RUN" "${common[@]}" --limit 50 --out /nonexistent/x.jsonl >"$tmp/o.out" 2>"$tmp/o.err"
+[[ $? -eq 1 && $(wc -l <"$tmp/o.err") -eq 1 ]] && grep -q "/nonexistent/x.jsonl.tmp.[0-9]*: cannot create" "$tmp/o.err" \
+  && ! grep -q "examples" "$tmp/o.out" && ok "--out checked before any work" || bad "--out unwritable: $(cat "$tmp/o.err")"
+# --out to a pipe is written through (not renamed over), one line per example
+"$RUN" "${common[@]}" --out /dev/stdout 2>/dev/null | grep -c '^{' >"$tmp/o.n"
+[[ $(cat "$tmp/o.n") -eq 3 ]] && ok "--out /dev/stdout written through" || bad "--out /dev/stdout: $(cat "$tmp/o.n") lines"
+[[ -z $(ls "$tmp"/*.tmp.* 2>/dev/null) ]] && ok "no temporary files left" || bad "temporary files left: $(ls "$tmp"/*.tmp.*)"
 
 # 4. llama.cpp habits
 GEN=(generate -m "$M/stories260K.bin" -z "$M/tok512.bin")
