@@ -35,6 +35,10 @@ int ls_sublayer_name_parse(const char *name, int n_layers, int *layer, int *kind
   return LS_OK;
 }
 
+void ls_sublayer_index_name(int s, char *buf, size_t size) {
+  ls_sublayer_name_format(s / 2, s % 2 ? LS_SUBLAYER_FFN : LS_SUBLAYER_ATTN, buf, size);
+}
+
 void ls_sublayer_name_format(int layer, int kind, char *buf, size_t size) {
   snprintf(buf, size, "L%d.%s", layer, kind == LS_SUBLAYER_ATTN ? "attn" : "ffn");
 }

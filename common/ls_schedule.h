@@ -14,7 +14,7 @@
 
 #define LS_SCHEDULE_SCHEMA_VERSION 1
 
-/* Sub-layer kinds; the same values as LS_SKIP_ATTN / LS_SKIP_FFN in runtime/engine/ls_forward.h. */
+/* Sub-layer kinds (runtime/engine/ls_forward.h defines LS_SKIP_ATTN / LS_SKIP_FFN as these). */
 enum { LS_SUBLAYER_ATTN = 1, LS_SUBLAYER_FFN = 2 };
 
 /* Parses "L<layer>.attn" / "L<layer>.ffn" (layer: decimal, no sign, no leading zeros) into
@@ -23,6 +23,8 @@ enum { LS_SUBLAYER_ATTN = 1, LS_SUBLAYER_FFN = 2 };
 int ls_sublayer_name_parse(const char *name, int n_layers, int *layer, int *kind, ls_err *err);
 /* "L3.attn" into buf (>= 24 bytes). */
 void ls_sublayer_name_format(int layer, int kind, char *buf, size_t size);
+/* The same for a sub-layer index s = 2 * layer + (0 attn, 1 ffn), the order of rankings and stores. */
+void ls_sublayer_index_name(int s, char *buf, size_t size);
 
 /* KV cache policy of a chain (docs/formats.md "Schedules"): REUSE (the default) reuses a cached
  * prompt prefix only where it was computed under the same mask, so outputs equal RECOMPUTE's

@@ -828,7 +828,11 @@ static int run(searcher *s, ls_err *err) {
   LS_TRY(rc);
   if (s->dist.rank == 0 && !s->opts->quiet) {
     fprintf(stderr, "litestage-search: reference score %.4f, target %.4f; importance ranking:", s->ref_score, s->target);
-    for (int k = 0; k < n2 && k < 12; k++) fprintf(stderr, " L%d.%s", s->ranking[k] / 2, s->ranking[k] % 2 ? "ffn" : "attn");
+    for (int k = 0; k < n2 && k < 12; k++) {
+      char name[32];
+      ls_sublayer_index_name(s->ranking[k], name, sizeof name);
+      fprintf(stderr, " %s", name);
+    }
     fprintf(stderr, "%s\n", n2 > 12 ? " ..." : "");
   }
   int range = j->budget_max - j->budget_min + 1;

@@ -53,7 +53,7 @@ static void print_importance(const ls_store_data *d) {
   for (int i = 0; i < d->n_sub; i++) {
     int sub = d->ranking[i]; /* checked: in [0, n_sub) */
     char name[32];
-    snprintf(name, sizeof name, "L%d.%s", sub / 2, sub % 2 ? "ffn" : "attn");
+    ls_sublayer_index_name(sub, name, sizeof name);
     printf("  %-5d %-10s %.6f\n", i, name, d->accumulated[sub]);
   }
 }

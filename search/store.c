@@ -9,6 +9,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "ls_schedule.h"
 #include "ls_store.h"
 #include "ls_util.h"
 
@@ -563,7 +564,7 @@ int ls_store_write_importance(ls_store *s, const double *per_stage, const double
   for (int i = 0; !bad && i < n; i++) {
     names[i] = malloc(24);
     if (!names[i]) { bad = 1; break; }
-    snprintf(names[i], 24, "L%d.%s", i / 2, i % 2 ? "ffn" : "attn");
+    ls_sublayer_index_name(i, names[i], 24);
   }
   if (!bad) {
     bad |= write_small(s, g, "per_stage_cos", H5T_NATIVE_DOUBLE, 2, d2, per_stage);

@@ -117,14 +117,14 @@ double ls_profile_pre_ms(const ls_profile *p, int kind /* 0 fixed, LS_SKIP_ATTN,
  * n_decode is the number of single-token decode calls after the prefill. */
 double ls_predict_prefill_ms(const ls_profile *p, const uint8_t *skip, int n_prompt, int pos0);
 double ls_predict_decode_ms(const ls_profile *p, const uint8_t *skip, int n_prompt, int pos0, int n_decode);
-double ls_predict_stage_ms(const ls_profile *p, const uint8_t *skip, int n_prompt, int pos0, int n_generated);
+double ls_predict_stage_ms(const ls_profile *p, const uint8_t *skip, int n_prompt, int pos0, int n_decode);
 
 /* One stage call of an example, for the whole-example helper. */
 typedef struct ls_stage_call {
   const uint8_t *skip; /* n_layers bytes or NULL */
   int n_prompt;
   int pos0;
-  int n_generated; /* decode calls, as in ls_predict_stage_ms */
+  int n_decode; /* decode calls after the prefill (not tokens generated: ls_call_decode_calls) */
 } ls_stage_call;
 
 double ls_predict_example_ms(const ls_profile *p, const ls_stage_call *calls, int n_calls);

@@ -130,14 +130,14 @@ double ls_predict_decode_ms(const ls_profile *p, const uint8_t *skip, int n_prom
   return n_decode * fixed + na * attn;
 }
 
-double ls_predict_stage_ms(const ls_profile *p, const uint8_t *skip, int n_prompt, int pos0, int n_generated) {
-  return ls_predict_prefill_ms(p, skip, n_prompt, pos0) + ls_predict_decode_ms(p, skip, n_prompt, pos0, n_generated);
+double ls_predict_stage_ms(const ls_profile *p, const uint8_t *skip, int n_prompt, int pos0, int n_decode) {
+  return ls_predict_prefill_ms(p, skip, n_prompt, pos0) + ls_predict_decode_ms(p, skip, n_prompt, pos0, n_decode);
 }
 
 double ls_predict_example_ms(const ls_profile *p, const ls_stage_call *calls, int n_calls) {
   double t = 0.0;
   for (int i = 0; i < n_calls; i++)
-    t += ls_predict_stage_ms(p, calls[i].skip, calls[i].n_prompt, calls[i].pos0, calls[i].n_generated);
+    t += ls_predict_stage_ms(p, calls[i].skip, calls[i].n_prompt, calls[i].pos0, calls[i].n_decode);
   return t;
 }
 

@@ -24,8 +24,9 @@
 
 #include "ls_error.h"
 #include "ls_model.h"
+#include "ls_schedule.h"
 
-enum { LS_SKIP_ATTN = 1, LS_SKIP_FFN = 2 };
+enum { LS_SKIP_ATTN = LS_SUBLAYER_ATTN, LS_SKIP_FFN = LS_SUBLAYER_FFN }; /* a mask byte is a set of sub-layer kinds */
 
 typedef struct ls_ctx ls_ctx;
 

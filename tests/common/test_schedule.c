@@ -163,6 +163,12 @@ START_TEST(masks_and_names) {
       ck_assert_int_eq(layer, l);
       ck_assert_int_eq(kind, k);
     }
+  /* a sub-layer index (2 * layer + (0 attn, 1 ffn)) names the same sub-layer */
+  for (int i = 0; i < 60; i++) {
+    ls_sublayer_index_name(i, buf, sizeof buf);
+    ck_assert_int_eq(ls_sublayer_name_parse(buf, 30, &layer, &kind, &err), LS_OK);
+    ck_assert_int_eq(2 * layer + (kind == LS_SUBLAYER_FFN), i);
+  }
 
   ls_schedule *s;
   ck_assert_int_eq(ls_schedule_new(1, &s, &err), LS_OK);
