@@ -12,7 +12,7 @@
 
 enum { TAG_REQ = 101, TAG_UNIT, TAG_RESULT, TAG_ERROR };
 
-/* Header of a result message; the unit's ls_ex_result records follow. */
+/* Header of a result message; the unit's ls_example_score records follow. */
 typedef struct msg_head {
   int32_t unit;
   int32_t stop; /* the sender's stop flag was set */
@@ -82,7 +82,7 @@ typedef struct coord {
   int failed;       /* an error ended the round */
   ls_err fail;
   double t_first, t_last; /* first unit handed out, last unit back */
-  ls_ex_result *buf; /* receive buffer: one unit's records */
+  ls_example_score *buf; /* receive buffer: one unit's records */
   size_t buf_cap;
 } coord;
 
@@ -96,7 +96,7 @@ static int max_shard_len(const ls_round *r) {
 static int stop_requested(const ls_dist *d) { return d->stop_flag && *d->stop_flag; }
 
 /* Records a finished unit (lock held); a complete candidate goes to the callback queue. */
-static void unit_finished(coord *c, int u, int rank, double ms, const ls_ex_result *recs) {
+static void unit_finished(coord *c, int u, int rank, double ms, const ls_example_score *recs) {
   ls_round *r = c->r;
   int cand = u / r->n_shards, shard = u % r->n_shards;
   int b = r->shard_begin[shard], e = r->shard_begin[shard + 1];
@@ -210,7 +210,7 @@ static int handle_msg(coord *c, const MPI_Status *st, int *closed) {
     c->held[src]--;
     if (h.stop) c->stop = 1;
     if (h.unit >= 0 && h.unit < c->total && r->owner[h.unit] < 0)
-      unit_finished(c, h.unit, src, h.ms, (const ls_ex_result *)((char *)c->buf + sizeof(msg_head) + 8));
+      unit_finished(c, h.unit, src, h.ms, (const ls_example_score *)((char *)c->buf + sizeof(msg_head) + 8));
     pthread_mutex_unlock(&c->mu);
   } else if (st->MPI_TAG == TAG_ERROR) {
     /* the worker's whole ls_err (code, message, trace): one binary runs on every rank */
@@ -267,7 +267,7 @@ static void *coord_main(void *arg) {
 }
 
 /* Rank 0's main thread works on units while the coordinator thread talks and commits. */
-static void rank0_work(coord *c, ls_ex_result *tmp) {
+static void rank0_work(coord *c, ls_example_score *tmp) {
   ls_round *r = c->r;
   for (;;) {
     pthread_mutex_lock(&c->mu);
@@ -306,7 +306,7 @@ static int worker_loop(ls_dist *d, ls_round *r, ls_unit_fn fn, void *user, char 
     if (u < 0) return LS_OK;
     int cand = u / r->n_shards, shard = u % r->n_shards;
     int b = r->shard_begin[shard], e = r->shard_begin[shard + 1];
-    ls_ex_result *recs = (ls_ex_result *)(buf + sizeof(msg_head) + 8);
+    ls_example_score *recs = (ls_example_score *)(buf + sizeof(msg_head) + 8);
     ls_err uerr = {0};
     double t0 = ls_now_ms();
     int rc = fn(user, cand, shard, b, e, recs, &uerr);
@@ -316,7 +316,7 @@ static int worker_loop(ls_dist *d, ls_round *r, ls_unit_fn fn, void *user, char 
       mrc = MPI_Send(&uerr, (int)sizeof uerr, MPI_BYTE, 0, TAG_ERROR, d->comm);
     } else {
       memcpy(buf, &h, sizeof h);
-      size_t n = sizeof(msg_head) + 8 + (size_t)(e - b) * sizeof(ls_ex_result);
+      size_t n = sizeof(msg_head) + 8 + (size_t)(e - b) * sizeof(ls_example_score);
       mrc = MPI_Send(buf, (int)n, MPI_BYTE, 0, TAG_RESULT, d->comm);
     }
     if (mrc != MPI_SUCCESS) return ls_err_set(err, LS_EMPI, "rank %d: MPI send to the coordinator failed", d->rank);
@@ -333,7 +333,7 @@ static int share(ls_dist *d, ls_round *r, int *failed, ls_err *fail, ls_err *err
   if (rc == MPI_SUCCESS && nu) rc = MPI_Bcast(r->unit_ms, (int)nu, MPI_DOUBLE, 0, d->comm);
   if (rc == MPI_SUCCESS && r->n_cands) rc = MPI_Bcast(r->complete, r->n_cands, MPI_UINT8_T, 0, d->comm);
   /* results in pieces below 2 GiB */
-  size_t bytes = ne * sizeof(ls_ex_result), off = 0;
+  size_t bytes = ne * sizeof(ls_example_score), off = 0;
   while (rc == MPI_SUCCESS && off < bytes) {
     size_t n = bytes - off > (1u << 30) ? (1u << 30) : bytes - off;
     rc = MPI_Bcast((char *)r->res + off, (int)n, MPI_BYTE, 0, d->comm);
@@ -350,7 +350,7 @@ int ls_dist_run(ls_dist *d, ls_round *r, ls_unit_fn fn, ls_cand_done_fn done, vo
   r->stopped = 0;
   int failed = 0;
   ls_err fail = {0};
-  size_t unit_bytes = sizeof(msg_head) + 8 + (size_t)max_shard_len(r) * sizeof(ls_ex_result);
+  size_t unit_bytes = sizeof(msg_head) + 8 + (size_t)max_shard_len(r) * sizeof(ls_example_score);
   char *buf = ls_malloc(unit_bytes, err);
   if (!buf) return LS_ENOMEM;
   int rc = LS_OK;
@@ -363,13 +363,13 @@ int ls_dist_run(ls_dist *d, ls_round *r, ls_unit_fn fn, ls_cand_done_fn done, vo
     c.done_cb = done;
     c.user = user;
     c.total = r->n_cands * r->n_shards;
-    c.buf = (ls_ex_result *)buf;
+    c.buf = (ls_example_score *)buf;
     c.buf_cap = unit_bytes;
     size_t nc = r->n_cands > 0 ? (size_t)r->n_cands : 1;
     c.shards_done = ls_calloc(nc, sizeof(int), err);
     c.doneq = ls_calloc(nc, sizeof(int), err);
     c.held = ls_calloc((size_t)d->size, sizeof(int), err);
-    ls_ex_result *tmp = ls_calloc((size_t)max_shard_len(r) + 1, sizeof *tmp, err);
+    ls_example_score *tmp = ls_calloc((size_t)max_shard_len(r) + 1, sizeof *tmp, err);
     if (!c.shards_done || !c.doneq || !c.held || !tmp) {
       free(c.shards_done);
       free(c.doneq);

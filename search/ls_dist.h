@@ -41,17 +41,17 @@
 
 /* What one candidate did on one example. Plain old data: sent as bytes
  * between ranks (ranks of one job run the same binary on the same ABI). */
-typedef struct ls_ex_result {
+typedef struct ls_example_score {
   double score;        /* objective on this example, in [0, 1] */
   double measured_ms;  /* the example's generation: sum of its stage calls' prefill + decode wall ms */
   double predicted_ms; /* profile prediction from its token counts (NAN: no profile) */
   int32_t prompt_tokens[LS_SEARCH_MAX_STAGES]; /* per stage, summed over the stage's calls */
-  int32_t gen_tokens[LS_SEARCH_MAX_STAGES];    /* per stage, summed over the stage's calls */
+  int32_t n_generated[LS_SEARCH_MAX_STAGES];    /* per stage, summed over the stage's calls */
   int32_t answer;      /* extracted option index, -1 none */
   int32_t correct;     /* answer == gold */
   int32_t done;        /* 1 once computed */
   int32_t pad_;
-} ls_ex_result;
+} ls_example_score;
 
 typedef struct ls_dist {
   MPI_Comm comm;
@@ -63,7 +63,7 @@ typedef struct ls_dist {
 typedef struct ls_round {
   int n_cands, n_shards, n_examples;
   int *shard_begin;    /* [n_shards + 1] example ranges: shard k is [begin[k], begin[k+1]) */
-  ls_ex_result *res;   /* [n_cands][n_examples] */
+  ls_example_score *res;   /* [n_cands][n_examples] */
   int *owner;          /* [n_cands][n_shards] rank that computed the unit, -1 if not done */
   double *unit_ms;     /* [n_cands][n_shards] wall time of the unit */
   uint8_t *complete;   /* [n_cands] every shard done */
@@ -73,7 +73,7 @@ typedef struct ls_round {
 } ls_round;
 
 /* Evaluates one unit: candidate `cand` of the round on examples [begin, end); fills out[0..end-begin). */
-typedef int (*ls_unit_fn)(void *user, int cand, int shard, int begin, int end, ls_ex_result *out, ls_err *err);
+typedef int (*ls_unit_fn)(void *user, int cand, int shard, int begin, int end, ls_example_score *out, ls_err *err);
 /* Called on rank 0 (coordinator thread, not under the round's lock) for each candidate that got
  * its last shard, in completion order; r->res of that candidate is final. A non-OK status ends
  * the round as an error. */

@@ -45,7 +45,7 @@ typedef struct ls_cand {
   double measured_ms;  /* mean wall ms per example */
   double predicted_ms; /* mean predicted ms per example (NAN without a profile) */
   double prompt_tokens[LS_SEARCH_MAX_STAGES]; /* mean per example */
-  double gen_tokens[LS_SEARCH_MAX_STAGES];    /* mean per example */
+  double n_generated[LS_SEARCH_MAX_STAGES];    /* mean per example */
   int32_t meets_target;
   int32_t run;         /* invocation that evaluated it (0 first, 1 after a resume, ...) */
   int32_t round;       /* round of that invocation */
@@ -85,7 +85,7 @@ int ls_store_write_importance(ls_store *s, const double *per_stage_cos /* [S][2L
                               const double *accumulated /* [2L] */, const int32_t *ranking /* [2L] */,
                               const int32_t *per_stage_ranking /* [S][2L] */, ls_err *err);
 /* Reference results, per example (rank 0's data). Collective. */
-int ls_store_write_reference(ls_store *s, const ls_ex_result *ref /* [n_examples] */,
+int ls_store_write_reference(ls_store *s, const ls_example_score *ref /* [n_examples] */,
                              const char *const *example_ids, const int32_t *gold, double score,
                              double chance, double target, const int32_t *stage_order, ls_err *err);
 

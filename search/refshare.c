@@ -25,7 +25,7 @@ int ls_ref_pack(const ls_example_result *ref, int n, const uint8_t *mine, char *
       const ls_stage_result *st = &e->stages[s];
       put_i32(&w, st->n_calls);
       put_i32(&w, st->prompt_tokens);
-      put_i32(&w, st->generated_tokens);
+      put_i32(&w, st->n_generated);
       put_i32(&w, st->early_exits);
       put_i32(&w, st->sublayers_executed);
       put_f64(&w, st->prefill_ms);
@@ -101,7 +101,7 @@ static int unpack_one(rbuf *r, ls_example_result *e) {
     ls_stage_result *st = &e->stages[s];
     int nc = get_count(r, 1);
     st->prompt_tokens = get_i32(r);
-    st->generated_tokens = get_i32(r);
+    st->n_generated = get_i32(r);
     st->early_exits = get_i32(r);
     st->sublayers_executed = get_i32(r);
     st->prefill_ms = get_f64(r);

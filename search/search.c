@@ -33,7 +33,7 @@ typedef struct searcher {
   int S, L, E;
   /* reference */
   ls_example_result *ref;   /* [E] full runs (every rank: fidelity teacher-forces against them) */
-  ls_ex_result *ref_sum;    /* [E] */
+  ls_example_score *ref_sum;    /* [E] */
   int ref_phase;            /* the round in flight is the reference pass */
   double ref_score, target, chance;
   int stage_order[LS_SEARCH_MAX_STAGES];
@@ -114,7 +114,7 @@ static void describe(const searcher *s, const ls_cand *c, char *buf, size_t n) {
 }
 
 /* Aggregates a candidate's per-example results in example order (bit-identical for any rank count). */
-static void aggregate(const searcher *s, const ls_ex_result *res, ls_cand *c) {
+static void aggregate(const searcher *s, const ls_example_score *res, ls_cand *c) {
   double score = 0, meas = 0, pred = 0, pt[LS_SEARCH_MAX_STAGES] = {0}, gt[LS_SEARCH_MAX_STAGES] = {0};
   for (int i = 0; i < s->E; i++) {
     score += res[i].score;
@@ -122,7 +122,7 @@ static void aggregate(const searcher *s, const ls_ex_result *res, ls_cand *c) {
     pred += res[i].predicted_ms;
     for (int st = 0; st < s->S; st++) {
       pt[st] += res[i].prompt_tokens[st];
-      gt[st] += res[i].gen_tokens[st];
+      gt[st] += res[i].n_generated[st];
     }
   }
   c->score = score / s->E;
@@ -130,7 +130,7 @@ static void aggregate(const searcher *s, const ls_ex_result *res, ls_cand *c) {
   c->predicted_ms = s->have_prof ? pred / s->E : NAN;
   for (int st = 0; st < s->S; st++) {
     c->prompt_tokens[st] = pt[st] / s->E;
-    c->gen_tokens[st] = gt[st] / s->E;
+    c->n_generated[st] = gt[st] / s->E;
   }
   c->meets_target = c->score >= s->target;
 }
@@ -156,7 +156,7 @@ double ls_search_predict_ms(const ls_profile *p, const ls_example_result *res, c
 }
 
 static int run_example(searcher *s, int i, const uint8_t *masks, const int32_t *eew, const double *eet,
-                       ls_example_result *res, ls_ex_result *out, ls_err *err) {
+                       ls_example_result *res, ls_example_score *out, ls_err *err) {
   ls_stage_plan plans[LS_SEARCH_MAX_STAGES];
   for (int st = 0; st < s->S; st++)
     plans[st] = (ls_stage_plan){.skip = masks ? masks + (size_t)st * s->L : NULL, .ee_window = eew ? eew[st] : 0,
@@ -168,7 +168,7 @@ static int run_example(searcher *s, int i, const uint8_t *masks, const int32_t *
   out->done = 1;
   for (int st = 0; st < s->S; st++) {
     out->prompt_tokens[st] = res->stages[st].prompt_tokens;
-    out->gen_tokens[st] = res->stages[st].generated_tokens;
+    out->n_generated[st] = res->stages[st].n_generated;
   }
   out->predicted_ms = s->have_prof ? ls_search_predict_ms(&s->prof, res, masks, s->L) : NAN;
   /* What the profile predicts and `litestage-run pipeline` reports as latency_ms: the example's
@@ -179,7 +179,7 @@ static int run_example(searcher *s, int i, const uint8_t *masks, const int32_t *
 }
 
 static int score_example(searcher *s, int i, const uint8_t *masks, const int32_t *eew, const double *eet,
-                         ls_ex_result *out, ls_err *err) {
+                         ls_example_score *out, ls_err *err) {
   ls_example_result res;
   int rc = run_example(s, i, masks, eew, eet, &res, out, err);
   if (rc == LS_OK) {
@@ -210,7 +210,7 @@ static void maybe_die(const searcher *s) {
 
 /* One shard of the reference pass: the full model; the runs stay on this rank (shared after the
  * round, ls_refshare.h). */
-static int ref_unit(searcher *s, int begin, int end, ls_ex_result *out, ls_err *err) {
+static int ref_unit(searcher *s, int begin, int end, ls_example_score *out, ls_err *err) {
   for (int i = begin; i < end; i++) {
     LS_TRY(run_example(s, i, NULL, NULL, NULL, &s->ref[i], &out[i - begin], err));
     switch (s->job->objective) {
@@ -221,7 +221,7 @@ static int ref_unit(searcher *s, int begin, int end, ls_ex_result *out, ls_err *
   return LS_OK;
 }
 
-static int unit_fn(void *user, int cand, int shard, int begin, int end, ls_ex_result *out, ls_err *err) {
+static int unit_fn(void *user, int cand, int shard, int begin, int end, ls_example_score *out, ls_err *err) {
   (void)shard;
   searcher *s = user;
   maybe_die(s);
@@ -243,7 +243,7 @@ static int unit_fn(void *user, int cand, int shard, int begin, int end, ls_ex_re
 static int cand_done(void *user, const ls_round *r, int cand, ls_err *err) {
   searcher *s = user;
   ls_cand c = s->round_cands[cand];
-  const ls_ex_result *res = r->res + (size_t)cand * r->n_examples;
+  const ls_example_score *res = r->res + (size_t)cand * r->n_examples;
   aggregate(s, res, &c);
   c.run = s->store.run;
   c.round = s->round_no;

@@ -71,7 +71,7 @@ static void print_candidates(const ls_store_data *d) {
     printf("  %-5lld %-5s %-14s %-10s %-9.4f %-12.3f %-12.3f %-4s", (long long)c->id,
            c->kind == LS_CAND_EARLY_EXIT ? "ee" : "budg", b, ee, c->score, c->predicted_ms, c->measured_ms,
            c->meets_target ? "yes" : "no");
-    for (int s = 0; s < S; s++) printf(" %.1f", c->gen_tokens[s]);
+    for (int s = 0; s < S; s++) printf(" %.1f", c->n_generated[s]);
     printf("\n");
   }
 }

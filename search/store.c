@@ -161,7 +161,7 @@ static void pack_col(const ls_store *s, int c, const ls_cand *cands, const uint8
       case COL_EEW: memcpy((int32_t *)buf + (size_t)i * S, x->ee_window, (size_t)S * 4); break;
       case COL_EET: memcpy((double *)buf + (size_t)i * S, x->ee_threshold, (size_t)S * 8); break;
       case COL_PTOK: memcpy((double *)buf + (size_t)i * S, x->prompt_tokens, (size_t)S * 8); break;
-      case COL_GTOK: memcpy((double *)buf + (size_t)i * S, x->gen_tokens, (size_t)S * 8); break;
+      case COL_GTOK: memcpy((double *)buf + (size_t)i * S, x->n_generated, (size_t)S * 8); break;
       case COL_MASK: {
         size_t n_mask = (size_t)S * s->n_layers;
         memcpy((uint8_t *)buf + (size_t)i * n_mask, masks + (size_t)i * n_mask, n_mask);
@@ -189,7 +189,7 @@ static void unpack_col(const ls_store *s, int c, ls_cand *cands, uint8_t *masks,
       case COL_EEW: memcpy(x->ee_window, (const int32_t *)buf + (size_t)i * S, (size_t)S * 4); break;
       case COL_EET: memcpy(x->ee_threshold, (const double *)buf + (size_t)i * S, (size_t)S * 8); break;
       case COL_PTOK: memcpy(x->prompt_tokens, (const double *)buf + (size_t)i * S, (size_t)S * 8); break;
-      case COL_GTOK: memcpy(x->gen_tokens, (const double *)buf + (size_t)i * S, (size_t)S * 8); break;
+      case COL_GTOK: memcpy(x->n_generated, (const double *)buf + (size_t)i * S, (size_t)S * 8); break;
       case COL_MASK:
         if (masks) {
           size_t n_mask = (size_t)S * s->n_layers;
@@ -581,7 +581,7 @@ int ls_store_write_importance(ls_store *s, const double *per_stage, const double
   return commit(s, err);
 }
 
-int ls_store_write_reference(ls_store *s, const ls_ex_result *ref, const char *const *ids, const int32_t *gold,
+int ls_store_write_reference(ls_store *s, const ls_example_score *ref, const char *const *ids, const int32_t *gold,
                              double score, double chance, double target, const int32_t *stage_order, ls_err *err) {
   LS_TRY(space_check(s, err));
   hid_t g = H5Gopen2(s->file, "reference", H5P_DEFAULT);
@@ -597,7 +597,7 @@ int ls_store_write_reference(ls_store *s, const ls_ex_result *ref, const char *c
       sc[2 * E + i] = ref[i].predicted_ms;
       for (int k = 0; k < S; k++) {
         tok[(size_t)i * S + k] = ref[i].prompt_tokens[k];
-        tok[(size_t)E * S + (size_t)i * S + k] = ref[i].gen_tokens[k];
+        tok[(size_t)E * S + (size_t)i * S + k] = ref[i].n_generated[k];
       }
       tok[(size_t)2 * E * S + i] = ref[i].answer;
     }

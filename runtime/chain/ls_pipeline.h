@@ -36,7 +36,7 @@ typedef struct ls_call_result {
 typedef struct ls_stage_result {
   int n_calls;            /* 1, or the example's number of options */
   ls_call_result *calls;  /* [n_calls] */
-  int prompt_tokens, generated_tokens;
+  int prompt_tokens, n_generated;
   int reused_tokens;      /* prompt tokens taken from the KV cache */
   double prefill_ms, decode_ms;
   int early_exits;        /* calls that ended by early exit */
@@ -51,7 +51,7 @@ typedef struct ls_example_result {
   double total_ms;         /* sum of all calls' prefill + decode */
 } ls_example_result;
 
-/* The decode calls a generation made, which is what the profile's n_generated counts
+/* The decode calls a generation made, which is what the profile's n_decode counts
  * (ls_predict_stage_ms): the prefill yields the first token and a token is fed back only if
  * generation goes on, so G tokens took G - 1 decode calls, or G when it stopped on EOS (the EOS
  * is not counted). docs/latency.md, "Counting decode calls". */

@@ -25,7 +25,7 @@ static int copy_call(ls_call_result *c, const ls_gen_output *out, ls_err *err) {
 
 static void add_call_totals(ls_stage_result *s, const ls_call_result *c) {
   s->prompt_tokens += c->n_prompt;
-  s->generated_tokens += c->n_generated;
+  s->n_generated += c->n_generated;
   s->reused_tokens += c->n_reused;
   s->prefill_ms += c->prefill_ms;
   s->decode_ms += c->decode_ms;

@@ -105,7 +105,7 @@ static json_t *stage_json(const ls_template *t, int s, const ls_stage_result *sr
   for (int k = 0; k < sr->n_calls; k++) json_array_append_new(outs, json_string(sr->calls[k].text));
   return json_pack("{s:s, s:o, s:i, s:i, s:i, s:f, s:f, s:i, s:i}", "name", t->stages[s].name, "outputs", outs,
                    "prompt_tokens", sr->prompt_tokens, "reused_tokens", sr->reused_tokens, "generated_tokens",
-                   sr->generated_tokens, "prefill_ms",
+                   sr->n_generated, "prefill_ms",
                    sr->prefill_ms, "decode_ms", sr->decode_ms, "early_exits", sr->early_exits,
                    "sublayers_executed", sr->sublayers_executed);
 }
@@ -217,7 +217,7 @@ static void add_totals(totals *tt, const ls_example *ex, const ls_example_result
   }
   for (int s = 0; s < r->n_stages; s++) {
     tt->stage_ms[s] += r->stages[s].prefill_ms + r->stages[s].decode_ms;
-    tt->stage_tokens[s] += r->stages[s].generated_tokens;
+    tt->stage_tokens[s] += r->stages[s].n_generated;
     tt->stage_exits[s] += r->stages[s].early_exits;
   }
 }

@@ -57,7 +57,7 @@ START_TEST(empty_schedule_equals_plain_generation) {
     ck_assert_str_eq(out.text, a.stages[0].calls[0].text);
     for (int st = 0; st < tmpl->n_stages; st++) {
       ck_assert_str_eq(a.stages[st].calls[0].text, b.stages[st].calls[0].text);
-      ck_assert_int_eq(a.stages[st].generated_tokens, b.stages[st].generated_tokens);
+      ck_assert_int_eq(a.stages[st].n_generated, b.stages[st].n_generated);
       ck_assert_int_eq(a.stages[st].sublayers_executed, 2 * n_layers);
     }
     ls_strbuf_free(&prompt);
@@ -96,10 +96,10 @@ START_TEST(early_exit_shortens_stages) {
     ck_assert_int_eq(ls_pipeline_run(&eng, tmpl, &ds->ex[i], NULL, &full, &err), 0);
     ck_assert_int_eq(ls_pipeline_run(&eng, tmpl, &ds->ex[i], plans, &ee, &err), 0);
     for (int s = 0; s < 3; s++) {
-      ck_assert_int_le(ee.stages[s].generated_tokens, 3);
-      if (full.stages[s].generated_tokens > 3) {
+      ck_assert_int_le(ee.stages[s].n_generated, 3);
+      if (full.stages[s].n_generated > 3) {
         ck_assert_int_eq(ee.stages[s].early_exits, 1);
-        ck_assert_int_lt(ee.stages[s].generated_tokens, full.stages[s].generated_tokens);
+        ck_assert_int_lt(ee.stages[s].n_generated, full.stages[s].n_generated);
       }
     }
     /* fidelity does not reward truncation: stopping after 3 tokens loses the rest */

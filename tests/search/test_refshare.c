@@ -24,7 +24,7 @@ static void make_run(ls_example_result *e, int i) {
     st->n_calls = 1 + s;
     st->calls = calloc((size_t)st->n_calls, sizeof *st->calls);
     st->prompt_tokens = 10 * i + s;
-    st->generated_tokens = 3 * s + i;
+    st->n_generated = 3 * s + i;
     st->early_exits = s;
     st->sublayers_executed = 7 - s;
     st->prefill_ms = 0.5 * s + i;
@@ -59,7 +59,7 @@ static void assert_same(const ls_example_result *a, const ls_example_result *b) 
     const ls_stage_result *x = &a->stages[s], *y = &b->stages[s];
     ck_assert_int_eq(x->n_calls, y->n_calls);
     ck_assert_int_eq(x->prompt_tokens, y->prompt_tokens);
-    ck_assert_int_eq(x->generated_tokens, y->generated_tokens);
+    ck_assert_int_eq(x->n_generated, y->n_generated);
     ck_assert_int_eq(x->early_exits, y->early_exits);
     ck_assert_int_eq(x->sublayers_executed, y->sublayers_executed);
     ck_assert(x->prefill_ms == y->prefill_ms && x->decode_ms == y->decode_ms);
