@@ -299,6 +299,19 @@ int ls_engine_generate(ls_engine *e, const ls_gen_request *req, ls_gen_output *o
   return ls_engine_generate_multi(e, req, 1, out, err);
 }
 
+typedef struct {
+  int first; /* position whose logits predict target[0] */
+  int vocab;
+  int *pred;
+  float *conf;
+} forced_preds;
+
+static void record_pred(void *user, int pos, const float *logits) {
+  forced_preds *f = user;
+  int p = pos - f->first;
+  f->pred[p] = ls_argmax_confidence(logits, f->vocab, &f->conf[p]);
+}
+
 int ls_engine_teacher_force(ls_engine *e, const int *prompt, int n_prompt, const int *target, int n_target,
                             const uint8_t *skip, int *pred, float *conf, ls_err *err) {
   int n = n_prompt + n_target - 1; /* the last target token is never fed */
@@ -306,23 +319,6 @@ int ls_engine_teacher_force(ls_engine *e, const int *prompt, int n_prompt, const
   if (n > e->n_ctx) return ls_err_set(err, LS_EINVAL, "teacher forcing: %d tokens exceed the context of %d", n, e->n_ctx);
   memcpy(e->tokens, prompt, (size_t)n_prompt * sizeof *e->tokens);
   memcpy(e->tokens + n_prompt, target, (size_t)(n_target - 1) * sizeof *e->tokens);
-  const uint8_t *mask = skip ? skip : e->no_skip;
-  int batch = ls_ctx_max_batch(e->ctx), lbatch = ls_ctx_max_logits(e->ctx), vocab = e->model.cfg.vocab_size;
-  for (int i = 0, m; i < n; i += m) {
-    m = n - i < batch ? n - i : batch;
-    int want = i + m > n_prompt - 1; /* does this chunk hold a predicting position? */
-    /* the prompt's prefix in full batches without logits, then chunks of at
-     * most ls_ctx_max_logits() (the logits buffer is bounded) */
-    if (want && i < n_prompt - 1) m = n_prompt - 1 - i, want = 0;
-    else if (want && m > lbatch) m = lbatch;
-    LS_TRY(ls_forward(e->ctx, e->tokens + i, m, i, mask, want, err));
-    if (!want) continue;
-    const float *logits = ls_ctx_logits(e->ctx);
-    for (int j = 0; j < m; j++) {
-      int p = i + j - (n_prompt - 1); /* target index predicted at position i+j */
-      if (p < 0) continue;
-      pred[p] = ls_argmax_confidence(logits + (size_t)j * vocab, vocab, &conf[p]);
-    }
-  }
-  return LS_OK;
+  forced_preds f = {.first = n_prompt - 1, .vocab = e->model.cfg.vocab_size, .pred = pred, .conf = conf};
+  return ls_forward_scored(e->ctx, e->tokens, n, n_prompt, skip ? skip : e->no_skip, record_pred, &f, err);
 }

@@ -755,29 +755,48 @@ int ls_argmax(const float *x, int n) {
   return best;
 }
 
+int ls_forward_scored(ls_ctx *c, const int *tokens, int n, int n_prompt, const uint8_t *skip,
+                      void (*on_row)(void *user, int pos, const float *logits), void *user, ls_err *err) {
+  if (n_prompt < 1 || n_prompt > n + 1)
+    return ls_err_set(err, LS_EINVAL, "teacher forcing: prompt length %d outside 1..%d", n_prompt, n + 1);
+  if (n > c->n_ctx) return ls_err_set(err, LS_EINVAL, "teacher forcing: %d tokens exceed the context of %d", n, c->n_ctx);
+  int vocab = c->m->cfg.vocab_size;
+  for (int pos = 0, len; pos < n; pos += len) {
+    len = n - pos < c->max_batch ? n - pos : c->max_batch;
+    /* the prompt's prefix predicts nothing: full batches without logits, then
+     * chunks of at most logits_rows (the logits buffer is bounded) */
+    int want = pos + len > n_prompt - 1;
+    if (want && pos < n_prompt - 1) len = n_prompt - 1 - pos, want = 0;
+    else if (want && len > c->logits_rows) len = c->logits_rows;
+    LS_TRY(ls_forward(c, tokens + pos, len, pos, skip, want, err));
+    for (int t = 0; want && t < len; t++)
+      if (pos + t >= n_prompt - 1) on_row(user, pos + t, c->logits + (int64_t)t * vocab);
+  }
+  return LS_OK;
+}
+
+typedef struct {
+  const int *tokens;
+  int vocab, n_agree, n_total;
+} top1_count;
+
+static void count_top1(void *user, int pos, const float *logits) {
+  top1_count *t = user;
+  t->n_agree += ls_argmax(logits, t->vocab) == t->tokens[pos + 1];
+  t->n_total++;
+}
+
 int ls_teacher_forced_top1(ls_ctx *c, const int *tokens, int n, int n_prompt, const uint8_t *skip, int *n_agree,
                            int *n_total, ls_err *err) {
   *n_agree = 0;
   *n_total = 0;
   if (n_prompt < 1 || n_prompt > n)
     return ls_err_set(err, LS_EINVAL, "teacher forcing: prompt length %d outside 1..%d", n_prompt, n);
-  if (n > c->n_ctx) return ls_err_set(err, LS_EINVAL, "teacher forcing: %d tokens exceed the context %d", n, c->n_ctx);
-  int vocab = c->m->cfg.vocab_size;
-  for (int pos = 0; pos < n - 1;) {
-    int len = n - 1 - pos < c->max_batch ? n - 1 - pos : c->max_batch;
-    /* the prompt's prefix predicts nothing: full batches without logits */
-    int want = pos + len > n_prompt - 1;
-    if (want && pos < n_prompt - 1) len = n_prompt - 1 - pos, want = 0;
-    else if (want && len > c->logits_rows) len = c->logits_rows;
-    LS_TRY(ls_forward(c, tokens + pos, len, pos, skip, want, err));
-    for (int t = 0; want && t < len; t++) {
-      int i = pos + t;
-      if (i < n_prompt - 1) continue;
-      *n_agree += ls_argmax(c->logits + (int64_t)t * vocab, vocab) == tokens[i + 1];
-      (*n_total)++;
-    }
-    pos += len;
-  }
+  top1_count t = {.tokens = tokens, .vocab = c->m->cfg.vocab_size};
+  /* the last token is only predicted, never fed */
+  LS_TRY(ls_forward_scored(c, tokens, n - 1, n_prompt, skip, count_top1, &t, err));
+  *n_agree = t.n_agree;
+  *n_total = t.n_total;
   return LS_OK;
 }
 

@@ -124,6 +124,15 @@ const char *ls_kernel_level_name(void);
 /* Index of the largest value (the first one on ties); -1 if n <= 0. */
 int ls_argmax(const float *x, int n);
 
+/* Runs tokens[0..n) from position 0 in chunks: the prompt's prefix (positions
+ * that predict nothing) in full batches without logits, then chunks of at most
+ * ls_ctx_max_logits() rows; on_row(user, i, logits) for every position
+ * i >= n_prompt - 1, in order (logits: vocab floats predicting tokens[i + 1]).
+ * The one teacher-forcing loop: ls_teacher_forced_top1 and
+ * ls_engine_teacher_force are built on it. */
+int ls_forward_scored(ls_ctx *c, const int *tokens, int n, int n_prompt, const uint8_t *skip,
+                      void (*on_row)(void *user, int pos, const float *logits), void *user, ls_err *err);
+
 /* Teacher-forced top-1 agreement: runs tokens[0..n) from position 0 (in
  * max_batch chunks without logits up to the prompt's end, then chunks of
  * ls_ctx_max_logits() with all logits, under skip) and counts positions i in
