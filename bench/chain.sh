@@ -21,6 +21,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 src="$(cd "$here/.." && pwd)"
+"$src/scripts/deps.sh" --with-llamacpp  # installs missing Debian packages (root) or names them
 threads=2 limit=3 rounds=2 ctx=2048 model=
 while [[ $# -gt 0 ]]; do
   case "$1" in

@@ -13,6 +13,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 src="$(dirname "$here")"
+"$src/scripts/deps.sh"  # installs missing Debian packages (root) or names them
 build="${LS_BENCH_BUILD:-$src/build-bench}"
 with_file=1
 args=()

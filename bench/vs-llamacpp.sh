@@ -20,6 +20,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 src="$(dirname "$here")"
+"$src/scripts/deps.sh" --with-llamacpp  # installs missing Debian packages (root) or names them
 build="${LS_BENCH_BUILD:-$src/build-bench}"
 reps=3 threads=1,2 types=q8_0,q4_0 llama=1
 while [[ $# -gt 0 ]]; do
