@@ -24,7 +24,7 @@ int ls_json_load_text(const char *text, size_t len, const char *where, int first
   if (!*out) {
     int line = je.line > 0 ? first_line + je.line - 1 : first_line;
     int col = je.column > 0 ? je.column : 1;
-    return ls_err_set(err, LS_EFORMAT, "%s:%d:%d: %s", where, line, col, je.text);
+    return ls_err_set(err, LS_EFORMAT, "%s:%d:%d: invalid JSON: %s", where, line, col, je.text);
   }
   return LS_OK;
 }
@@ -135,6 +135,44 @@ int ls_json_opt_bool(const json_t *obj, const char *key, const char *where, int 
   if (!v) return LS_OK;
   if (!json_is_boolean(v)) return wrong_type(v, key, where, "true or false", err);
   *out = json_is_true(v);
+  return LS_OK;
+}
+
+int ls_json_field(const json_t *root, const char *path, const char *field, json_t **out, ls_err *err) {
+  *out = NULL;
+  if (!json_is_object(root)) return ls_err_set(err, LS_EFORMAT, "%s: not a JSON object", path);
+  const json_t *v = root;
+  for (const char *seg = field;;) {
+    const char *dot = strchr(seg, '.');
+    size_t n = dot ? (size_t)(dot - seg) : strlen(seg);
+    v = json_object_getn(v, seg, n);
+    if (!v) return ls_err_set(err, LS_EFORMAT, "%s: missing field %.*s", path, (int)(seg + n - field), field);
+    if (!dot) break;
+    if (!json_is_object(v))
+      return ls_err_set(err, LS_EFORMAT, "%s: field %.*s must be an object", path, (int)(dot - field), field);
+    seg = dot + 1;
+  }
+  *out = (json_t *)v;
+  return LS_OK;
+}
+
+int ls_json_field_string(const json_t *root, const char *path, const char *field, char *dst, size_t cap,
+                         ls_err *err) {
+  json_t *v;
+  LS_TRY(ls_json_field(root, path, field, &v, err));
+  if (!json_is_string(v)) return ls_err_set(err, LS_EFORMAT, "%s: field %s is not a string", path, field);
+  if (json_string_length(v) >= cap) return ls_err_set(err, LS_EFORMAT, "%s: field %s is too long", path, field);
+  memcpy(dst, json_string_value(v), json_string_length(v) + 1);
+  return LS_OK;
+}
+
+int ls_json_field_int(const json_t *root, const char *path, const char *field, int lo, int hi, int *out,
+                      ls_err *err) {
+  json_t *v;
+  LS_TRY(ls_json_field(root, path, field, &v, err));
+  if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+    return ls_err_set(err, LS_EFORMAT, "%s: field %s must be an integer in [%d, %d]", path, field, lo, hi);
+  *out = (int)json_integer_value(v);
   return LS_OK;
 }
 
@@ -261,3 +299,15 @@ int ls_json_dump(const json_t *root, ls_strbuf *out, ls_err *err) {
   return ls_strbuf_append(out, "\n", err);
 }
 
+int ls_json_dump_string(const json_t *root, char **out, ls_err *err) {
+  *out = NULL;
+  ls_strbuf b;
+  ls_strbuf_init(&b);
+  int rc = ls_json_dump(root, &b, err);
+  if (rc != LS_OK) {
+    ls_strbuf_free(&b);
+    return rc;
+  }
+  *out = ls_strbuf_release(&b);
+  return *out ? LS_OK : ls_err_set(err, LS_ENOMEM, "out of memory writing JSON");
+}

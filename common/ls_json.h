@@ -37,6 +37,18 @@ int ls_json_opt_number(const json_t *obj, const char *key, const char *where, do
                        ls_err *err);
 int ls_json_opt_bool(const json_t *obj, const char *key, const char *where, int dflt, int *out, ls_err *err);
 
+/* Fields named by their dotted path from the document's root ("model.n_layers"), for nested
+ * formats that document their fields that way (the latency profile, docs/latency.md). Errors
+ * name the file and the field: "PATH: missing field model.n_layers", "PATH: field model must be
+ * an object", "PATH: field model.name is not a string". The value is borrowed (owned by root). */
+int ls_json_field(const json_t *root, const char *path, const char *field, json_t **out, ls_err *err);
+/* Copies a string field into dst[cap]: "PATH: field F is too long" when it does not fit. */
+int ls_json_field_string(const json_t *root, const char *path, const char *field, char *dst, size_t cap,
+                         ls_err *err);
+/* An integer field in [lo, hi]: "PATH: field F must be an integer in [LO, HI]". */
+int ls_json_field_int(const json_t *root, const char *path, const char *field, int lo, int hi, int *out,
+                      ls_err *err);
+
 /* Refuses keys of obj that are not in the NULL-terminated list `allowed` (catches typos such
  * as "max_new_token"): "WHERE: unknown key \"k\"". */
 int ls_json_check_keys(const json_t *obj, const char *const *allowed, const char *where, ls_err *err);
@@ -45,6 +57,8 @@ int ls_json_check_keys(const json_t *obj, const char *const *allowed, const char
  * the shortest form that reads back to the same double (0.3, not 0.29999999999999999), non-finite
  * reals as null. Appends to out, ending with a newline. */
 int ls_json_dump(const json_t *root, ls_strbuf *out, ls_err *err);
+/* The same into a malloc'd string *out (the caller frees it). */
+int ls_json_dump_string(const json_t *root, char **out, ls_err *err);
 
 /* Shortest "%.Ng" form of a finite double that strtod reads back exactly (buf >= 32 bytes). */
 void ls_json_format_double(double v, char *buf, size_t size);

@@ -397,16 +397,9 @@ int ls_schedule_to_string(const ls_schedule *s, char **out, ls_err *err) {
   *out = NULL;
   json_t *root = to_json(s);
   if (!root) return ls_err_set(err, LS_ENOMEM, "schedule: out of memory");
-  ls_strbuf b;
-  ls_strbuf_init(&b);
-  int rc = ls_json_dump(root, &b, err);
+  int rc = ls_json_dump_string(root, out, err);
   json_decref(root);
-  if (rc != LS_OK) {
-    ls_strbuf_free(&b);
-    return rc;
-  }
-  *out = ls_strbuf_release(&b);
-  return *out ? LS_OK : ls_err_set(err, LS_ENOMEM, "schedule: out of memory");
+  return rc;
 }
 
 int ls_schedule_write(const ls_schedule *s, const char *path, ls_err *err) {

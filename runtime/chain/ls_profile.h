@@ -100,8 +100,8 @@ int ls_profile_measure(ls_profile *p, const ls_model *m, const ls_profile_opts *
  * field and names the file in any error. */
 int ls_profile_load(ls_profile *p, const char *path, ls_err *err);
 int ls_profile_save(const ls_profile *p, const char *path, ls_err *err);
-/* Returns a malloc'd JSON text (NULL on allocation failure). */
-char *ls_profile_to_json(const ls_profile *p);
+/* *out: a malloc'd JSON text (common/ls_json's layout), ending in a newline. */
+int ls_profile_to_json(const ls_profile *p, char **out, ls_err *err);
 int ls_profile_from_json(ls_profile *p, const char *text, const char *path, ls_err *err);
 void ls_profile_free(ls_profile *p);
 

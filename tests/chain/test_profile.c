@@ -97,7 +97,9 @@ START_TEST(roundtrip_exact) {
   ck_assert(q.dec_ffn_ms == p.dec_ffn_ms && q.dec_fixed_ms == p.dec_fixed_ms);
   ck_assert(q.embed_ms_per_token == p.embed_ms_per_token && q.head_ms == p.head_ms);
   /* the text form is a fixed point */
-  char *a = ls_profile_to_json(&p), *b = ls_profile_to_json(&q);
+  char *a, *b;
+  ck_assert_msg(ls_profile_to_json(&p, &a, &err) == LS_OK, "%s", err.msg);
+  ck_assert_msg(ls_profile_to_json(&q, &b, &err) == LS_OK, "%s", err.msg);
   ck_assert_str_eq(a, b);
   free(a);
   free(b);
@@ -127,7 +129,9 @@ static void expect_bad(const char *text, const char *needle, int code) {
 /* Replaces the first occurrence of `from` in the good profile's JSON by `to`. */
 static char *mutate(const char *from, const char *to) {
   ls_profile p = make_profile();
-  char *s = ls_profile_to_json(&p);
+  char *s;
+  ls_err err = {0};
+  ck_assert_msg(ls_profile_to_json(&p, &s, &err) == LS_OK, "%s", err.msg);
   char *hit = strstr(s, from);
   ck_assert_msg(hit != NULL, "fixture lacks %s", from);
   size_t n = strlen(s) - strlen(from) + strlen(to) + 1;
@@ -157,13 +161,13 @@ START_TEST(malformed_files) {
   expect_bad_mutation("\"threads\": 2", "\"threads\": -1", "machine.threads");
   expect_bad_mutation("\"unit\": \"ms\"", "\"unit\": \"us\"", "method.unit");
   expect_bad_mutation("\"clock\": \"cpu\"", "\"clock\": \"tsc\"", "method.clock");
-  expect_bad_mutation("\"context\": [\n      16,\n      64,", "\"context\": [\n      16,\n      16,",
+  expect_bad_mutation("\"context\": [16, 64,", "\"context\": [16, 16,",
                       "decode.context must be strictly increasing");
-  expect_bad_mutation("\"context\": [\n      16,", "\"context\": [\n      0,", "decode.context[0]");
-  expect_bad_mutation("\"context\": [\n      16,", "\"context\": [\n      8,\n      16,", "decode.attn_ms_per_layer");
+  expect_bad_mutation("\"context\": [16,", "\"context\": [0,", "decode.context[0]");
+  expect_bad_mutation("\"context\": [16,", "\"context\": [8, 16,", "decode.attn_ms_per_layer");
   expect_bad_mutation("\"ffn_ms_per_layer\": 0.5", "\"ffn_ms_per_layer\": -0.5", "decode.ffn_ms_per_layer");
   expect_bad_mutation("\"fixed_ms\": 2.0", "\"fixed_ms\": null", "decode.fixed_ms");
-  expect_bad_mutation("\"fixed_ms_per_token\": [\n      2.0,", "\"fixed_ms_per_token\": [\n      \"x\",",
+  expect_bad_mutation("\"fixed_ms_per_token\": [2.0,", "\"fixed_ms_per_token\": [\"x\",",
                       "prefill.fixed_ms_per_token");
   expect_bad_mutation("\"head_ms\"", "\"head\"", "fixed.head_ms");
   expect_bad_mutation("\"prefill\": {", "\"prefill\": {\"n_tokens\": 3, \"x\": {", "invalid JSON");
