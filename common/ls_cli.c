@@ -213,10 +213,17 @@ int ls_cli_main(const ls_cli *c, int argc, char **argv, int (*check)(void *ctx, 
 static void list_commands(const char *prog, const ls_cli_command *cmds, int n, FILE *f) {
   fprintf(f, "usage: %s COMMAND [options]   (%s COMMAND --help for its options)\n\n", prog, prog);
   for (int i = 0; i < n; i++) fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].summary);
+  fprintf(f, "\n  -v, --verbose  (before or after COMMAND) on an error, also print where it came from\n");
   fprintf(f, "\n%s %s (commit %s)\n", prog, ls_version(), ls_git_commit());
 }
 
 int ls_cli_dispatch(const char *prog, const ls_cli_command *cmds, int n_cmds, int argc, char **argv) {
+  /* -v before the command as after it (PETSc and git users put global flags first) */
+  while (argc >= 2 && (!strcmp(argv[1], "-v") || !strcmp(argv[1], "--verbose"))) {
+    ls_cli_verbose = 1;
+    argv++;
+    argc--;
+  }
   if (argc < 2) {
     list_commands(prog, cmds, n_cmds, stderr);
     return 2;

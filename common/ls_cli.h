@@ -61,7 +61,8 @@ typedef struct ls_cli {
 
 #define LS_CLI_HELP 1000 /* ls_cli_parse's return for -h / --help */
 
-/* Every command also takes -v / --verbose: an error then prints, under its
+/* Every command also takes -v / --verbose (after the subcommand or before it,
+ * ls_cli_dispatch): an error then prints, under its
  * one-line message, the trace of where it came from (ls_err.trace). */
 extern int ls_cli_verbose;
 
@@ -92,7 +93,8 @@ int ls_cli_fail(const ls_cli *c, const ls_err *err);
 void ls_cli_print_trace(FILE *f, const ls_err *err);
 
 /* A program's subcommands and the top-level dispatch: "PROG CMD ..." runs
- * cmd->run(argc - 1, argv + 1); "PROG", "PROG -h|--help|help" print the list
+ * cmd->run(argc - 1, argv + 1), "PROG -v CMD ..." the same with ls_cli_verbose
+ * set; "PROG", "PROG -h|--help|help" print the list
  * (stderr with 2, stdout with 0); "PROG --version" prints "PROG VERSION (commit
  * C)"; an unknown command says "unknown command 'X'" with 2. */
 typedef struct ls_cli_command {

@@ -152,6 +152,11 @@ if [[ $(head -1 "$tmp/v.err") == "$(cat "$tmp/nov.err")" ]] && sed -n 2p "$tmp/v
 else
   bad "-v trace: $(cat "$tmp/v.err")"
 fi
+# -v before the subcommand is the same -v
+"$RUN" -v "${GEN[@]/$M\/stories260K.bin/$tmp/trunc.bin}" >/dev/null 2>"$tmp/v0.err"
+"$RUN" --verbose "${GEN[@]/$M\/stories260K.bin/$tmp/trunc.bin}" >/dev/null 2>"$tmp/v1.err"
+cmp -s "$tmp/v0.err" "$tmp/v.err" && cmp -s "$tmp/v1.err" "$tmp/v.err" && ok "-v / --verbose before generate: the same trace" \
+  || bad "-v before generate: $(cat "$tmp/v0.err") | $(cat "$tmp/v1.err")"
 # every option in every --help has a line that says what it does
 for c in generate pipeline profile inspect convert synth; do
   "$RUN" $c --help >"$tmp/h.txt" 2>&1 || bad "$c --help exit"

@@ -48,6 +48,10 @@ expect_usage "run switch with a value" "--resume takes no value" run "$LS_SOURCE
 printf '{"model": ' >"$T/syntax.json"
 set +e; "$S" validate "$T/syntax.json" 2>"$T/e1"; "$S" validate "$T/syntax.json" -v 2>"$T/e2"; set -e
 [ "$(head -1 "$T/e2")" = "$(cat "$T/e1")" ] && grep -q "^  at common/ls_json.c:[0-9]* " "$T/e2" || fail "validate -v: $(cat "$T/e2")"
+# ... before the subcommand as after it, for validate and run (run reads the job before MPI starts)
+set +e; "$S" -v validate "$T/syntax.json" 2>"$T/e3"; "$S" run "$T/syntax.json" -v 2>"$T/e4"; "$S" --verbose run "$T/syntax.json" 2>"$T/e5"; set -e
+cmp -s "$T/e3" "$T/e2" || fail "-v validate: $(cat "$T/e3")"
+grep -q "^  at common/ls_json.c:[0-9]* " "$T/e4" && cmp -s "$T/e5" "$T/e4" || fail "--verbose run: $(cat "$T/e5") | $(cat "$T/e4")"
 # the long forms drive a real run: a small job on 2 ranks, exported with --output=
 small_job "$T/job.json" limit=2 shards=2 budget='{"min":0,"max":2}'
 mpirun_ls -np 2 "$S" run "$T/job.json" --store="$T/s.h5" --quiet 2>"$T/run.log" || { cat "$T/run.log"; fail "run"; }
