@@ -149,23 +149,7 @@ static void print_token(const ls_vocab *v, int id) {
   putchar('"');
 }
 
-static void print_model(const ls_model *m, int all) {
-  const ls_config *c = &m->cfg;
-  printf("architecture:   %s\n", c->arch == LS_ARCH_QWEN2 ? "qwen2 (Q/K/V biases, NEOX rope)" : "llama");
-  printf("name:           %s\n", m->name);
-  printf("config:\n");
-  printf("  dim %d, hidden_dim %d, n_layers %d, n_heads %d, n_kv_heads %d, head_dim %d\n", c->dim, c->hidden_dim,
-         c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim);
-  printf("  vocab_size %d, seq_len %d, rope_dim %d, rope_theta %g, norm_eps %g\n", c->vocab_size, c->seq_len,
-         c->rope_dim, (double)c->rope_theta, (double)c->norm_eps);
-  if (m->rope_freqs) printf("  rope scaling: per-frequency divisors (Llama 3), %g .. %g\n", (double)m->rope_freqs[0],
-                            (double)m->rope_freqs[c->rope_dim / 2 - 1]);
-  if (c->rope_freq_scale > 0 && c->rope_freq_scale != 1.0f)
-    printf("  rope scaling: linear, positions x %g\n", (double)c->rope_freq_scale);
-  printf("  classifier: %s\n", m->tied_output ? "tied to the token embedding" : "output.weight");
-  print_tensors(m, all);
-  printf("weights:        %zu bytes (%.1f MiB)\n", m->weight_bytes, (double)m->weight_bytes / (1 << 20));
-  const ls_vocab *v = &m->vocab;
+static void print_vocab(const ls_vocab *v) {
   if (v->n_tokens == 0) {
     printf("vocabulary:     none (pass -z TOKENIZER to generate text)\n");
   } else {
@@ -187,14 +171,34 @@ static void print_model(const ls_model *m, int all) {
   }
 }
 
+static void print_model(const ls_model *m, int all) {
+  const ls_config *c = &m->cfg;
+  printf("architecture:   %s\n", c->arch == LS_ARCH_QWEN2 ? "qwen2 (Q/K/V biases, NEOX rope)" : "llama");
+  printf("name:           %s\n", m->name);
+  printf("config:\n");
+  printf("  dim %d, hidden_dim %d, n_layers %d, n_heads %d, n_kv_heads %d, head_dim %d\n", c->dim, c->hidden_dim,
+         c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim);
+  printf("  vocab_size %d, seq_len %d, rope_dim %d, rope_theta %g, norm_eps %g\n", c->vocab_size, c->seq_len,
+         c->rope_dim, (double)c->rope_theta, (double)c->norm_eps);
+  if (m->rope_freqs) printf("  rope scaling: per-frequency divisors (Llama 3), %g .. %g\n", (double)m->rope_freqs[0],
+                            (double)m->rope_freqs[c->rope_dim / 2 - 1]);
+  if (c->rope_freq_scale > 0 && c->rope_freq_scale != 1.0f)
+    printf("  rope scaling: linear, positions x %g\n", (double)c->rope_freq_scale);
+  printf("  classifier: %s\n", m->tied_output ? "tied to the token embedding" : "output.weight");
+  print_tensors(m, all);
+  printf("weights:        %zu bytes (%.1f MiB)\n", m->weight_bytes, (double)m->weight_bytes / (1 << 20));
+  print_vocab(&m->vocab);
+}
+
 typedef struct {
-  const char *path, *tok;
+  const char *path, *model, *tok;
   int all, meta, n_args;
 } inspect_opts;
 
 static inspect_opts g_opts;
 
 static const ls_opt opts[] = {
+    LS_STR("-m|--model", "MODEL", "the model file (or give MODEL as the argument)", &g_opts.model),
     LS_STR("-z|--tokenizer", "TOKENIZER", "llama2.c tokenizer.bin (replaces a GGUF's embedded vocabulary)",
            &g_opts.tok),
     LS_SWITCH("--tensors", "list every tensor (not a summary by type)", &g_opts.all),
@@ -204,9 +208,11 @@ static const ls_opt opts[] = {
 
 static const ls_cli cli = {
     .name = "litestage-run inspect",
-    .synopsis = "MODEL [-z TOKENIZER] [--tensors] [--meta]",
+    .synopsis = "[-m] MODEL [-z TOKENIZER] [--tensors] [--meta]",
     .about = "Prints the model's format, configuration, tensors (a summary by type for models with more\n"
-             "than 40 tensors), size, parameter count, vocabulary and SHA-256 fingerprint.",
+             "than 40 tensors), size, parameter count, vocabulary and SHA-256 fingerprint. A GGUF file\n"
+             "without tensors (a vocabulary-only file, usable by `tokenize`) gets its metadata and\n"
+             "tokenizer.",
     .opts = opts,
     .args = &g_opts.path,
     .max_args = 1,
@@ -215,11 +221,13 @@ static const ls_cli cli = {
 
 static int check(void *ctx, ls_err *err) {
   inspect_opts *o = ctx;
+  if (o->path && o->model) return ls_err_set(err, LS_EINVAL, "give MODEL once: -m %s and %s", o->model, o->path);
+  if (o->model) o->path = o->model;
   return o->path ? LS_OK : ls_err_set(err, LS_EINVAL, "missing MODEL");
 }
 
 /* GGUF: the raw metadata first, so that a file the engine cannot run still shows it. */
-static int print_gguf_view(const char *path, char sha[65], int meta, ls_err *err) {
+static int print_gguf_view(const char *path, char sha[65], int meta, uint64_t *n_tensors, ls_err *err) {
   ls_gguf g;
   LS_TRY(ls_gguf_open(&g, path, err));
   if (ls_sha256_file(path, sha, err)) {
@@ -231,8 +239,19 @@ static int print_gguf_view(const char *path, char sha[65], int meta, ls_err *err
   printf("size:           %zu bytes (%.1f MiB)\n", g.size, (double)g.size / (1 << 20));
   printf("fingerprint:    sha256:%s\n", sha);
   print_meta(&g, meta);
+  *n_tensors = g.n_tensors;
   ls_gguf_close(&g);
   fflush(stdout);
+  return LS_OK;
+}
+
+/* A GGUF without tensors: a vocabulary for `tokenize` or -z, not a model. */
+static int print_vocab_only(const char *path, ls_err *err) {
+  printf("tensors:        none (a vocabulary-only file: `tokenize -m` reads it; it cannot run as a model)\n");
+  ls_vocab v;
+  LS_TRY(ls_vocab_load_gguf(&v, path, err));
+  print_vocab(&v);
+  ls_vocab_free(&v);
   return LS_OK;
 }
 
@@ -240,8 +259,10 @@ static int run(void *ctx, ls_err *err) {
   inspect_opts *o = ctx;
   int gguf = is_gguf(o->path);
   char sha[65];
-  if (gguf) LS_TRY(print_gguf_view(o->path, sha, o->meta, err));
+  uint64_t n_tensors = 0;
+  if (gguf) LS_TRY(print_gguf_view(o->path, sha, o->meta, &n_tensors, err));
   else LS_TRY(ls_sha256_file(o->path, sha, err));
+  if (gguf && n_tensors == 0) return print_vocab_only(o->path, err);
   ls_model m;
   LS_TRY(ls_model_load_placed(&m, o->path, o->tok, LS_WEIGHTS_MAP, err)); /* reads the weights once at most */
   if (!gguf) {

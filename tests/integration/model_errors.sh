@@ -45,6 +45,17 @@ GOOD="$T/good.gguf"
 "$LS_RUN" inspect "$GOOD" >"$T/out" 2>"$T/err" || { echo "FAIL: inspect of a good model: $(cat "$T/err")"; exit 1; }
 grep -q "n_layers 2" "$T/out" || { echo "FAIL: inspect output lacks the config"; fail=1; }
 grep -q "fingerprint:    sha256:[0-9a-f]\{64\}" "$T/out" || { echo "FAIL: inspect output lacks the fingerprint"; fail=1; }
+# -m names the model as llama.cpp users type it; a vocabulary-only GGUF gets its tokenizer, exit 0
+"$LS_RUN" inspect -m "$GOOD" >"$T/out-m" 2>"$T/err" || { echo "FAIL: inspect -m: $(cat "$T/err")"; fail=1; }
+grep -q "n_layers 2" "$T/out-m" || { echo "FAIL: inspect -m output lacks the config"; fail=1; }
+VOCAB="${LS_SOURCE_DIR:?}/tests/data/tokenizer/ggml-vocab-qwen2.gguf"
+if "$LS_RUN" inspect "$VOCAB" >"$T/out" 2>"$T/err"; then
+  grep -q "^tensors: *none (a vocabulary-only file" "$T/out" || { echo "FAIL: vocab-only inspect lacks 'tensors: none'"; fail=1; }
+  grep -q "^tokenizer: *BPE, pre-tokenizer qwen2" "$T/out" || { echo "FAIL: vocab-only inspect lacks the BPE tokenizer"; fail=1; }
+  grep -q "^vocabulary: *151936 tokens" "$T/out" || { echo "FAIL: vocab-only inspect lacks the vocabulary size"; fail=1; }
+else
+  echo "FAIL: inspect of a vocabulary-only GGUF: $(cat "$T/err")"; fail=1
+fi
 size=$(stat -c %s "$GOOD")
 
 # truncated GGUF at many offsets, through the header, metadata, tensor infos and data
