@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_tile.h"
 #include "kquants_kernels.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -191,22 +192,13 @@ AI void f_tile(const int T, const int type, const ls_mat *w, int64_t r, const vo
 
 typedef void (*tile_fn)(int T, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y, int64_t ldy);
 
-#define Q_TILE_FN(name, q4)                                                                                      \
-  static void name(int T, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y, int64_t ldy) { \
-    switch (T) {                                                                                                 \
-    case 1: q_tile(1, q4, w, r, xa, xs, t0, y, ldy); break;                                                      \
-    case 2: q_tile(2, q4, w, r, xa, xs, t0, y, ldy); break;                                                      \
-    case 3: q_tile(3, q4, w, r, xa, xs, t0, y, ldy); break;                                                      \
-    default: q_tile(4, q4, w, r, xa, xs, t0, y, ldy); break;                                                     \
-    }                                                                                                            \
-  }
 #define F_TILE_FN(name, type)                                                                                    \
   static void name(int T, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y, int64_t ldy) { \
     if (T == 1) f_tile(1, type, w, r, xa, xs, t0, y, ldy);                                                       \
     else f_tile(2, type, w, r, xa, xs, t0, y, ldy);                                                              \
   }
-Q_TILE_FN(tile_q8, 0)
-Q_TILE_FN(tile_q4, 1)
+LS_TILE_T4(tile_q8, q_tile, 0)
+LS_TILE_T4(tile_q4, q_tile, 1)
 F_TILE_FN(tile_f32, LS_F32)
 F_TILE_FN(tile_f16, LS_F16)
 F_TILE_FN(tile_bf16, LS_BF16)
