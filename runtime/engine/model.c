@@ -180,30 +180,29 @@ int ls_model_load(ls_model *m, const char *path, const char *tokenizer_path, ls_
   return ls_model_load_placed(m, path, tokenizer_path, LS_WEIGHTS_AUTO, err);
 }
 
+/* The steps of a load; on an error the caller frees what was built. */
+static int load_parts(ls_model *m, const char *path, const char *tokenizer_path, ls_weights_place place,
+                      ls_err *err) {
+  int gguf = 0;
+  LS_TRY(is_gguf(path, &gguf, err));
+  LS_TRY(gguf ? ls_model_load_gguf(m, path, err) : ls_model_load_llama2c(m, path, err));
+  if (tokenizer_path) {
+    ls_vocab_free(&m->vocab);
+    LS_TRY(ls_vocab_load_tokenizer_bin(&m->vocab, tokenizer_path, m->cfg.vocab_size, err));
+  }
+  if (m->map && resolve_place(place, m->map_size) == LS_WEIGHTS_COPY) LS_TRY(ls_model_copy_weights(m, err));
+  return LS_OK;
+}
+
 int ls_model_load_placed(ls_model *m, const char *path, const char *tokenizer_path, ls_weights_place place,
                          ls_err *err) {
   memset(m, 0, sizeof *m);
-  int gguf = 0;
-  LS_TRY(is_gguf(path, &gguf, err));
-  int rc = gguf ? ls_model_load_gguf(m, path, err) : ls_model_load_llama2c(m, path, err);
-  if (rc) {
-    ls_model_free(m);
-    return rc;
-  }
-  if (tokenizer_path) {
-    ls_vocab_free(&m->vocab);
-    rc = ls_vocab_load_tokenizer_bin(&m->vocab, tokenizer_path, m->cfg.vocab_size, err);
-    if (rc) {
-      ls_model_free(m);
-      return rc;
-    }
-  }
-  if (m->map && resolve_place(place, m->map_size) == LS_WEIGHTS_COPY) {
-    rc = ls_model_copy_weights(m, err);
-    if (rc) {
-      ls_model_free(m);
-      return rc;
-    }
-  }
-  return LS_OK;
+  int rc = load_parts(m, path, tokenizer_path, place, err);
+  if (rc == LS_OK) return LS_OK;
+  ls_model_free(m);
+  /* the readers name their file; an error that names neither (an allocation) gets the model's */
+  if (err && !strstr(err->msg, path) && !(tokenizer_path && strstr(err->msg, tokenizer_path)))
+    ls_err_prefix(err, "%s", path);
+  ls_err_trace(err, __FILE__, __LINE__, __func__);
+  return rc;
 }

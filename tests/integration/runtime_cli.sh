@@ -152,6 +152,16 @@ if [[ $(head -1 "$tmp/v.err") == "$(cat "$tmp/nov.err")" ]] && sed -n 2p "$tmp/v
 else
   bad "-v trace: $(cat "$tmp/v.err")"
 fi
+# the model load names its own frame under the reader's, for generate (through the engine) and inspect
+"$RUN" -v inspect "$tmp/trunc.bin" >/dev/null 2>"$tmp/vi.err"
+if grep -q "^  at formats/llama2c.c:[0-9]* ls_model_load_llama2c$" "$tmp/v.err" \
+  && grep -q "^  at engine/model.c:[0-9]* ls_model_load_placed$" "$tmp/v.err" \
+  && head -1 "$tmp/vi.err" | grep -qF "$tmp/trunc.bin: truncated" \
+  && grep -q "^  at engine/model.c:[0-9]* ls_model_load_placed$" "$tmp/vi.err"; then
+  ok "-v shows the model load's frame"
+else
+  bad "-v model load frame: $(cat "$tmp/v.err") | $(cat "$tmp/vi.err")"
+fi
 # -v before the subcommand is the same -v
 "$RUN" -v "${GEN[@]/$M\/stories260K.bin/$tmp/trunc.bin}" >/dev/null 2>"$tmp/v0.err"
 "$RUN" --verbose "${GEN[@]/$M\/stories260K.bin/$tmp/trunc.bin}" >/dev/null 2>"$tmp/v1.err"
