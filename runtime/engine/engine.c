@@ -50,6 +50,7 @@ static int open_parts(ls_engine *e, const ls_engine_params *p, ls_err *err) {
   e->kv_policy = p->kv_policy;
   LS_TRY(ls_sampler_init(&e->sampler, e->model.cfg.vocab_size, p->temperature, p->top_p, p->seed, err));
   e->sampler.top_k = p->top_k > 0 ? p->top_k : 0;
+  e->seed_state = e->sampler.rng_state;
   return alloc_buffers(e, err);
 }
 
@@ -177,8 +178,13 @@ static int run_rows(ls_engine *e, const uint8_t *skip, ls_err *err) {
   for (int t = 0, i = 0; t < b->n_tokens; t++) {
     if (!b->logits[t]) continue;
     float conf;
+    ls_gen_slot *g = &e->slots[b->seq[t]];
+    /* each request samples from its own stream, so its tokens do not depend on
+     * what else is in the batch or ran before it (temperature > 0) */
+    e->sampler.rng_state = g->rng_state;
     int next = ls_sample(&e->sampler, ls_ctx_logits_ith(e->ctx, i++), &conf);
-    accept_token(e, &e->slots[b->seq[t]], next, conf);
+    g->rng_state = e->sampler.rng_state;
+    accept_token(e, g, next, conf);
   }
   double share = (ls_now_ms() - t0) / b->n_tokens;
   for (int t = 0; t < b->n_tokens; t++) {
@@ -214,7 +220,7 @@ int ls_engine_start(ls_engine *e, int slot0, const ls_gen_request *reqs, int n, 
   for (int i = 0; i < n; i++) {
     ls_gen_slot *g = &e->slots[slot0 + i];
     *g = (ls_gen_slot){.tokens = g->tokens, .confidence = g->confidence, .text = g->text, .req = &reqs[i],
-                       .skip = skip};
+                       .skip = skip, .rng_state = e->seed_state};
     g->text[0] = '\0';
     LS_TRY(load_prompt(e, &reqs[i], g->tokens, &g->n_prompt, err));
     LS_TRY(ls_ee_init(&g->ee, reqs[i].ee_window, reqs[i].ee_threshold, "early exit", err));

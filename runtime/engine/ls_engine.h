@@ -87,6 +87,7 @@ typedef struct ls_gen_slot {
   int next_prefill;  /* next prompt position to run (n_prompt: prefill done) */
   int has_next;      /* a sampled token waits to be fed at pos - 1 */
   int active, stepped;
+  uint64_t rng_state; /* this request's own sampling stream (starts at the engine's seed) */
   double prefill_ms, decode_ms; /* shares of the batches' wall time, by rows */
 } ls_gen_slot;
 
@@ -96,7 +97,8 @@ typedef struct ls_engine {
   ls_model model;
   ls_tokenizer tok;
   ls_ctx *ctx;
-  ls_sampler sampler;
+  ls_sampler sampler;   /* its rng_state is swapped with each slot's around a sample */
+  uint64_t seed_state;  /* the sampler's state at open: where every request's stream starts */
   char fingerprint[65]; /* "" unless params.fingerprint */
   int n_ctx, n_seq, kv_policy;
   int *tokens;          /* slot 0's tokens: [n_ctx + 1] prompt then generated */

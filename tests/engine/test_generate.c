@@ -173,6 +173,55 @@ START_TEST(stop_string_and_early_exit) {
 }
 END_TEST
 
+/* Sampling (temperature > 0): each request has its own stream from the seed,
+ * so a request's tokens are the same alone, after other calls, or batched
+ * with other requests in any order. */
+static void open_sampling(ls_engine *e, int n_seq) {
+  ls_err err = {0};
+  ls_engine_params p = {.model_path = ls_test_data("models/stories260K/stories260K.bin"),
+                        .tokenizer_path = ls_test_data("models/stories260K/tok512.bin"), .n_threads = 2,
+                        .n_seq = n_seq, .temperature = 1.0f, .top_p = 0.95f, .seed = 7, .need_tokenizer = 1};
+  ck_assert_msg(ls_engine_open(e, &p, &err) == LS_OK, "open: %s", err.msg);
+}
+
+START_TEST(sampled_requests_same_alone_and_batched) {
+  enum { N = 3, LEN = 40 };
+  static const char *prompts[N] = {"Lily", "Tom went to the", "Once upon"};
+  int alone[N][LEN], n_alone[N];
+  ls_err err = {0};
+  ls_engine e;
+  open_sampling(&e, N);
+  ls_gen_request reqs[N];
+  ls_gen_output outs[N];
+  for (int i = 0; i < N; i++) reqs[i] = (ls_gen_request){.prompt = prompts[i], .max_new_tokens = LEN};
+  for (int i = 0; i < N; i++) {
+    ck_assert_msg(ls_engine_generate(&e, &reqs[i], &outs[0], &err) == LS_OK, "%s", err.msg);
+    n_alone[i] = outs[0].n_generated;
+    memcpy(alone[i], outs[0].tokens + outs[0].n_prompt, sizeof(int) * (size_t)n_alone[i]);
+  }
+  /* batched, in reverse order (request i in slot N-1-i) */
+  ls_gen_request rev[N];
+  for (int i = 0; i < N; i++) rev[i] = reqs[N - 1 - i];
+  ck_assert_msg(ls_engine_generate_multi(&e, rev, N, outs, &err) == LS_OK, "%s", err.msg);
+  for (int i = 0; i < N; i++) {
+    const ls_gen_output *o = &outs[N - 1 - i];
+    ck_assert_int_eq(o->n_generated, n_alone[i]);
+    ck_assert_msg(!memcmp(o->tokens + o->n_prompt, alone[i], sizeof(int) * (size_t)n_alone[i]),
+                  "request %d: sampled tokens differ batched", i);
+  }
+  /* it really samples: the first request's tokens are not the greedy ones */
+  ls_engine_close(&e);
+  ls_engine g;
+  open_stories(&g, 2);
+  ls_gen_output go;
+  ck_assert_msg(ls_engine_generate(&g, &reqs[0], &go, &err) == LS_OK, "%s", err.msg);
+  ck_assert_msg(go.n_generated != n_alone[0] ||
+                    memcmp(go.tokens + go.n_prompt, alone[0], sizeof(int) * (size_t)n_alone[0]),
+                "temperature 1 gave the greedy tokens");
+  ls_engine_close(&g);
+}
+END_TEST
+
 START_TEST(teacher_forcing_matches_generation) {
   ls_engine e;
   open_stories(&e, 2);
@@ -254,6 +303,7 @@ int main(void) {
   tcase_add_test(tc, tokenizer_round_trips_llama2_vocab);
   tcase_add_test(tc, sampler_confidence_and_seed);
   tcase_add_test(tc, stop_string_and_early_exit);
+  tcase_add_test(tc, sampled_requests_same_alone_and_batched);
   tcase_add_test(tc, teacher_forcing_matches_generation);
   tcase_add_test(tc, missing_tokenizer_is_an_error);
   tcase_add_test(tc, q8_0_agrees_with_f32_over_200_tokens);
