@@ -57,13 +57,6 @@ static ls_profile make_profile(void) {
   return p;
 }
 
-static void write_text(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  ck_assert_ptr_nonnull(f);
-  fputs(text, f);
-  fclose(f);
-}
-
 START_TEST(roundtrip_exact) {
   ls_profile p = make_profile(), q;
   /* values that need all 17 digits to survive */
@@ -116,7 +109,7 @@ static void expect_bad(const char *text, const char *needle, int code) {
   const char *dir = ls_test_tmpdir();
   char path[512];
   snprintf(path, sizeof path, "%s/bad-profile.json", dir);
-  write_text(path, text);
+  ls_test_write_file(path, text, strlen(text));
   ls_profile q;
   ls_err err = {0};
   int rc = ls_profile_load(&q, path, &err);

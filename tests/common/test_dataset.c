@@ -9,15 +9,6 @@
 #include "ls_dataset.h"
 #include "ls_test.h"
 
-static const char *write_tmp(const char *name, const char *text) {
-  const char *p = ls_test_tmp_path(name);
-  FILE *f = fopen(p, "wb");
-  ck_assert_ptr_nonnull(f);
-  fputs(text, f);
-  fclose(f);
-  return p;
-}
-
 static ls_dataset *load(const char *path, int format) {
   ls_dataset *ds = NULL;
   ls_err err = {0};
@@ -114,7 +105,7 @@ START_TEST(stories) {
   ls_dataset_free(ds);
 
   /* <|endoftext|>-separated text (the original TinyStories files) */
-  const char *p = write_tmp("s.txt", "Tom had a dog. It was big.\n\nThe end.<|endoftext|>\n  Sue ran! She fell.\n"
+  const char *p = ls_test_write_tmp("s.txt", "Tom had a dog. It was big.\n\nThe end.<|endoftext|>\n  Sue ran! She fell.\n"
                                      "<|endoftext|>\n\n\"Hi.\" said Bo. Yes.");
   ds = load(p, LS_DS_STORIES);
   ck_assert_int_eq(ds->n, 3);
@@ -134,7 +125,7 @@ START_TEST(stories) {
 END_TEST
 
 START_TEST(plain_jsonl) {
-  const char *p = write_tmp("plain.jsonl",
+  const char *p = ls_test_write_tmp("plain.jsonl",
                             "{\"id\": \"q1\", \"question\": \"2+2?\", \"options\": [\"3\", \"4\"], \"answer\": \"B\"}\n"
                             "\n"
                             "{\"id\": 7, \"question\": \"Sky?\", \"options\": [\"blue\", \"red\", \"green\"], \"answer\": 0}\n"
@@ -188,7 +179,7 @@ START_TEST(shards_partition) {
   char text[8192] = "";
   for (int i = 0; i < 37; i++)
     snprintf(text + strlen(text), sizeof text - strlen(text), "{\"id\": \"e%d\", \"question\": \"q\", \"options\": [\"a\"]}\n", i);
-  const char *p = write_tmp("small.jsonl", text);
+  const char *p = ls_test_write_tmp("small.jsonl", text);
   int small[] = {5, 36, 37, 50};
   for (size_t k = 0; k < sizeof small / sizeof small[0]; k++) check_partition(p, small[k]);
   /* the bounds alone, for many N over the CSQA size */
@@ -278,7 +269,7 @@ START_TEST(malformed_lines) {
       {"", LS_DS_AUTO, ": the file is empty"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    const char *p = write_tmp("bad.jsonl", cases[i].text);
+    const char *p = ls_test_write_tmp("bad.jsonl", cases[i].text);
     char want[1024];
     snprintf(want, sizeof want, "%s%s", p, cases[i].want);
     ls_dataset *ds = (ls_dataset *)1;

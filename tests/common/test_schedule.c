@@ -12,15 +12,6 @@
 #include "ls_test.h"
 
 
-static const char *write_tmp(const char *name, const char *text) {
-  const char *p = ls_test_tmp_path(name);
-  FILE *f = fopen(p, "wb");
-  ck_assert_ptr_nonnull(f);
-  fputs(text, f);
-  fclose(f);
-  return p;
-}
-
 static ls_template *obqa(void) {
   ls_template *t;
   ls_err err = {0};
@@ -215,7 +206,7 @@ START_TEST(invalid_schedules) {
   ls_template *t = obqa();
   ls_err err = {0};
   /* the unmodified text is valid for a 5-layer model */
-  const char *ok = write_tmp("ok.json", VALID);
+  const char *ok = ls_test_write_tmp("ok.json", VALID);
   ls_schedule *s;
   ck_assert_msg(ls_schedule_read(ok, &s, &err) == LS_OK, "%s", err.msg);
   ck_assert_msg(ls_schedule_check(s, FP, 5, t, 0, &err) == LS_OK, "%s", err.msg);
@@ -247,7 +238,7 @@ START_TEST(invalid_schedules) {
       {"{\"name\": \"analyze\", \"skip\": []}", "{\"skip\": []}", "stages[1]: missing key \"name\"", LS_EFORMAT},
   };
   for (size_t i = 0; i < sizeof rd / sizeof rd[0]; i++) {
-    const char *p = write_tmp("bad.json", replaced(rd[i].from, rd[i].to));
+    const char *p = ls_test_write_tmp("bad.json", replaced(rd[i].from, rd[i].to));
     s = (ls_schedule *)1;
     int rc = ls_schedule_read(p, &s, &err);
     ck_assert_msg(rc == rd[i].code, "read case %zu: rc %d: %s", i, rc, err.msg);
@@ -274,7 +265,7 @@ START_TEST(invalid_schedules) {
     snprintf(fixed, sizeof fixed, "%s", text);
     char *comma = strstr(fixed, "[]},\n  ]");
     if (comma) memmove(comma + 3, comma + 4, strlen(comma + 4) + 1);
-    const char *p = write_tmp("bad.json", fixed);
+    const char *p = ls_test_write_tmp("bad.json", fixed);
     ck_assert_msg(ls_schedule_read(p, &s, &err) == LS_OK, "check case %zu: %s", i, err.msg);
     int rc = ls_schedule_check(s, FP, 5, t, 0, &err);
     ck_assert_msg(rc == LS_EMISMATCH, "check case %zu: rc %d: %s", i, rc, err.msg);

@@ -12,15 +12,6 @@
 #include "ls_template.h"
 #include "ls_test.h"
 
-static const char *write_tmp(const char *name, const char *text) {
-  const char *p = ls_test_tmp_path(name);
-  FILE *f = fopen(p, "wb");
-  ck_assert_ptr_nonnull(f);
-  fputs(text, f);
-  fclose(f);
-  return p;
-}
-
 static ls_template *load_template(const char *rel) {
   ls_template *t = NULL;
   ls_err err = {0};
@@ -183,7 +174,7 @@ START_TEST(answer_extraction) {
 
   /* without answer_ignore_case the regex is case-sensitive */
   ls_err err = {0};
-  const char *p = write_tmp("cs.json", "{\"name\": \"cs\", \"stages\": [{\"name\": \"a\", \"prompt\": \"{question}\", "
+  const char *p = ls_test_write_tmp("cs.json", "{\"name\": \"cs\", \"stages\": [{\"name\": \"a\", \"prompt\": \"{question}\", "
                                        "\"max_new_tokens\": 5, \"answer_regex\": \"answer: ([A-Z])\"}]}");
   ck_assert_msg(ls_template_load(p, &t, &err) == LS_OK, "%s", err.msg);
   ck_assert_int_eq(ls_template_extract_answer(t, "Answer: B", &o), 0);
@@ -197,7 +188,7 @@ END_TEST
  * search for a letter stops there instead of reading past the end (the text sits
  * right before an unmapped page). */
 START_TEST(answer_regex_empty_match_at_end) {
-  const char *p = write_tmp("opt.json", "{\"name\": \"opt\", \"stages\": [{\"name\": \"a\", \"prompt\": \"{question}\", "
+  const char *p = ls_test_write_tmp("opt.json", "{\"name\": \"opt\", \"stages\": [{\"name\": \"a\", \"prompt\": \"{question}\", "
                                         "\"max_new_tokens\": 5, \"answer_regex\": \"([A-Z])?$\"}]}");
   ls_template *t;
   ls_err err = {0};
@@ -219,7 +210,7 @@ END_TEST
 
 /* Template text -> the load error, for the size limits of stop strings and answer regexes. */
 static void expect_load_error(const char *json, const char *want) {
-  const char *p = write_tmp("limits.json", json);
+  const char *p = ls_test_write_tmp("limits.json", json);
   ls_template *t = (ls_template *)1;
   ls_err err = {0};
   ck_assert_msg(ls_template_load(p, &t, &err) == LS_EFORMAT, "loaded: %.200s", json);
@@ -247,7 +238,7 @@ static void expect_field_error(const char *field_json, const char *want) {
 
 static void expect_field_ok(const char *field_json) {
   char *s = template_with(field_json);
-  const char *p = write_tmp("ok-limits.json", s);
+  const char *p = ls_test_write_tmp("ok-limits.json", s);
   ls_template *t;
   ls_err err = {0};
   ck_assert_msg(ls_template_load(p, &t, &err) == LS_OK, "%s", err.msg);
@@ -438,7 +429,7 @@ START_TEST(load_errors) {
       {"{\"stages\": []}", "missing key \"name\""},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    const char *p = write_tmp("bad.json", cases[i].json);
+    const char *p = ls_test_write_tmp("bad.json", cases[i].json);
     ls_template *t = (ls_template *)1;
     ls_err err = {0};
     int rc = ls_template_load(p, &t, &err);
@@ -454,7 +445,7 @@ START_TEST(load_errors) {
 END_TEST
 
 START_TEST(braces_and_join_defaults) {
-  const char *p = write_tmp("ok.json",
+  const char *p = ls_test_write_tmp("ok.json",
                             "{\"name\": \"ok\", \"stages\": [{\"name\": \"one\", \"per_option\": true, \"prompt\": "
                             "\"{{{question}}} {option}={option_text}\", \"max_new_tokens\": 3}, {\"name\": \"two\", "
                             "\"prompt\": \"[{one}]\", \"max_new_tokens\": 3}]}");

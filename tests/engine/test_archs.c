@@ -23,16 +23,11 @@
 #include "ls_forward.h"
 #include "ls_model.h"
 #include "ls_test.h"
+#include "ls_test_oracle.h"
 #include "ls_tokenizer.h"
 #include "ls_util.h"
 
 #define LOGIT_TOL 1e-3f
-
-#define CK_OK(expr)                                                                                            \
-  do {                                                                                                         \
-    int rc_ = (expr);                                                                                          \
-    ck_assert_msg(rc_ == LS_OK, "%s failed: %s", #expr, err.msg);                                              \
-  } while (0)
 
 static const char *data_path(const char *name) {
   char rel[512];
@@ -40,69 +35,18 @@ static const char *data_path(const char *name) {
   return ls_test_source(rel);
 }
 
-typedef struct oracle {
-  json_t *root;
-  int n_vocab, n_seq, n_prompt, n_gen;
-  int seq[64], prompt[64], greedy[64];
-  float *seq_logits, *greedy_logits;
-} oracle;
-
-static int json_ids(json_t *arr, int *out, int cap) {
-  int n = (int)json_array_size(arr);
-  ck_assert_int_le(n, cap);
-  for (int i = 0; i < n; i++) out[i] = (int)json_integer_value(json_array_get(arr, (size_t)i));
-  return n;
-}
-
-static float *read_f32(const char *path, size_t n) {
-  char *buf;
-  size_t len;
-  ls_err err = {0};
-  CK_OK(ls_read_file(path, &buf, &len, &err));
-  ck_assert_uint_eq(len, n * sizeof(float));
-  return (float *)buf;
-}
-
-static void oracle_load(oracle *o, const char *name) {
-  char rel[256];
-  json_error_t je;
-  snprintf(rel, sizeof rel, "oracle/%s.json", name);
-  o->root = json_load_file(data_path(rel), 0, &je);
-  ck_assert_msg(o->root != NULL, "%s: %s", data_path(rel), je.text);
-  o->n_vocab = (int)json_integer_value(json_object_get(o->root, "n_vocab"));
-  o->n_seq = json_ids(json_object_get(o->root, "seq_tokens"), o->seq, 64);
-  o->n_prompt = json_ids(json_object_get(o->root, "prompt_tokens"), o->prompt, 64);
-  o->n_gen = json_ids(json_object_get(o->root, "greedy_tokens"), o->greedy, 64);
-  snprintf(rel, sizeof rel, "oracle/%s.seq.f32", name);
-  o->seq_logits = read_f32(data_path(rel), (size_t)o->n_seq * (size_t)o->n_vocab);
-  snprintf(rel, sizeof rel, "oracle/%s.greedy.f32", name);
-  o->greedy_logits = read_f32(data_path(rel), (size_t)o->n_gen * (size_t)o->n_vocab);
-}
-
-static void oracle_free(oracle *o) {
-  json_decref(o->root);
-  free(o->seq_logits);
-  free(o->greedy_logits);
-}
-
-static float max_diff(const float *a, const float *b, int n) {
-  float d = 0;
-  for (int i = 0; i < n; i++) d = fmaxf(d, fabsf(a[i] - b[i]));
-  return d;
-}
-
 /* Our tokenizer gives llama.cpp's ids for the oracle's texts (BOS as the
  * vocabulary asks). */
-static void check_tokens(const ls_model *m, const oracle *o) {
+static void check_tokens(const ls_model *m, const ls_test_oracle *o) {
   ls_tokenizer t;
   ls_err err = {0};
   int ids[256], n;
-  CK_OK(ls_tokenizer_init(&t, &m->vocab, &err));
+  LS_TEST_OK(ls_tokenizer_init(&t, &m->vocab, &err));
   const char *seq_text = json_string_value(json_object_get(o->root, "seq_text"));
-  CK_OK(ls_tokenize(&t, seq_text, 1, ids, 256, &n, &err));
+  LS_TEST_OK(ls_tokenize(&t, seq_text, 1, ids, 256, &n, &err));
   ck_assert_int_ge(n, o->n_seq);
   for (int i = 0; i < o->n_seq; i++) ck_assert_int_eq(ids[i], o->seq[i]);
-  CK_OK(ls_tokenize(&t, json_string_value(json_object_get(o->root, "prompt")), 1, ids, 256, &n, &err));
+  LS_TEST_OK(ls_tokenize(&t, json_string_value(json_object_get(o->root, "prompt")), 1, ids, 256, &n, &err));
   ck_assert_int_eq(n, o->n_prompt);
   for (int i = 0; i < n; i++) ck_assert_int_eq(ids[i], o->prompt[i]);
   ls_tokenizer_free(&t);
@@ -111,25 +55,25 @@ static void check_tokens(const ls_model *m, const oracle *o) {
 /* Largest logit difference from llama.cpp over the seq run (one batch, all
  * logits) and the greedy run (prompt batch, then one token at a time); the
  * greedy tokens must be llama.cpp's. */
-static float compare(const ls_model *m, const oracle *o, int check_greedy) {
+static double compare(const ls_model *m, const ls_test_oracle *o, int check_greedy) {
   ls_ctx *c;
   ls_err err = {0};
   ls_ctx_params cp = {.n_ctx = 256, .max_batch = 64, .n_threads = 2};
-  CK_OK(ls_ctx_new(m, &cp, &c, &err));
+  LS_TEST_OK(ls_ctx_new(m, &cp, &c, &err));
   ck_assert_int_eq(m->cfg.vocab_size, o->n_vocab);
   int nv = o->n_vocab;
-  float worst = 0;
-  CK_OK(ls_forward(c, o->seq, o->n_seq, 0, NULL, 1, &err));
+  double worst = 0;
+  LS_TEST_OK(ls_forward(c, o->seq, o->n_seq, 0, NULL, 1, &err));
   for (int i = 0; i < o->n_seq; i++)
-    worst = fmaxf(worst, max_diff(ls_ctx_logits(c) + (size_t)i * nv, o->seq_logits + (size_t)i * nv, nv));
-  CK_OK(ls_forward(c, o->prompt, o->n_prompt, 0, NULL, 0, &err));
+    worst = fmax(worst, ls_test_max_diff(ls_ctx_logits(c) + (size_t)i * nv, o->seq_logits + (size_t)i * nv, nv));
+  LS_TEST_OK(ls_forward(c, o->prompt, o->n_prompt, 0, NULL, 0, &err));
   int pos = o->n_prompt;
-  for (int i = 0; i < o->n_gen; i++) {
+  for (int i = 0; i < o->n_greedy; i++) {
     const float *l = ls_ctx_logits(c);
-    worst = fmaxf(worst, max_diff(l, o->greedy_logits + (size_t)i * nv, nv));
+    worst = fmax(worst, ls_test_max_diff(l, o->greedy_logits + (size_t)i * nv, nv));
     int next = ls_argmax(l, nv);
     if (check_greedy) ck_assert_msg(next == o->greedy[i], "greedy token %d: %d, llama.cpp %d", i, next, o->greedy[i]);
-    CK_OK(ls_forward(c, &o->greedy[i], 1, pos++, NULL, 0, &err));
+    LS_TEST_OK(ls_forward(c, &o->greedy[i], 1, pos++, NULL, 0, &err));
   }
   ls_ctx_free(c);
   return worst;
@@ -138,14 +82,15 @@ static float compare(const ls_model *m, const oracle *o, int check_greedy) {
 static void check_model(const char *file, const char *oracle_name, int arch) {
   ls_model m;
   ls_err err = {0};
-  oracle o;
-  CK_OK(ls_model_load(&m, data_path(file), NULL, &err));
+  ls_test_oracle o;
+  LS_TEST_OK(ls_model_load(&m, data_path(file), NULL, &err));
   ck_assert_int_eq(m.cfg.arch, arch);
-  oracle_load(&o, oracle_name);
+  ls_test_oracle_load(&o, data_path("oracle"), oracle_name);
+  ck_assert_ptr_nonnull(o.greedy_logits);
   check_tokens(&m, &o);
-  float d = compare(&m, &o, 1);
-  ck_assert_msg(d <= LOGIT_TOL, "%s: logits differ from llama.cpp's by %g", file, (double)d);
-  oracle_free(&o);
+  double d = compare(&m, &o, 1);
+  ck_assert_msg(d <= LOGIT_TOL, "%s: logits differ from llama.cpp's by %g", file, d);
+  ls_test_oracle_free(&o);
   ls_model_free(&m);
 }
 
@@ -153,7 +98,7 @@ START_TEST(qwen2_matches_llama_cpp) {
   check_model("qwen2-tiny.gguf", "qwen2-tiny", LS_ARCH_QWEN2);
   ls_model m;
   ls_err err = {0};
-  CK_OK(ls_model_load(&m, data_path("qwen2-tiny.gguf"), NULL, &err));
+  LS_TEST_OK(ls_model_load(&m, data_path("qwen2-tiny.gguf"), NULL, &err));
   ck_assert_ptr_nonnull(m.layers[0].bq);
   ck_assert_int_eq(m.tied_output, 1);
   ck_assert_int_eq(m.vocab.add_bos, 0);
@@ -167,8 +112,8 @@ START_TEST(llama3_rope_matches_llama_cpp) {
   check_model("llama3-keys-tiny.gguf", "llama3-tiny", LS_ARCH_LLAMA);
   ls_model a, b;
   ls_err err = {0};
-  CK_OK(ls_model_load(&a, data_path("llama3-tiny.gguf"), NULL, &err));
-  CK_OK(ls_model_load(&b, data_path("llama3-keys-tiny.gguf"), NULL, &err));
+  LS_TEST_OK(ls_model_load(&a, data_path("llama3-tiny.gguf"), NULL, &err));
+  LS_TEST_OK(ls_model_load(&b, data_path("llama3-keys-tiny.gguf"), NULL, &err));
   ck_assert_ptr_nonnull(a.rope_freqs);
   ck_assert_ptr_nonnull(b.rope_freqs);
   ck_assert_int_eq(a.tied_output, 0);
@@ -185,22 +130,22 @@ END_TEST
 START_TEST(rope_variants_are_sensitive) {
   ls_model m;
   ls_err err = {0};
-  oracle o;
-  CK_OK(ls_model_load(&m, data_path("llama3-tiny.gguf"), NULL, &err));
-  oracle_load(&o, "llama3-tiny");
+  ls_test_oracle o;
+  LS_TEST_OK(ls_model_load(&m, data_path("llama3-tiny.gguf"), NULL, &err));
+  ls_test_oracle_load(&o, data_path("oracle"), "llama3-tiny");
   m.rope_freqs = NULL;
-  ck_assert_float_gt(compare(&m, &o, 0), 10 * LOGIT_TOL);
-  oracle_free(&o);
+  ck_assert_double_gt(compare(&m, &o, 0), 10 * LOGIT_TOL);
+  ls_test_oracle_free(&o);
   ls_model_free(&m);
-  CK_OK(ls_model_load(&m, data_path("qwen2-tiny.gguf"), NULL, &err));
-  oracle_load(&o, "qwen2-tiny");
+  LS_TEST_OK(ls_model_load(&m, data_path("qwen2-tiny.gguf"), NULL, &err));
+  ls_test_oracle_load(&o, data_path("oracle"), "qwen2-tiny");
   m.cfg.rope_neox = 0;
-  ck_assert_float_gt(compare(&m, &o, 0), 10 * LOGIT_TOL);
+  ck_assert_double_gt(compare(&m, &o, 0), 10 * LOGIT_TOL);
   m.cfg.rope_neox = 1;
   m.layers[1].bk = NULL; /* biases matter too (all three are applied together) */
   m.layers[1].bq = NULL;
-  ck_assert_float_gt(compare(&m, &o, 0), 10 * LOGIT_TOL);
-  oracle_free(&o);
+  ck_assert_double_gt(compare(&m, &o, 0), 10 * LOGIT_TOL);
+  ls_test_oracle_free(&o);
   ls_model_free(&m);
 }
 END_TEST

@@ -28,6 +28,7 @@
 #include "ls_forward.h"
 #include "ls_model.h"
 #include "ls_test.h"
+#include "ls_test_oracle.h"
 #include "ls_tokenizer.h"
 
 #define N_SEQ 32
@@ -80,15 +81,6 @@ static const char *find_dir(const char *name) {
     if (exists(probe)) return dirs[i];
   }
   return NULL;
-}
-
-static int *json_ints(json_t *root, const char *key, int *n) {
-  json_t *a = json_object_get(root, key);
-  ck_assert_msg(json_is_array(a), "oracle json: %s is not an array", key);
-  *n = (int)json_array_size(a);
-  int *v = malloc(sizeof(int) * (size_t)*n);
-  for (int i = 0; i < *n; i++) v[i] = (int)json_integer_value(json_array_get(a, (size_t)i));
-  return v;
 }
 
 static int argmax(const float *x, int n) {
@@ -176,19 +168,12 @@ static void free_f32_model(ls_model *e) {
   free(e->layers);
 }
 
-static double max_diff(const float *a, const float *b, size_t n) {
-  double d = 0;
-  for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
-  return d;
-}
-
-static void check_tokens(ls_tokenizer *tk, json_t *root, const char *name) {
-  int n_seq, n_prompt, n, ids[256];
-  int *seq = json_ints(root, "seq_tokens", &n_seq), *prompt = json_ints(root, "prompt_tokens", &n_prompt);
+static void check_tokens(ls_tokenizer *tk, const ls_test_oracle *o, const char *name) {
+  int n, ids[256];
   ls_err err = {0};
-  const char *texts[2] = {json_string_value(json_object_get(root, "seq_text")),
-                          json_string_value(json_object_get(root, "prompt"))};
-  const int *want[2] = {seq, prompt}, nwant[2] = {n_seq, n_prompt};
+  const char *texts[2] = {json_string_value(json_object_get(o->root, "seq_text")),
+                          json_string_value(json_object_get(o->root, "prompt"))};
+  const int *want[2] = {o->seq, o->prompt}, nwant[2] = {o->n_seq, o->n_prompt};
   for (int k = 0; k < 2; k++) {
     ck_assert_msg(texts[k], "%s: oracle json lacks the text", name);
     ck_assert_msg(ls_tokenize(tk, texts[k], 1, ids, 256, &n, &err) == LS_OK, "tokenize: %s", err.msg);
@@ -196,8 +181,6 @@ static void check_tokens(ls_tokenizer *tk, json_t *root, const char *name) {
     for (int i = 0; i < nwant[k]; i++)
       ck_assert_msg(ids[i] == want[k][i], "%s: token %d is %d, llama.cpp %d", name, i, ids[i], want[k][i]);
   }
-  free(seq);
-  free(prompt);
 }
 
 static void check_fixture(const fixture *fx) {
@@ -211,19 +194,15 @@ static void check_fixture(const fixture *fx) {
     return;
   }
   char path[4096];
-  snprintf(path, sizeof path, "%s/oracle/%s.json", dir, fx->name);
-  json_error_t jerr;
-  json_t *root = json_load_file(path, 0, &jerr);
-  ck_assert_msg(root, "%s: %s", path, jerr.text);
-  int n_seq, n_prompt, n_greedy;
-  int *seq = json_ints(root, "seq_tokens", &n_seq), *prompt = json_ints(root, "prompt_tokens", &n_prompt);
-  int *greedy = json_ints(root, "greedy_tokens", &n_greedy);
-  json_t *jm = json_object_get(root, "greedy_margins");
+  snprintf(path, sizeof path, "%s/oracle", dir);
+  ls_test_oracle o;
+  ls_test_oracle_load(&o, path, fx->name);
+  json_t *jm = json_object_get(o.root, "greedy_margins");
   double margins[N_GREEDY];
   ck_assert_msg(json_array_size(jm) == N_GREEDY, "%s: greedy_margins", fx->name);
   for (int i = 0; i < N_GREEDY; i++) margins[i] = json_number_value(json_array_get(jm, (size_t)i));
-  ck_assert_int_eq(n_seq, N_SEQ);
-  ck_assert_int_eq(n_greedy, N_GREEDY);
+  ck_assert_int_eq(o.n_seq, N_SEQ);
+  ck_assert_int_eq(o.n_greedy, N_GREEDY);
 
   ls_model m = {0};
   ls_err err = {0};
@@ -231,32 +210,29 @@ static void check_fixture(const fixture *fx) {
   ck_assert_msg(ls_model_load(&m, path, NULL, &err) == LS_OK, "load: %s", err.msg);
   ls_tokenizer tk;
   ck_assert_msg(ls_tokenizer_init(&tk, &m.vocab, &err) == LS_OK, "tokenizer: %s", err.msg);
-  check_tokens(&tk, root, fx->name);
+  check_tokens(&tk, &o, fx->name);
   ls_tokenizer_free(&tk);
 
   int vocab = m.cfg.vocab_size;
+  ck_assert_int_eq(o.n_vocab, vocab);
   size_t nl = (size_t)N_SEQ * vocab;
-  float *oracle = malloc(sizeof(float) * nl), *ours = malloc(sizeof(float) * nl), *two = malloc(sizeof(float) * nl);
-  float *exact = malloc(sizeof(float) * nl);
-  snprintf(path, sizeof path, "%s/oracle/%s.seq.f32", dir, fx->name);
-  FILE *f = fopen(path, "rb");
-  ck_assert_msg(f && fread(oracle, sizeof(float), nl, f) == nl, "%s: cannot read %zu floats", path, nl);
-  fclose(f);
+  const float *oracle = o.seq_logits;
+  float *ours = malloc(sizeof(float) * nl), *two = malloc(sizeof(float) * nl), *exact = malloc(sizeof(float) * nl);
 
   ls_model e = f32_model(&m);
   setenv("LS_KERNELS", "ref", 1);
-  run_seq(&e, 1, seq, exact);
-  double llama_exact = max_diff(oracle, exact, nl);
+  run_seq(&e, 1, o.seq, exact);
+  double llama_exact = ls_test_max_diff(oracle, exact, nl);
   free_f32_model(&e);
 
   for (int level = LS_KL_AVX512; level >= LS_KL_REF; level--) {
     const ls_kernels *k = ls_kernels_level(level);
     if (!k) continue;
     setenv("LS_KERNELS", k->name, 1);
-    run_seq(&m, 1, seq, ours);
-    run_seq(&m, 2, seq, two);
+    run_seq(&m, 1, o.seq, ours);
+    run_seq(&m, 2, o.seq, two);
     ck_assert_msg(memcmp(ours, two, sizeof(float) * nl) == 0, "%s %s: 1 and 2 threads differ", fx->name, k->name);
-    double d = max_diff(ours, oracle, nl), ours_exact = max_diff(ours, exact, nl);
+    double d = ls_test_max_diff(ours, oracle, nl), ours_exact = ls_test_max_diff(ours, exact, nl);
     for (int i = 0; i < N_SEQ; i++)
       ck_assert_msg(argmax(ours + (size_t)i * vocab, vocab) == argmax(oracle + (size_t)i * vocab, vocab),
                     "%s %s: seq row %d top-1 differs from llama.cpp's", fx->name, k->name, i);
@@ -264,7 +240,7 @@ static void check_fixture(const fixture *fx) {
                   fx->tol);
     char what[128];
     snprintf(what, sizeof what, "%s %s", fx->name, k->name);
-    int same = check_greedy(&m, what, prompt, n_prompt, greedy, margins);
+    int same = check_greedy(&m, what, o.prompt, o.n_prompt, o.greedy, margins);
     printf("%-24s %-6s seq max|ours-llama.cpp| %.6f (tol %.3g)  |ours-exact| %.6f  |llama.cpp-exact| %.6f  "
            "greedy %d/%d equal%s\n",
            fx->name, k->name, d, fx->tol, ours_exact, llama_exact, same, N_GREEDY,
@@ -273,8 +249,8 @@ static void check_fixture(const fixture *fx) {
   }
   unsetenv("LS_KERNELS");
   ls_model_free(&m);
-  free(oracle); free(ours); free(two); free(exact); free(seq); free(prompt); free(greedy);
-  json_decref(root);
+  free(ours); free(two); free(exact);
+  ls_test_oracle_free(&o);
 }
 
 START_TEST(test_fixture) { check_fixture(&fixtures[_i]); }

@@ -19,12 +19,6 @@ static const char *tmp(const char *name) { return ls_test_tmp_path(name); }
 #define STORIES_BIN "models/stories260K/stories260K.bin"
 #define STORIES_TOK "models/stories260K/tok512.bin"
 
-#define CK_OK(expr)                                                                                            \
-  do {                                                                                                         \
-    int rc_ = (expr);                                                                                          \
-    ck_assert_msg(rc_ == LS_OK, "%s failed: %s", #expr, err.msg);                                              \
-  } while (0)
-
 /* ---- the bundled random GGUF ------------------------------------------- */
 
 START_TEST(bundled_random_gguf_loads) {
@@ -32,7 +26,7 @@ START_TEST(bundled_random_gguf_loads) {
   ls_err err = {0};
   /* the mapping kept (not the default huge-page copy): the loader must point
    * into the file, not convert (the copy is tested in tests/engine/test_forward.c) */
-  CK_OK(ls_model_load_placed(&m, ls_test_data(RANDOM_GGUF), NULL, LS_WEIGHTS_MAP, &err));
+  LS_TEST_OK(ls_model_load_placed(&m, ls_test_data(RANDOM_GGUF), NULL, LS_WEIGHTS_MAP, &err));
   ck_assert_int_eq(m.format, LS_FMT_GGUF);
   ck_assert_uint_eq(m.gguf_version, 3);
   ck_assert_str_eq(m.name, "LLaMA v2");
@@ -93,7 +87,7 @@ END_TEST
 START_TEST(bundled_random_gguf_view) {
   ls_gguf g;
   ls_err err = {0};
-  CK_OK(ls_gguf_open(&g, ls_test_data(RANDOM_GGUF), &err));
+  LS_TEST_OK(ls_gguf_open(&g, ls_test_data(RANDOM_GGUF), &err));
   ck_assert_uint_eq(g.version, 3);
   ck_assert_uint_eq(g.n_kv, 18);
   ck_assert_uint_eq(g.n_tensors, 12);
@@ -135,7 +129,7 @@ END_TEST
 static void write_all_types(const char *path, int with_tensor) {
   ls_err err = {0};
   ls_gguf_writer *w;
-  CK_OK(ls_gguf_writer_open(&w, path, &err));
+  LS_TEST_OK(ls_gguf_writer_open(&w, path, &err));
   uint8_t u8 = 250;
   int8_t i8 = -120;
   uint16_t u16 = 65000;
@@ -143,29 +137,29 @@ static void write_all_types(const char *path, int with_tensor) {
   uint64_t u64 = 0xfedcba9876543210ull;
   int64_t i64 = -1234567890123ll;
   double f64 = -2.5e-300;
-  CK_OK(ls_gguf_writer_kv_raw(w, "t.u8", LS_GGUF_UINT8, &u8, 1, &err));
-  CK_OK(ls_gguf_writer_kv_raw(w, "t.i8", LS_GGUF_INT8, &i8, 1, &err));
-  CK_OK(ls_gguf_writer_kv_raw(w, "t.u16", LS_GGUF_UINT16, &u16, 2, &err));
-  CK_OK(ls_gguf_writer_kv_raw(w, "t.i16", LS_GGUF_INT16, &i16, 2, &err));
-  CK_OK(ls_gguf_writer_kv_u32(w, "t.u32", 4000000000u, &err));
-  CK_OK(ls_gguf_writer_kv_i32(w, "t.i32", -2000000000, &err));
-  CK_OK(ls_gguf_writer_kv_f32(w, "t.f32", 3.25f, &err));
-  CK_OK(ls_gguf_writer_kv_bool(w, "t.bool", 1, &err));
-  CK_OK(ls_gguf_writer_kv_bool(w, "t.bool0", 0, &err));
-  CK_OK(ls_gguf_writer_kv_str(w, "t.str", "h\xc3\xa9llo \xe2\x96\x81world", &err));
-  CK_OK(ls_gguf_writer_kv_str(w, "t.empty", "", &err));
-  CK_OK(ls_gguf_writer_kv_raw(w, "t.u64", LS_GGUF_UINT64, &u64, 8, &err));
-  CK_OK(ls_gguf_writer_kv_raw(w, "t.i64", LS_GGUF_INT64, &i64, 8, &err));
-  CK_OK(ls_gguf_writer_kv_raw(w, "t.f64", LS_GGUF_FLOAT64, &f64, 8, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_raw(w, "t.u8", LS_GGUF_UINT8, &u8, 1, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_raw(w, "t.i8", LS_GGUF_INT8, &i8, 1, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_raw(w, "t.u16", LS_GGUF_UINT16, &u16, 2, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_raw(w, "t.i16", LS_GGUF_INT16, &i16, 2, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_u32(w, "t.u32", 4000000000u, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_i32(w, "t.i32", -2000000000, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_f32(w, "t.f32", 3.25f, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_bool(w, "t.bool", 1, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_bool(w, "t.bool0", 0, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_str(w, "t.str", "h\xc3\xa9llo \xe2\x96\x81world", &err));
+  LS_TEST_OK(ls_gguf_writer_kv_str(w, "t.empty", "", &err));
+  LS_TEST_OK(ls_gguf_writer_kv_raw(w, "t.u64", LS_GGUF_UINT64, &u64, 8, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_raw(w, "t.i64", LS_GGUF_INT64, &i64, 8, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_raw(w, "t.f64", LS_GGUF_FLOAT64, &f64, 8, &err));
   int32_t ai[5] = {1, -2, 3, -4, 5};
   float af[3] = {0.5f, -1.5f, 1e30f};
   uint8_t ab[4] = {1, 0, 0, 1};
   const char *as[3] = {"a", "", "long string with \xe2\x96\x81"};
-  CK_OK(ls_gguf_writer_kv_array(w, "a.i32", LS_GGUF_INT32, 5, ai, &err));
-  CK_OK(ls_gguf_writer_kv_array(w, "a.f32", LS_GGUF_FLOAT32, 3, af, &err));
-  CK_OK(ls_gguf_writer_kv_array(w, "a.bool", LS_GGUF_BOOL, 4, ab, &err));
-  CK_OK(ls_gguf_writer_kv_array(w, "a.str", LS_GGUF_STRING, 3, as, &err));
-  CK_OK(ls_gguf_writer_kv_array(w, "a.empty", LS_GGUF_UINT64, 0, NULL, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_array(w, "a.i32", LS_GGUF_INT32, 5, ai, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_array(w, "a.f32", LS_GGUF_FLOAT32, 3, af, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_array(w, "a.bool", LS_GGUF_BOOL, 4, ab, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_array(w, "a.str", LS_GGUF_STRING, 3, as, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_array(w, "a.empty", LS_GGUF_UINT64, 0, NULL, &err));
   /* [[1,2],[],[3]] of uint16, and [[["x"],["y","z"]]] of strings */
   ls_strbuf b = {0};
   ls_gguf_put_u32(&b, LS_GGUF_ARRAY);
@@ -179,7 +173,7 @@ static void write_all_types(const char *path, int with_tensor) {
   ls_gguf_put_u32(&b, LS_GGUF_UINT16);
   ls_gguf_put_u64(&b, 1);
   ls_strbuf_put(&b, v16 + 2, 2);
-  CK_OK(ls_gguf_writer_kv_raw(w, "a.nested", LS_GGUF_ARRAY, b.buf, b.len, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_raw(w, "a.nested", LS_GGUF_ARRAY, b.buf, b.len, &err));
   ls_strbuf_clear(&b);
   ls_gguf_put_u32(&b, LS_GGUF_ARRAY);
   ls_gguf_put_u64(&b, 1);
@@ -192,28 +186,28 @@ static void write_all_types(const char *path, int with_tensor) {
   ls_gguf_put_u64(&b, 2);
   ls_gguf_put_str(&b, "y", 1);
   ls_gguf_put_str(&b, "zz", 2);
-  CK_OK(ls_gguf_writer_kv_raw(w, "a.nested3", LS_GGUF_ARRAY, b.buf, b.len, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_raw(w, "a.nested3", LS_GGUF_ARRAY, b.buf, b.len, &err));
   ls_strbuf_free(&b);
   if (with_tensor) {
     int64_t ne[2] = {3, 2};
     float x[6] = {1, 2, 3, 4, 5, 6};
-    CK_OK(ls_gguf_writer_tensor(w, "x", LS_F32, 2, ne, &err));
+    LS_TEST_OK(ls_gguf_writer_tensor(w, "x", LS_F32, 2, ne, &err));
     int64_t ne1 = 5;
-    CK_OK(ls_gguf_writer_tensor(w, "y", LS_F16, 1, &ne1, &err));
-    CK_OK(ls_gguf_writer_tensor_data(w, x, 12, &err)); /* in two pieces */
-    CK_OK(ls_gguf_writer_tensor_data(w, x + 3, 12, &err));
+    LS_TEST_OK(ls_gguf_writer_tensor(w, "y", LS_F16, 1, &ne1, &err));
+    LS_TEST_OK(ls_gguf_writer_tensor_data(w, x, 12, &err)); /* in two pieces */
+    LS_TEST_OK(ls_gguf_writer_tensor_data(w, x + 3, 12, &err));
     uint16_t h[5];
     for (int i = 0; i < 5; i++) h[i] = ls_fp32_to_fp16((float)i);
-    CK_OK(ls_gguf_writer_tensor_data(w, h, 10, &err));
+    LS_TEST_OK(ls_gguf_writer_tensor_data(w, h, 10, &err));
   }
-  CK_OK(ls_gguf_writer_finish(w, &err));
+  LS_TEST_OK(ls_gguf_writer_finish(w, &err));
   ls_gguf_writer_free(w);
 }
 
 static void check_all_types(const char *path, uint32_t version) {
   ls_gguf g;
   ls_err err = {0};
-  CK_OK(ls_gguf_open(&g, path, &err));
+  LS_TEST_OK(ls_gguf_open(&g, path, &err));
   ck_assert_uint_eq(g.version, version);
   ck_assert_uint_eq(g.n_kv, 22); /* 21 + general.alignment added by the writer */
   int64_t i;
@@ -248,7 +242,7 @@ static void check_all_types(const char *path, uint32_t version) {
   ck_assert(!ls_gguf_value_float(KV("t.i32"), &d));
   /* keyed getters with range checks and defaults */
   int found;
-  CK_OK(ls_gguf_get_int(&g, "t.u16", 1, 0, 65535, &i, &found, &err));
+  LS_TEST_OK(ls_gguf_get_int(&g, "t.u16", 1, 0, 65535, &i, &found, &err));
   ck_assert(found && i == 65000);
   ck_assert_int_ne(ls_gguf_get_int(&g, "t.u16", 1, 0, 100, &i, &found, &err), LS_OK);
   ck_assert_ptr_nonnull(strstr(err.msg, "t.u16"));
@@ -258,21 +252,21 @@ static void check_all_types(const char *path, uint32_t version) {
   ck_assert_int_ne(ls_gguf_get_int(&g, "missing", 1, 0, 100, &i, &found, &err), LS_OK);
   ck_assert_ptr_nonnull(strstr(err.msg, "missing"));
   i = 77;
-  CK_OK(ls_gguf_get_int(&g, "missing", 0, 0, 100, &i, &found, &err));
+  LS_TEST_OK(ls_gguf_get_int(&g, "missing", 0, 0, 100, &i, &found, &err));
   ck_assert(!found && i == 77);
   /* arrays */
   ls_gguf_value a, e;
-  CK_OK(ls_gguf_get_array(&g, "a.i32", LS_GGUF_INT64, 1, &a, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_array(&g, "a.i32", LS_GGUF_INT64, 1, &a, NULL, &err));
   ck_assert_uint_eq(a.arr_n, 5);
   int32_t want_i[5] = {1, -2, 3, -4, 5};
   for (int k = 0; k < 5; k++) ck_assert(ls_gguf_array_at(&a, (uint64_t)k, &e) && ls_gguf_value_int(&e, &i) && i == want_i[k]);
   ck_assert_int_ne(ls_gguf_get_array(&g, "a.i32", LS_GGUF_STRING, 1, &a, NULL, &err), LS_OK);
-  CK_OK(ls_gguf_get_array(&g, "a.f32", LS_GGUF_FLOAT64, 1, &a, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_array(&g, "a.f32", LS_GGUF_FLOAT64, 1, &a, NULL, &err));
   ck_assert(ls_gguf_array_at(&a, 2, &e) && ls_gguf_value_float(&e, &d) && d == 1e30f);
-  CK_OK(ls_gguf_get_array(&g, "a.bool", LS_GGUF_BOOL, 1, &a, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_array(&g, "a.bool", LS_GGUF_BOOL, 1, &a, NULL, &err));
   int want_b[4] = {1, 0, 0, 1};
   for (int k = 0; k < 4; k++) ck_assert(ls_gguf_array_at(&a, (uint64_t)k, &e) && ls_gguf_value_bool(&e, &b) && b == want_b[k]);
-  CK_OK(ls_gguf_get_array(&g, "a.str", LS_GGUF_STRING, 1, &a, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_array(&g, "a.str", LS_GGUF_STRING, 1, &a, NULL, &err));
   const char *want_s[3] = {"a", "", "long string with \xe2\x96\x81"};
   const uint8_t *cur = NULL;
   int k = 0;
@@ -283,12 +277,12 @@ static void check_all_types(const char *path, uint32_t version) {
     k++;
   }
   ck_assert_int_eq(k, 3);
-  CK_OK(ls_gguf_get_array(&g, "a.empty", LS_GGUF_UINT64, 1, &a, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_array(&g, "a.empty", LS_GGUF_UINT64, 1, &a, NULL, &err));
   ck_assert_uint_eq(a.arr_n, 0);
   cur = NULL;
   ck_assert(!ls_gguf_array_next(&a, &cur, &e));
   /* nested: [[1,2],[],[3]] */
-  CK_OK(ls_gguf_get_array(&g, "a.nested", LS_GGUF_ARRAY, 1, &a, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_array(&g, "a.nested", LS_GGUF_ARRAY, 1, &a, NULL, &err));
   ck_assert_uint_eq(a.arr_n, 3);
   uint64_t inner_n[3] = {2, 0, 1};
   int64_t inner_v[3][2] = {{1, 2}, {0, 0}, {3, 0}};
@@ -304,7 +298,7 @@ static void check_all_types(const char *path, uint32_t version) {
     }
   }
   /* [[["x"],["y","zz"]]] */
-  CK_OK(ls_gguf_get_array(&g, "a.nested3", LS_GGUF_ARRAY, 1, &a, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_array(&g, "a.nested3", LS_GGUF_ARRAY, 1, &a, NULL, &err));
   ck_assert_uint_eq(a.arr_n, 1);
   ls_gguf_value l1, l2, l3;
   ck_assert(ls_gguf_array_at(&a, 0, &l1) && l1.arr_type == LS_GGUF_ARRAY && l1.arr_n == 2);
@@ -313,7 +307,7 @@ static void check_all_types(const char *path, uint32_t version) {
   ck_assert(ls_gguf_array_at(&l1, 0, &l2) && ls_gguf_array_at(&l2, 0, &l3) && ls_gguf_value_str(&l3, &s, &len) &&
             len == 1 && s[0] == 'x');
   /* the general.alignment the writer added, and the tensors */
-  CK_OK(ls_gguf_get_int(&g, "general.alignment", 1, 1, 1 << 30, &i, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_int(&g, "general.alignment", 1, 1, 1 << 30, &i, NULL, &err));
   ck_assert_int_eq(i, 32);
   if (g.n_tensors) {
     ck_assert_uint_eq(g.n_tensors, 2);
@@ -354,9 +348,9 @@ static void set_version(const char *src, const char *dst, uint32_t version) {
   char *buf;
   size_t len;
   ls_err err = {0};
-  CK_OK(ls_read_file(src, &buf, &len, &err));
+  LS_TEST_OK(ls_read_file(src, &buf, &len, &err));
   memcpy(buf + 4, &version, 4);
-  CK_OK(ls_write_file_atomic(dst, buf, len, &err));
+  LS_TEST_OK(ls_write_file_atomic(dst, buf, len, &err));
   free(buf);
 }
 
@@ -378,7 +372,7 @@ START_TEST(versions_2_and_3_read) {
   const char *m2 = tmp("random-v2.gguf");
   set_version(ls_test_data(RANDOM_GGUF), m2, 2);
   ls_model m;
-  CK_OK(ls_model_load(&m, m2, NULL, &err));
+  LS_TEST_OK(ls_model_load(&m, m2, NULL, &err));
   ck_assert_uint_eq(m.gguf_version, 2);
   ck_assert_int_eq(m.vocab.n_tokens, 32000);
   ls_model_free(&m);
@@ -402,10 +396,10 @@ static void same_mat(const ls_mat *a, const ls_mat *b, const char *what) {
 START_TEST(convert_f32_is_byte_identical) {
   ls_model a, b;
   ls_err err = {0};
-  CK_OK(ls_model_load(&a, ls_test_data(STORIES_BIN), ls_test_data(STORIES_TOK), &err));
+  LS_TEST_OK(ls_model_load(&a, ls_test_data(STORIES_BIN), ls_test_data(STORIES_TOK), &err));
   const char *out = tmp("stories-f32.gguf");
-  CK_OK(ls_gguf_convert(&a, out, LS_F32, &err));
-  CK_OK(ls_model_load(&b, out, NULL, &err));
+  LS_TEST_OK(ls_gguf_convert(&a, out, LS_F32, &err));
+  LS_TEST_OK(ls_model_load(&b, out, NULL, &err));
   ck_assert_int_eq(b.format, LS_FMT_GGUF);
   ck_assert_str_eq(b.name, "stories260K");
   ck_assert(memcmp(&a.cfg, &b.cfg, sizeof a.cfg) == 0);
@@ -443,22 +437,22 @@ START_TEST(convert_f32_is_byte_identical) {
   ck_assert_int_eq(b.vocab.max_token_len, a.vocab.max_token_len);
   /* in the file: U+2581 for spaces and the standard keys */
   ls_gguf g;
-  CK_OK(ls_gguf_open(&g, out, &err));
+  LS_TEST_OK(ls_gguf_open(&g, out, &err));
   const char *s;
   size_t len;
-  CK_OK(ls_gguf_get_str(&g, "general.architecture", 1, &s, &len, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_str(&g, "general.architecture", 1, &s, &len, NULL, &err));
   ck_assert(len == 5 && !memcmp(s, "llama", 5));
   int64_t v;
-  CK_OK(ls_gguf_get_int(&g, "general.file_type", 1, 0, 100, &v, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_int(&g, "general.file_type", 1, 0, 100, &v, NULL, &err));
   ck_assert_int_eq(v, 0);
-  CK_OK(ls_gguf_get_int(&g, "llama.vocab_size", 1, 0, 1 << 30, &v, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_int(&g, "llama.vocab_size", 1, 0, 1 << 30, &v, NULL, &err));
   ck_assert_int_eq(v, 512);
-  CK_OK(ls_gguf_get_int(&g, "llama.rope.dimension_count", 1, 0, 1 << 30, &v, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_int(&g, "llama.rope.dimension_count", 1, 0, 1 << 30, &v, NULL, &err));
   ck_assert_int_eq(v, 8);
   ck_assert_uint_eq(ls_gguf_find(&g, "llama.context_length")->val.type, LS_GGUF_UINT32);
   ck_assert_uint_eq(ls_gguf_find(&g, "llama.attention.layer_norm_rms_epsilon")->val.type, LS_GGUF_FLOAT32);
   ls_gguf_value arr, e;
-  CK_OK(ls_gguf_get_array(&g, "tokenizer.ggml.tokens", LS_GGUF_STRING, 1, &arr, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_array(&g, "tokenizer.ggml.tokens", LS_GGUF_STRING, 1, &arr, NULL, &err));
   int marks = 0;
   for (uint64_t i = 0; i < arr.arr_n; i++) {
     ck_assert(ls_gguf_array_at(&arr, i, &e) && ls_gguf_value_str(&e, &s, &len));
@@ -503,10 +497,10 @@ static void check_q8(const ls_mat *src, const ls_mat *q, const char *what) {
 START_TEST(convert_q8_0_dequantises_within_tolerance) {
   ls_model a, b;
   ls_err err = {0};
-  CK_OK(ls_model_load(&a, ls_test_data(STORIES_BIN), ls_test_data(STORIES_TOK), &err));
+  LS_TEST_OK(ls_model_load(&a, ls_test_data(STORIES_BIN), ls_test_data(STORIES_TOK), &err));
   const char *out = tmp("stories-q8.gguf");
-  CK_OK(ls_gguf_convert(&a, out, LS_Q8_0, &err));
-  CK_OK(ls_model_load(&b, out, NULL, &err));
+  LS_TEST_OK(ls_gguf_convert(&a, out, LS_Q8_0, &err));
+  LS_TEST_OK(ls_model_load(&b, out, NULL, &err));
   ck_assert_uint_eq(b.tok_embd.type, LS_Q8_0);
   check_q8(&a.tok_embd, &b.tok_embd, "token_embd");
   ck_assert_int_eq(b.tied_output, 1);
@@ -524,9 +518,9 @@ START_TEST(convert_q8_0_dequantises_within_tolerance) {
     same_bytes(x->attn_norm, y->attn_norm, (size_t)a.cfg.dim * 4, "attn_norm");
   }
   ls_gguf g;
-  CK_OK(ls_gguf_open(&g, out, &err));
+  LS_TEST_OK(ls_gguf_open(&g, out, &err));
   int64_t v;
-  CK_OK(ls_gguf_get_int(&g, "general.file_type", 1, 0, 100, &v, NULL, &err));
+  LS_TEST_OK(ls_gguf_get_int(&g, "general.file_type", 1, 0, 100, &v, NULL, &err));
   ck_assert_int_eq(v, 7);
   ls_gguf_close(&g);
   ls_model_free(&a);
@@ -540,7 +534,7 @@ static void synth(const char *path, uint32_t type, uint64_t seed, int tied) {
   ls_synth_opts o = {.dim = 64, .n_layers = 3, .n_heads = 4, .n_kv_heads = 2, .hidden_dim = 160,
                      .vocab_size = 300, .seq_len = 128, .type = type, .seed = seed, .tied = tied};
   ls_err err = {0};
-  CK_OK(ls_synth_write(&o, path, &err));
+  LS_TEST_OK(ls_synth_write(&o, path, &err));
 }
 
 START_TEST(synth_shape_and_determinism) {
@@ -548,13 +542,13 @@ START_TEST(synth_shape_and_determinism) {
   ls_model ref;
   ls_err err = {0};
   synth(tmp("s-f32.gguf"), LS_F32, 7, 0);
-  CK_OK(ls_model_load(&ref, tmp("s-f32.gguf"), NULL, &err));
+  LS_TEST_OK(ls_model_load(&ref, tmp("s-f32.gguf"), NULL, &err));
   for (int t = 0; t < 4; t++) {
     char name[64];
     snprintf(name, sizeof name, "s-%d.gguf", t);
     synth(tmp(name), types[t], 7, 0);
     ls_model m;
-    CK_OK(ls_model_load(&m, tmp(name), NULL, &err));
+    LS_TEST_OK(ls_model_load(&m, tmp(name), NULL, &err));
     ck_assert_int_eq(m.cfg.dim, 64);
     ck_assert_int_eq(m.cfg.n_layers, 3);
     ck_assert_int_eq(m.cfg.n_heads, 4);
@@ -605,15 +599,15 @@ START_TEST(synth_shape_and_determinism) {
   synth(tmp("s-a.gguf"), LS_Q8_0, 42, 0);
   synth(tmp("s-b.gguf"), LS_Q8_0, 42, 0);
   synth(tmp("s-c.gguf"), LS_Q8_0, 43, 0);
-  CK_OK(ls_sha256_file(tmp("s-a.gguf"), h1, &err));
-  CK_OK(ls_sha256_file(tmp("s-b.gguf"), h2, &err));
-  CK_OK(ls_sha256_file(tmp("s-c.gguf"), h3, &err));
+  LS_TEST_OK(ls_sha256_file(tmp("s-a.gguf"), h1, &err));
+  LS_TEST_OK(ls_sha256_file(tmp("s-b.gguf"), h2, &err));
+  LS_TEST_OK(ls_sha256_file(tmp("s-c.gguf"), h3, &err));
   ck_assert_str_eq(h1, h2);
   ck_assert_str_ne(h1, h3);
   /* tied: no output.weight */
   synth(tmp("s-tied.gguf"), LS_Q4_0, 1, 1);
   ls_model m;
-  CK_OK(ls_model_load(&m, tmp("s-tied.gguf"), NULL, &err));
+  LS_TEST_OK(ls_model_load(&m, tmp("s-tied.gguf"), NULL, &err));
   ck_assert_int_eq(m.tied_output, 1);
   ck_assert_ptr_eq(m.output.data, m.tok_embd.data);
   ls_model_free(&m);
@@ -636,15 +630,15 @@ END_TEST
 START_TEST(gguf_without_tokenizer_loads) {
   ls_model a, b;
   ls_err err = {0};
-  CK_OK(ls_model_load(&a, ls_test_data(STORIES_BIN), NULL, &err));
+  LS_TEST_OK(ls_model_load(&a, ls_test_data(STORIES_BIN), NULL, &err));
   ck_assert_int_eq(a.vocab.n_tokens, 0);
-  CK_OK(ls_gguf_convert(&a, tmp("notok.gguf"), LS_F32, &err));
-  CK_OK(ls_model_load(&b, tmp("notok.gguf"), NULL, &err));
+  LS_TEST_OK(ls_gguf_convert(&a, tmp("notok.gguf"), LS_F32, &err));
+  LS_TEST_OK(ls_model_load(&b, tmp("notok.gguf"), NULL, &err));
   ck_assert_int_eq(b.vocab.n_tokens, 0);
   ck_assert_int_eq(b.cfg.vocab_size, 512);
   ls_model_free(&b);
   /* and -z replaces it */
-  CK_OK(ls_model_load(&b, tmp("notok.gguf"), ls_test_data(STORIES_TOK), &err));
+  LS_TEST_OK(ls_model_load(&b, tmp("notok.gguf"), ls_test_data(STORIES_TOK), &err));
   ck_assert_int_eq(b.vocab.n_tokens, 512);
   ls_model_free(&b);
   ls_model_free(&a);
@@ -656,10 +650,10 @@ static float *run_logits(const ls_model *m, int n) {
   ls_err err = {0};
   ls_ctx *c;
   ls_ctx_params p = {.n_ctx = 32, .max_batch = 16, .n_threads = 1};
-  CK_OK(ls_ctx_new(m, &p, &c, &err));
+  LS_TEST_OK(ls_ctx_new(m, &p, &c, &err));
   int toks[16];
   for (int i = 0; i < n; i++) toks[i] = i == 0 ? 1 : (i * 37 + 11) % m->cfg.vocab_size;
-  CK_OK(ls_forward(c, toks, n, 0, NULL, 1, &err));
+  LS_TEST_OK(ls_forward(c, toks, n, 0, NULL, 1, &err));
   size_t len = (size_t)n * (size_t)m->cfg.vocab_size;
   float *out = malloc(len * sizeof *out);
   memcpy(out, ls_ctx_logits(c), len * sizeof *out);
@@ -673,14 +667,14 @@ static float *run_logits(const ls_model *m, int n) {
 START_TEST(engine_runs_converted_and_synth_models) {
   ls_model a, b;
   ls_err err = {0};
-  CK_OK(ls_model_load(&a, ls_test_data(STORIES_BIN), ls_test_data(STORIES_TOK), &err));
-  CK_OK(ls_gguf_convert(&a, tmp("fw-f32.gguf"), LS_F32, &err));
-  CK_OK(ls_gguf_convert(&a, tmp("fw-q8.gguf"), LS_Q8_0, &err));
-  CK_OK(ls_model_load(&b, tmp("fw-f32.gguf"), NULL, &err));
+  LS_TEST_OK(ls_model_load(&a, ls_test_data(STORIES_BIN), ls_test_data(STORIES_TOK), &err));
+  LS_TEST_OK(ls_gguf_convert(&a, tmp("fw-f32.gguf"), LS_F32, &err));
+  LS_TEST_OK(ls_gguf_convert(&a, tmp("fw-q8.gguf"), LS_Q8_0, &err));
+  LS_TEST_OK(ls_model_load(&b, tmp("fw-f32.gguf"), NULL, &err));
   float *x = run_logits(&a, 16), *y = run_logits(&b, 16);
   ck_assert(memcmp(x, y, 16 * 512 * sizeof(float)) == 0);
   ls_model_free(&b);
-  CK_OK(ls_model_load(&b, tmp("fw-q8.gguf"), NULL, &err));
+  LS_TEST_OK(ls_model_load(&b, tmp("fw-q8.gguf"), NULL, &err));
   float *q = run_logits(&b, 16);
   int agree = 0;
   for (int t = 0; t < 16; t++) {
@@ -697,11 +691,11 @@ START_TEST(engine_runs_converted_and_synth_models) {
   free(q);
   ls_model_free(&b);
   ls_model_free(&a);
-  CK_OK(ls_model_load(&b, ls_test_data(RANDOM_GGUF), NULL, &err));
+  LS_TEST_OK(ls_model_load(&b, ls_test_data(RANDOM_GGUF), NULL, &err));
   free(run_logits(&b, 4));
   ls_model_free(&b);
   synth(tmp("fw-q4.gguf"), LS_Q4_0, 3, 0);
-  CK_OK(ls_model_load(&b, tmp("fw-q4.gguf"), NULL, &err));
+  LS_TEST_OK(ls_model_load(&b, tmp("fw-q4.gguf"), NULL, &err));
   free(run_logits(&b, 8));
   ls_model_free(&b);
 }

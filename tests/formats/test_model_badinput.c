@@ -26,13 +26,6 @@ static void read_all(const char *path, char **buf, size_t *len) {
   ck_assert_msg(ls_read_file(path, buf, len, &err) == LS_OK, "%s", err.msg);
 }
 
-static void write_all(const char *path, const void *buf, size_t len) {
-  FILE *f = fopen(path, "wb");
-  ck_assert_ptr_nonnull(f);
-  ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
-  ck_assert_int_eq(fclose(f), 0);
-}
-
 /* Loading must fail with a one-line message naming the file (and `what`, if given). */
 static void expect_fail_tok(const char *path, const char *tok, const char *named, const char *what) {
   ls_model m;
@@ -60,7 +53,7 @@ static int truncations(const char *src, const char *dst, size_t lo, size_t hi, i
   char *buf;
   size_t len;
   read_all(src, &buf, &len);
-  write_all(dst, buf, len);
+  ls_test_write_file(dst, buf, len);
   free(buf);
   if (hi > len) hi = len;
   size_t *offs = malloc((hi - lo + (size_t)spread + 1) * sizeof *offs);
@@ -140,7 +133,7 @@ START_TEST(tokenizer_truncated_everywhere) {
   char *tb;
   size_t tl;
   read_all(ls_test_data(STORIES_TOK), &tb, &tl);
-  write_all(dst, tb, tl);
+  ls_test_write_file(dst, tb, tl);
   free(tb);
   for (size_t o = len; o-- > 0;) {
     ck_assert_int_eq(truncate(dst, (off_t)o), 0);
@@ -197,7 +190,7 @@ static void bad_case(patch_fn patch, const char *what, int code) {
   char name[64];
   snprintf(name, sizeof name, "bad-%d.gguf", n_case++);
   const char *p = tmp(name);
-  write_all(p, im.buf, im.len);
+  ls_test_write_file(p, im.buf, im.len);
   free(im.buf);
   expect_fail(p, what);
   if (code) {
@@ -371,7 +364,7 @@ static void bin_case(const int32_t h[7], const char *what) {
   char name[64];
   snprintf(name, sizeof name, "bad-%d.bin", n_case++);
   const char *p = tmp(name);
-  write_all(p, buf, len);
+  ls_test_write_file(p, buf, len);
   free(buf);
   expect_fail(p, what);
 }
@@ -392,10 +385,10 @@ START_TEST(bin_patched) {
   bin_case((int32_t[7]){0x46554747, 172, 5, 8, 4, 512, 512}, NULL);     /* "GGUF" little-endian in the wrong place */
   /* wrong magic, empty file, a directory, no file */
   const char *p = tmp("garbage.bin");
-  write_all(p, "this is not a model at all, just some text\n", 43);
+  ls_test_write_file(p, "this is not a model at all, just some text\n", 43);
   expect_fail(p, NULL);
   p = tmp("empty.bin");
-  write_all(p, "", 0);
+  ls_test_write_file(p, "", 0);
   expect_fail(p, "empty");
   expect_fail(ls_test_tmpdir(), NULL);
   expect_fail(tmp("nonexistent.gguf"), "cannot open");

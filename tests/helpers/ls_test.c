@@ -2,11 +2,15 @@
 #include "ls_test.h"
 
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include "ls_error.h"
+#include "ls_util.h"
 
 /* $env/rel in a static ring of buffers. */
 static const char *env_path(const char *env, const char *fallback, const char *rel) {
@@ -74,6 +78,34 @@ const char *ls_test_tmp_path(const char *name) {
   char *buf = ring[next++ % 8];
   snprintf(buf, sizeof ring[0], "%s/%s", dir, name);
   return buf;
+}
+
+void ls_test_write_file(const char *path, const void *buf, size_t len) {
+  FILE *f = fopen(path, "wb");
+  ck_assert_msg(f != NULL, "cannot create %s", path);
+  ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+const char *ls_test_write_tmp(const char *name, const char *text) {
+  const char *p = ls_test_tmp_path(name);
+  ls_test_write_file(p, text, strlen(text));
+  return p;
+}
+
+float *ls_test_read_f32(const char *path, size_t n) {
+  char *buf = NULL;
+  size_t len = 0;
+  ls_err err = {0};
+  LS_TEST_OK(ls_read_file(path, &buf, &len, &err));
+  ck_assert_msg(len == n * sizeof(float), "%s: %zu bytes, want %zu floats", path, len, n);
+  return (float *)buf;
+}
+
+double ls_test_max_diff(const float *a, const float *b, size_t n) {
+  double d = 0;
+  for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+  return d;
 }
 
 /* Bytes of the readable part of a guarded string of length len: whole pages. */

@@ -16,6 +16,7 @@
 #include "ls_schedule.h"
 #include "ls_search.h"
 #include "ls_test.h"
+#include "ls_test_mpi.h"
 #include "ls_util.h"
 
 #define N_PLANT 2
@@ -149,15 +150,10 @@ START_TEST(test_planted_layers_ranked_first_and_skipped) {
 END_TEST
 
 int main(int argc, char **argv) {
-  int provided;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
   Suite *s = suite_create("planted");
   TCase *tc = tcase_create("planted");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_planted_layers_ranked_first_and_skipped);
   suite_add_tcase(s, tc);
-  int status = ls_test_run_nofork(s); /* MPI is initialised once, in this process */
-  ls_search_leak_check(); /* before MPI_Finalize unloads Open MPI's plugins (docs/search.md) */
-  MPI_Finalize();
-  return status;
+  return ls_test_run_mpi(s, &argc, &argv);
 }

@@ -9,6 +9,7 @@
 
 #include "ls_refshare.h"
 #include "ls_test.h"
+#include "ls_test_mpi.h"
 #include "ls_search.h"
 
 /* A synthetic run: example i has 1 + i%3 stages, stage s has 1 + s calls of varying lengths. */
@@ -157,15 +158,10 @@ START_TEST(test_allgather_one_rank) {
 END_TEST
 
 int main(int argc, char **argv) {
-  int provided;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
   Suite *s = suite_create("refshare");
   TCase *tc = tcase_create("refshare");
   tcase_add_test(tc, test_pack_unpack_subset);
   tcase_add_test(tc, test_allgather_one_rank);
   suite_add_tcase(s, tc);
-  int status = ls_test_run_nofork(s); /* MPI is initialised once, in this process */
-  ls_search_leak_check(); /* before MPI_Finalize unloads Open MPI's plugins (docs/search.md) */
-  MPI_Finalize();
-  return status;
+  return ls_test_run_mpi(s, &argc, &argv);
 }

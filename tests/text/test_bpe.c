@@ -15,12 +15,6 @@
 #include "ls_tokenizer.h"
 #include "ls_util.h"
 
-#define CK_OK(expr)                                                                                            \
-  do {                                                                                                         \
-    int rc_ = (expr);                                                                                          \
-    ck_assert_msg(rc_ == LS_OK, "%s failed: %s", #expr, err.msg);                                              \
-  } while (0)
-
 static const char *fixture(const char *name) {
   char rel[512];
   snprintf(rel, sizeof rel, "tests/data/tokenizer/%s", name);
@@ -81,9 +75,9 @@ static void check_vocab(const char *name) {
   ls_vocab v;
   ls_tokenizer t;
   ls_err err = {0};
-  CK_OK(ls_vocab_load_gguf(&v, fixture(file), &err));
+  LS_TEST_OK(ls_vocab_load_gguf(&v, fixture(file), &err));
   ck_assert_int_eq(v.kind, LS_VOCAB_BPE);
-  CK_OK(ls_tokenizer_init(&t, &v, &err));
+  LS_TEST_OK(ls_tokenizer_init(&t, &v, &err));
   FILE *f = fopen(fixture(expected), "r");
   ck_assert_msg(f != NULL, "cannot open %s", fixture(expected));
   static char line[16384];
@@ -93,7 +87,7 @@ static void check_vocab(const char *name) {
   while (fgets(line, sizeof line, f)) {
     if (line[0] == '#') continue;
     ck_assert_msg(parse_case(line, &c), "%s: bad line", expected);
-    CK_OK(ls_tokenize(&t, c.text, c.add_special, ids, 1024, &n, &err));
+    LS_TEST_OK(ls_tokenize(&t, c.text, c.add_special, ids, 1024, &n, &err));
     int same = n == c.n_ids && !memcmp(ids, c.ids, (size_t)n * sizeof *ids);
     if (!same) {
       int k = 0;
@@ -141,7 +135,7 @@ END_TEST
 START_TEST(special_ids_and_flags) {
   ls_vocab v;
   ls_err err = {0};
-  CK_OK(ls_vocab_load_gguf(&v, fixture("ggml-vocab-llama-bpe.gguf"), &err));
+  LS_TEST_OK(ls_vocab_load_gguf(&v, fixture("ggml-vocab-llama-bpe.gguf"), &err));
   ck_assert_int_eq(v.pre, LS_PRE_LLAMA3);
   ck_assert_str_eq(v.pre_name, "llama-bpe");
   ck_assert_int_eq(v.bos_id, 128000);
@@ -151,7 +145,7 @@ START_TEST(special_ids_and_flags) {
   ck_assert_str_eq(v.tokens[v.eot_id], "<|eot_id|>");
   ck_assert_int_eq(v.n_merges, 280147);
   ls_vocab_free(&v);
-  CK_OK(ls_vocab_load_gguf(&v, fixture("ggml-vocab-qwen2.gguf"), &err));
+  LS_TEST_OK(ls_vocab_load_gguf(&v, fixture("ggml-vocab-qwen2.gguf"), &err));
   ck_assert_int_eq(v.pre, LS_PRE_QWEN2);
   ck_assert_int_eq(v.add_bos, 0); /* qwen2 adds no BOS */
   ck_assert_str_eq(v.tokens[v.eot_id], "<|im_end|>");
@@ -164,12 +158,12 @@ static void write_vocab(const char *path, const char *model, const char *pre) {
   ls_err err = {0};
   const char *tokens[] = {"a", "b", "ab"};
   const char *merges[] = {"a b"};
-  CK_OK(ls_gguf_writer_open(&w, path, &err));
-  CK_OK(ls_gguf_writer_kv_str(w, "tokenizer.ggml.model", model, &err));
-  if (pre) CK_OK(ls_gguf_writer_kv_str(w, "tokenizer.ggml.pre", pre, &err));
-  CK_OK(ls_gguf_writer_kv_array(w, "tokenizer.ggml.tokens", LS_GGUF_STRING, 3, tokens, &err));
-  CK_OK(ls_gguf_writer_kv_array(w, "tokenizer.ggml.merges", LS_GGUF_STRING, 1, merges, &err));
-  CK_OK(ls_gguf_writer_finish(w, &err));
+  LS_TEST_OK(ls_gguf_writer_open(&w, path, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_str(w, "tokenizer.ggml.model", model, &err));
+  if (pre) LS_TEST_OK(ls_gguf_writer_kv_str(w, "tokenizer.ggml.pre", pre, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_array(w, "tokenizer.ggml.tokens", LS_GGUF_STRING, 3, tokens, &err));
+  LS_TEST_OK(ls_gguf_writer_kv_array(w, "tokenizer.ggml.merges", LS_GGUF_STRING, 1, merges, &err));
+  LS_TEST_OK(ls_gguf_writer_finish(w, &err));
   ls_gguf_writer_free(w);
 }
 
@@ -187,12 +181,12 @@ START_TEST(refuses_unsupported_tokenizers) {
   ck_assert_msg(strstr(err.msg, path) && strstr(err.msg, "tokenizer.ggml.model 't5' is not supported"), "%s", err.msg);
   /* a minimal supported one: no pre-tokenizer key means "default" */
   write_vocab(path, "gpt2", NULL);
-  CK_OK(ls_vocab_load_gguf(&v, path, &err));
+  LS_TEST_OK(ls_vocab_load_gguf(&v, path, &err));
   ck_assert_int_eq(v.pre, LS_PRE_DEFAULT);
   ls_tokenizer t;
   int ids[8], n;
-  CK_OK(ls_tokenizer_init(&t, &v, &err));
-  CK_OK(ls_tokenize(&t, "abba", 0, ids, 8, &n, &err));
+  LS_TEST_OK(ls_tokenizer_init(&t, &v, &err));
+  LS_TEST_OK(ls_tokenize(&t, "abba", 0, ids, 8, &n, &err));
   ck_assert_int_eq(n, 3); /* ab, b, a */
   ck_assert_int_eq(ids[0], 2);
   ck_assert_int_eq(ids[1], 1);
@@ -218,8 +212,8 @@ START_TEST(refuses_long_text_and_small_output) {
   ls_vocab v;
   ls_tokenizer t;
   ls_err err = {0};
-  CK_OK(ls_vocab_load_gguf(&v, fixture("ggml-vocab-qwen2.gguf"), &err));
-  CK_OK(ls_tokenizer_init(&t, &v, &err));
+  LS_TEST_OK(ls_vocab_load_gguf(&v, fixture("ggml-vocab-qwen2.gguf"), &err));
+  LS_TEST_OK(ls_tokenizer_init(&t, &v, &err));
   size_t n = (size_t)LS_TOKENIZE_MAX_BYTES + 1;
   char *text = malloc(n + 1);
   ck_assert_ptr_nonnull(text);
@@ -242,15 +236,15 @@ START_TEST(long_word_round_trips) {
   ls_vocab v;
   ls_tokenizer t;
   ls_err err = {0};
-  CK_OK(ls_vocab_load_gguf(&v, fixture("ggml-vocab-llama-bpe.gguf"), &err));
-  CK_OK(ls_tokenizer_init(&t, &v, &err));
+  LS_TEST_OK(ls_vocab_load_gguf(&v, fixture("ggml-vocab-llama-bpe.gguf"), &err));
+  LS_TEST_OK(ls_tokenizer_init(&t, &v, &err));
   size_t n = 200000;
   char *text = malloc(n + 1), *back = malloc(n + 1);
   int *ids = malloc(n * sizeof *ids), got;
   ck_assert(text && back && ids);
   for (size_t i = 0; i < n; i++) text[i] = "abcdefghij"[(i * 7 + i / 13) % 10];
   text[n] = '\0';
-  CK_OK(ls_tokenize(&t, text, 0, ids, (int)n, &got, &err));
+  LS_TEST_OK(ls_tokenize(&t, text, 0, ids, (int)n, &got, &err));
   ck_assert_int_gt(got, 1000);
   size_t at = 0;
   for (int i = 0; i < got; i++) {
