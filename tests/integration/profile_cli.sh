@@ -37,10 +37,10 @@ for k in ("attn_ms_per_token_per_layer", "ffn_ms_per_token_per_layer", "fixed_ms
     check(len(pre[k]) == 3, k + " length")
     vals += pre[k]
 check(all(isinstance(v, float) and math.isfinite(v) and v >= 0 for v in vals), "times finite, >= 0")
-check(dec["ffn_ms_per_layer"] > 0 and dec["fixed_ms"] > 0, "ffn and fixed measured")
-# the full model costs more than the all-skipped call at every context
-check(all(f > dec["fixed_ms"] for f in dec["full_model_ms"]), "full > fixed")
-check(d["fixed"]["head_ms"] <= dec["fixed_ms"], "head <= fixed")
+# No check compares one time with another: on a loaded machine a stories260K FFN (~5 us) can
+# measure at 0 (clamped) and the all-skipped call can outlast the full one. Whether the
+# numbers predict well is bench/profile_accuracy.sh's question, not a test's.
+check(d["fixed"]["head_ms"] <= dec["fixed_ms"], "head <= fixed (head = fixed - embedding slope, clamped at 0)")
 EOF
 
 # errors: one line, naming the file or flag; 1 for runtime errors, 2 for usage
