@@ -292,8 +292,8 @@ static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
   case LS_F32: tile = tile_f32; break;
   case LS_F16: tile = tile_f16; break;
   case LS_BF16: tile = tile_bf16; break;
-  default: /* the other block types: the AVX2 kernels (an AVX-512 CPU has AVX2) */
-    if (ls_kq_is_type(w->type)) ls_kq_matmul_avx2(w, xa, xs, n, y, ldy, r0, r1);
+  default: /* the other block types (kquants_avx512.c) */
+    if (ls_kq_is_type(w->type)) ls_kq_matmul_avx512(w, xa, xs, n, y, ldy, r0, r1);
     return;
   }
   for (int t0 = 0; t0 < n; t0 += 4) {

@@ -1,7 +1,6 @@
 /* AVX2 kernels for Q4_K, Q5_K and Q6_K against Q8_K activations (the other
- * types of kquants_kernels.h go to the reference). Also the AVX-512 level's
- * kernels for these types: one shared path, executable on every CPU that
- * has either level.
+ * types of kquants_kernels.h go to the reference). The AVX-512 level has
+ * its own (kquants_avx512.c), computing the same integers.
  *
  * A weight super-block is unpacked once into eight vectors of 32 unsigned
  * values (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63) and int16 scale vectors, then
@@ -83,24 +82,7 @@ AI void unpack_q6(const ls_block_q6_K *w, kblock *k) {
   for (int j = 0; j < 16; j++) k->bmul[j] = -32 * w->scales[j];
 }
 
-AI void unpack(uint32_t type, const void *wb, kblock *k) {
-  if (type == LS_Q4_K) {
-    const ls_block_q4_K *w = wb;
-    unpack_q45(w->scales, w->qs, NULL, k);
-    k->d = _cvtsh_ss(w->d);
-    k->dmin = _cvtsh_ss(w->dmin);
-  } else if (type == LS_Q5_K) {
-    const ls_block_q5_K *w = wb;
-    unpack_q45(w->scales, w->qs, w->qh, k);
-    k->d = _cvtsh_ss(w->d);
-    k->dmin = _cvtsh_ss(w->dmin);
-  } else {
-    const ls_block_q6_K *w = wb;
-    unpack_q6(w, k);
-    k->d = _cvtsh_ss(w->d);
-    k->dmin = 0.0f;
-  }
-}
+LS_KQ_UNPACK_FN(kblock)
 
 /* The block's contribution for one token, as the reference computes it. */
 AI float block_dot(const int q6, const kblock *k, const ls_block_q8_K *x, float s) {

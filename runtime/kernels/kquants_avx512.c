@@ -1,0 +1,213 @@
+/* AVX-512 (F/BW/VL) kernels for Q4_K, Q5_K and Q6_K against Q8_K
+ * activations; the other types of kquants_kernels.h go to the reference.
+ *
+ * A weight super-block is unpacked once per row into four 512-bit vectors of
+ * 64 unsigned values in element order (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63),
+ * four int16 scale vectors (the scale of each int16 lane's element pair) and
+ * the int16 multipliers of the activation's 16-element sums (Q4_K/Q5_K: the
+ * mins; Q6_K: the scales, for its "-32"). Per token: maddubs (u8 x s8 ->
+ * pairs of int16, no saturation: 63 * 127 * 2 < 32767), madd with the
+ * scales (-> int32), adds, one madd for the sums, then two horizontal sums.
+ * Every sum is an exact integer and the float combine is ls_kq_acc_k in
+ * block order, as in the reference, so results are bit-identical to it for
+ * any row range or token count (tests/quant/test_kquants.c). Tiles are one
+ * row x up to 4 tokens, rows in address order (as kernels_avx512.c). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "kernels_tile.h"
+#include "kquants_kernels.h"
+
+#define AI static inline __attribute__((always_inline))
+
+typedef struct kq_block {
+  __m512i q[4];  /* elements 64k .. 64k+63 */
+  __m512i sc[4]; /* int16 lane i of q[k]'s products: the scale of elements 64k+2i, 64k+2i+1 */
+  __m256i bmul;  /* int16 multiplier of bsums[j] */
+  float d, dmin;
+} kq_block;
+
+/* Q4_K/Q5_K's 12 packed bytes of 6-bit scales and mins, unpacked into
+ * bytes 0..7 (scales) and 8..15 (mins). With a, b, c the three 32-bit words:
+ * scales 0..3 are the low 6 bits of a's bytes, mins 0..3 of b's; scales /
+ * mins 4..7 take the low / high nibbles of c's bytes and their top two bits
+ * from the top of a's / b's bytes. (The 4 bytes read past the 12 are the
+ * block's quants, ignored.) */
+AI __m128i scales_mins_k4(const uint8_t *s) {
+  __m128i v = _mm_loadu_si128((const __m128i *)s); /* [a, b, c, -] */
+  __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x3f)); /* [scales 0..3, mins 0..3, ...] */
+  __m128i c = _mm_srlv_epi32(_mm_shuffle_epi32(v, 0xaa), _mm_set_epi32(0, 0, 4, 0)); /* [c, c >> 4, ...] */
+  __m128i top = _mm_and_si128(_mm_srli_epi32(v, 6), _mm_set1_epi8(3)); /* [a's tops, b's tops, ...] */
+  __m128i hi = _mm_or_si128(_mm_and_si128(c, _mm_set1_epi8(15)), _mm_slli_epi32(top, 4));
+  return _mm_unpacklo_epi32(lo, hi); /* [scales 0..3, scales 4..7, mins 0..3, mins 4..7] */
+}
+
+/* int16 lanes of 128-bit lane L = word wL of v (0..7), via an in-lane byte
+ * shuffle of v broadcast to every 128-bit lane (cheaper than a word permute). */
+AI __m512i pick_words(__m128i v, int w0, int w1, int w2, int w3) {
+#define W(w) (int)((0x0100u + 0x0202u * (unsigned)(w)) * 0x10001u) /* bytes 2w, 2w+1, twice */
+  const __m512i ix = _mm512_set_epi32(W(w3), W(w3), W(w3), W(w3), W(w2), W(w2), W(w2), W(w2), W(w1), W(w1), W(w1),
+                                      W(w1), W(w0), W(w0), W(w0), W(w0));
+#undef W
+  return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(v), ix);
+}
+
+/* The 32 bytes at p in both halves of a vector. */
+AI __m512i both_halves(const uint8_t *p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p)); }
+
+/* Q4_K / Q5_K (qh NULL for Q4_K): 32-byte group g holds sub-block 2g in its
+ * low nibbles and 2g + 1 in its high ones (= q[g] in element order); the
+ * fifth bit of sub-block i's element l is bit i of qh[l]. */
+AI void unpack_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, kq_block *k) {
+  const __m512i m4 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);
+  const __m512i nib = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0); /* shift the upper half by 4 */
+  const __m512i h = qh ? both_halves(qh) : _mm512_setzero_si512();
+  for (int g = 0; g < 4; g++) {
+    __m512i v = _mm512_and_si512(_mm512_srlv_epi64(both_halves(qs + 32 * g), nib), m4);
+    if (qh) {
+      __m512i sh = _mm512_set_epi64(2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g, 2 * g, 2 * g, 2 * g);
+      v = _mm512_or_si512(v, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(h, sh), one), 4));
+    }
+    k->q[g] = v;
+  }
+  __m128i sm = scales_mins_k4(scales);
+  __m128i sc16 = _mm_cvtepu8_epi16(sm);
+  #pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) k->sc[g] = pick_words(sc16, 2 * g, 2 * g, 2 * g + 1, 2 * g + 1);
+  __m128i m16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
+  k->bmul = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16)); /* bsums 2j, 2j+1: m[j] */
+}
+
+/* Q6_K: per half h (128 elements), ql[64h + l] holds element 128h + l in its
+ * low nibble and 128h + 64 + l in its high one (l < 64); qh[32h + l] holds
+ * the top two bits of elements 128h + l + 32s at shift 2s. */
+AI void unpack_q6(const ls_block_q6_K *w, kq_block *k) {
+  const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
+  for (int h = 0; h < 2; h++) {
+    __m512i a = _mm512_loadu_si512(w->ql + 64 * h), top = both_halves(w->qh + 32 * h);
+    __m512i t0 = _mm512_srlv_epi64(top, _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0));
+    __m512i t1 = _mm512_srlv_epi64(top, _mm512_set_epi64(6, 6, 6, 6, 4, 4, 4, 4));
+    k->q[2 * h] = _mm512_or_si512(_mm512_and_si512(a, m4), _mm512_slli_epi16(_mm512_and_si512(t0, m2), 4));
+    k->q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4),
+                                      _mm512_slli_epi16(_mm512_and_si512(t1, m2), 4));
+  }
+  __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->scales));
+  #pragma GCC unroll 4
+  for (int c = 0; c < 4; c++) { /* 128-bit lane L of q[c]'s products: sub-block 4c + L */
+    __m128i half = c < 2 ? _mm256_castsi256_si128(sc16) : _mm256_extracti128_si256(sc16, 1);
+    int w = 4 * c % 8;
+    k->sc[c] = pick_words(half, w, w + 1, w + 2, w + 3);
+  }
+  k->bmul = sc16;
+}
+
+LS_KQ_UNPACK_FN(kq_block)
+
+/* One token's integer sums of a block: 8 int32 lanes each of the scaled
+ * dot product (*is) and of the bsums term (*bs). */
+AI void block_sums(const kq_block *k, const ls_block_q8_K *x, __m256i *is, __m256i *bs) {
+  __m512i acc = _mm512_setzero_si512();
+  #pragma GCC unroll 4
+  for (int c = 0; c < 4; c++)
+    acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(k->q[c], _mm512_loadu_si512(x->qs + 64 * c)),
+                                                  k->sc[c]));
+  *is = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+  *bs = _mm256_madd_epi16(k->bmul, _mm256_loadu_si256((const __m256i *)x->bsums));
+}
+
+/* One token (decode): the block's contribution as the reference computes it. */
+AI float block_dot(const int q6, const kq_block *k, const ls_block_q8_K *x, float s) {
+  __m256i a, b;
+  block_sums(k, x, &a, &b);
+  /* both horizontal sums at once: isum in lane 0, the bsums term in lane 1 */
+  __m256i ab = _mm256_hadd_epi32(a, b);
+  __m128i v = _mm_add_epi32(_mm256_castsi256_si128(ab), _mm256_extracti128_si256(ab, 1));
+  v = _mm_hadd_epi32(v, v);
+  int32_t isum = _mm_cvtsi128_si32(v), corr = _mm_extract_epi32(v, 1);
+  if (q6) return ls_kq_acc_k(s, x->d, k->d, 0.0f, isum - 32 * corr, 0);
+  return ls_kq_acc_k(s, x->d, k->d, k->dmin, isum, corr);
+}
+
+/* The 8 int32 lanes of each of 4 vectors summed: lane t = sum of v[t]. */
+AI __m128i hsum4(const __m256i v[4]) {
+  __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* 2..4 tokens: the integer sums of the tokens gathered into the lanes of
+ * one vector, and ls_kq_acc_k's float operations done lane-wise in the same
+ * order (s + (dx*dw*isum - dx*dmin*msum), no contraction: C11 mode), so each
+ * lane is bit-identical to the reference's scalar combine. */
+AI __m128 block_dot4(const int T, const int q6, const kq_block *k, const ls_block_q8_K *const xt[4], int64_t b,
+                     __m128 s) {
+  __m256i is[4], bs[4];
+  #pragma GCC unroll 4
+  for (int t = 0; t < 4; t++) {
+    if (t >= T) {
+      is[t] = bs[t] = _mm256_setzero_si256();
+      continue;
+    }
+    block_sums(k, xt[t] + b, &is[t], &bs[t]);
+  }
+  __m128 dx = _mm_set_ps(T > 3 ? xt[3][b].d : 0.0f, T > 2 ? xt[2][b].d : 0.0f, T > 1 ? xt[1][b].d : 0.0f, xt[0][b].d);
+  __m128i isum = hsum4(is), msum = hsum4(bs);
+  if (q6) { /* sum (q - 32) x = sum q x - 32 sum x, the reference's isum; no min term */
+    isum = _mm_sub_epi32(isum, _mm_slli_epi32(msum, 5));
+    msum = _mm_setzero_si128();
+  }
+  __m128 a = _mm_mul_ps(_mm_mul_ps(dx, _mm_set1_ps(k->d)), _mm_cvtepi32_ps(isum));
+  __m128 m = _mm_mul_ps(_mm_mul_ps(dx, _mm_set1_ps(k->dmin)), _mm_cvtepi32_ps(msum));
+  return _mm_add_ps(s, _mm_sub_ps(a, m));
+}
+
+/* y[t][r] for one row r x T tokens (T <= 4). */
+AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
+               float *y, int64_t ldy) {
+  const int q6 = type == LS_Q6_K;
+  int64_t nb = w->cols / LS_QK_K;
+  size_t bb = ls_dtype_block_bytes(type);
+  const char *row = (const char *)w->data + (size_t)r * w->row_bytes;
+  const ls_block_q8_K *xt[4];
+  #pragma GCC unroll 4
+  for (int t = 0; t < 4; t++) xt[t] = (const ls_block_q8_K *)((const char *)xa + (size_t)(t0 + (t < T ? t : 0)) * xs);
+  if (T == 1) {
+    float s1 = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+      kq_block k;
+      unpack(type, row + (size_t)b * bb, &k);
+      s1 = block_dot(q6, &k, xt[0] + b, s1);
+    }
+    y[(int64_t)t0 * ldy + r] = s1;
+    return;
+  }
+  __m128 s = _mm_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    kq_block k;
+    unpack(type, row + (size_t)b * bb, &k);
+    s = block_dot4(T, q6, &k, xt, b, s);
+  }
+  float out[4];
+  _mm_storeu_ps(out, s);
+  #pragma GCC unroll 4
+  for (int t = 0; t < T; t++) y[(int64_t)(t0 + t) * ldy + r] = out[t];
+}
+
+LS_TILE_T4(tile_q4k, k_tile, LS_Q4_K)
+LS_TILE_T4(tile_q5k, k_tile, LS_Q5_K)
+LS_TILE_T4(tile_q6k, k_tile, LS_Q6_K)
+
+void ls_kq_matmul_avx512(const ls_mat *w, const void *xa, size_t xa_stride, int n, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1) {
+  void (*tile)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
+  switch (w->type) {
+  case LS_Q4_K: tile = tile_q4k; break;
+  case LS_Q5_K: tile = tile_q5k; break;
+  case LS_Q6_K: tile = tile_q6k; break;
+  default: ls_kq_matmul_ref(w, xa, xa_stride, n, y, ldy, r0, r1); return;
+  }
+  for (int t0 = 0; t0 < n; t0 += 4) {
+    int T = n - t0 < 4 ? n - t0 : 4;
+    for (int64_t r = r0; r < r1; r++) tile(T, w, r, xa, xa_stride, t0, y, ldy);
+  }
+}
