@@ -29,6 +29,8 @@ typedef struct ls_call_result {
   int *tokens;        /* [n_generated] */
   int n_prompt, n_generated;
   int n_reused;       /* prompt positions taken from the KV cache (not prefilled) */
+  int n_cached;       /* of those, held before the call's group began (ls_gen_output.n_cached): the first
+                         call of a group prefilled positions n_cached..n_reused once for all of them */
   double prefill_ms, decode_ms;
   int stop;           /* ls_stop_reason */
 } ls_call_result;
@@ -82,6 +84,19 @@ int ls_pipeline_run_many(ls_engine *e, const ls_template *t, const ls_example *e
  * stage_fidelity: [n_stages] or NULL. */
 int ls_pipeline_fidelity(ls_engine *e, const ls_template *t, const ls_stage_plan *plans,
                          const ls_example_result *ref, double *fidelity, double *stage_fidelity, ls_err *err);
+
+/* ls_pipeline_fidelity for examples refs[0..n_ex) at once (fidelity[i] for
+ * refs[i]; stage_fidelity: [n_ex][n_stages] or NULL): every teacher-forced
+ * call runs as a forced request of the engine (ls_gen_request.forced), up to
+ * n_lanes examples at a time, each example's stages in order in its own
+ * n_seq / n_lanes slots, a per-option stage's calls together. Prefixes are
+ * reused under the engine's kv_policy: with reuse or recompute the numbers
+ * equal ls_pipeline_fidelity's bit for bit (a row's logits do not depend on
+ * its batch); with shared-prefix a stage is scored on the earlier stages'
+ * cache, as the runtime would run it. */
+int ls_pipeline_fidelity_many(ls_engine *e, const ls_template *t, const ls_stage_plan *plans,
+                              const ls_example_result *refs, int n_ex, int n_lanes, double *fidelity,
+                              double *stage_fidelity, ls_err *err);
 
 /* Plans from a schedule's stages: masks gets n_stages * n_layers bytes. */
 struct ls_schedule;

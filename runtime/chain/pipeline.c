@@ -11,6 +11,7 @@ static int copy_call(ls_call_result *c, const ls_gen_output *out, ls_err *err) {
   c->n_prompt = out->n_prompt;
   c->n_generated = out->n_generated;
   c->n_reused = out->n_reused;
+  c->n_cached = out->n_cached;
   c->prefill_ms = out->prefill_ms;
   c->decode_ms = out->decode_ms;
   c->stop = out->stop;
@@ -257,6 +258,153 @@ int ls_pipeline_fidelity(ls_engine *e, const ls_template *t, const ls_stage_plan
   free(pred);
   free(conf);
   if (!rc) *fidelity = sum / ref->n_stages;
+  return rc;
+}
+
+/* One example being teacher-forced: the stage it is in, the calls of that
+ * stage now running (the ones with an output, calls[call0..) skipping empty
+ * ones) and its slots with their scratch. */
+typedef struct forced_lane {
+  int ex; /* index into refs; -1: free */
+  int stage, call0, n_run;
+  int slot0, n_slots, longest;
+  int run_call[LS_MAX_SEQ];   /* reference call of each running slot */
+  long matched[LS_TEMPLATE_MAX_STAGES], total[LS_TEMPLATE_MAX_STAGES];
+  ls_gen_request *reqs; /* [n_slots] */
+  ls_gen_output *outs;  /* [n_slots] */
+  int *pred;            /* [n_slots][longest] */
+  float *conf;          /* [n_slots][longest] */
+} forced_lane;
+
+/* Starts the next calls (with an output) of the lane's stage, moving on to
+ * later stages while a stage has none left; returns with n_run 0 when the
+ * example is done. */
+static int forced_start(ls_engine *e, const ls_stage_plan *plans, const ls_example_result *ref, forced_lane *L,
+                        ls_err *err) {
+  for (; L->stage < ref->n_stages; L->stage++, L->call0 = 0) {
+    const ls_stage_result *sr = &ref->stages[L->stage];
+    const ls_stage_plan *plan = plan_of(plans, L->stage);
+    L->n_run = 0;
+    for (; L->call0 < sr->n_calls && L->n_run < L->n_slots; L->call0++) {
+      const ls_call_result *c = &sr->calls[L->call0];
+      L->total[L->stage] += c->n_generated;
+      if (c->n_generated == 0) continue;
+      int i = L->n_run++;
+      L->run_call[i] = L->call0;
+      L->reqs[i] = (ls_gen_request){.prompt_tokens = c->prompt_tokens, .n_prompt_tokens = c->n_prompt,
+                                    .skip = plan ? plan->skip : NULL, .forced = c->tokens,
+                                    .n_forced = c->n_generated, .pred = L->pred + (size_t)i * L->longest,
+                                    .conf = L->conf + (size_t)i * L->longest};
+    }
+    if (L->n_run) return ls_engine_start(e, L->slot0, L->reqs, L->n_run, err);
+  }
+  return LS_OK;
+}
+
+/* The lane's running calls are done: count their matches before each
+ * call's early-exit stop, then start the next ones. */
+static int forced_advance(ls_engine *e, const ls_stage_plan *plans, const ls_example_result *ref, forced_lane *L,
+                          ls_err *err) {
+  ls_engine_finish(e, L->slot0, L->n_run, L->outs);
+  const ls_stage_plan *plan = plan_of(plans, L->stage);
+  for (int i = 0; i < L->n_run; i++) {
+    const ls_call_result *c = &ref->stages[L->stage].calls[L->run_call[i]];
+    const int *pred = L->reqs[i].pred;
+    int kept = plan ? ls_ee_kept_tokens(L->reqs[i].conf, c->n_generated, plan->ee_window, plan->ee_threshold)
+                    : c->n_generated;
+    for (int k = 0; k < kept; k++) L->matched[L->stage] += pred[k] == c->tokens[k];
+  }
+  return forced_start(e, plans, ref, L, err);
+}
+
+/* The example's fidelity: the mean over stages of matched / total (1 for a stage without output). */
+static void forced_score(const forced_lane *L, int n_stages, double *fidelity, double *stage_fidelity) {
+  double sum = 0.0;
+  for (int s = 0; s < n_stages; s++) {
+    double f = L->total[s] ? (double)L->matched[s] / (double)L->total[s] : 1.0;
+    if (stage_fidelity) stage_fidelity[s] = f;
+    sum += f;
+  }
+  *fidelity = sum / n_stages;
+}
+
+/* Keeps lane L busy: advances its finished calls, scores a finished example
+ * and takes the next one (*next), until it has calls running or nothing is
+ * left. */
+static int forced_fill(ls_engine *e, const ls_template *t, const ls_stage_plan *plans, const ls_example_result *refs,
+                       int n_ex, int *next, forced_lane *L, double *fidelity, double *stage_fidelity, ls_err *err) {
+  for (;;) {
+    if (L->ex >= 0 && L->n_run && ls_engine_running(e, L->slot0, L->n_run)) return LS_OK;
+    if (L->ex >= 0 && L->n_run) {
+      LS_TRY(forced_advance(e, plans, &refs[L->ex], L, err));
+      continue;
+    }
+    if (L->ex >= 0) {
+      forced_score(L, t->n_stages, &fidelity[L->ex],
+                   stage_fidelity ? stage_fidelity + (size_t)L->ex * t->n_stages : NULL);
+      L->ex = -1;
+    }
+    if (*next >= n_ex) return LS_OK;
+    if (refs[*next].n_stages != t->n_stages)
+      return ls_err_set(err, LS_EMISMATCH, "reference run has %d stages, template %s has %d", refs[*next].n_stages,
+                        t->name, t->n_stages);
+    L->ex = (*next)++;
+    L->stage = L->call0 = 0;
+    memset(L->matched, 0, sizeof L->matched);
+    memset(L->total, 0, sizeof L->total);
+    LS_TRY(forced_start(e, plans, &refs[L->ex], L, err));
+  }
+}
+
+static int run_forced_lanes(ls_engine *e, const ls_template *t, const ls_stage_plan *plans,
+                            const ls_example_result *refs, int n_ex, forced_lane *lanes, int n_lanes,
+                            double *fidelity, double *stage_fidelity, ls_err *err) {
+  int next = 0;
+  for (;;) {
+    int busy = 0;
+    for (int j = 0; j < n_lanes; j++) {
+      LS_TRY(forced_fill(e, t, plans, refs, n_ex, &next, &lanes[j], fidelity, stage_fidelity, err));
+      busy |= lanes[j].ex >= 0;
+    }
+    if (!busy) return LS_OK;
+    LS_TRY(ls_engine_step(e, err));
+  }
+}
+
+int ls_pipeline_fidelity_many(ls_engine *e, const ls_template *t, const ls_stage_plan *plans,
+                              const ls_example_result *refs, int n_ex, int n_lanes, double *fidelity,
+                              double *stage_fidelity, ls_err *err) {
+  if (n_lanes < 1 || n_lanes > e->n_seq)
+    return ls_err_set(err, LS_EINVAL, "%d examples at once need at least as many sequence slots (the engine has %d)",
+                      n_lanes, e->n_seq);
+  if (t->n_stages > LS_TEMPLATE_MAX_STAGES)
+    return ls_err_set(err, LS_EINVAL, "template %s: %d stages", t->name, t->n_stages);
+  /* scratch sized for the longest reference output (per call of this function, not per token) */
+  int longest = 1;
+  for (int i = 0; i < n_ex; i++)
+    for (int s = 0; s < refs[i].n_stages; s++)
+      for (int k = 0; k < refs[i].stages[s].n_calls; k++)
+        if (refs[i].stages[s].calls[k].n_generated > longest) longest = refs[i].stages[s].calls[k].n_generated;
+  int per = e->n_seq / n_lanes;
+  forced_lane *lanes = calloc((size_t)n_lanes, sizeof *lanes);
+  ls_gen_request *reqs = calloc((size_t)e->n_seq, sizeof *reqs);
+  ls_gen_output *outs = calloc((size_t)e->n_seq, sizeof *outs);
+  int *pred = malloc((size_t)e->n_seq * longest * sizeof *pred);
+  float *conf = malloc((size_t)e->n_seq * longest * sizeof *conf);
+  int rc = LS_OK;
+  if (!lanes || !reqs || !outs || !pred || !conf) rc = ls_err_set(err, LS_ENOMEM, "out of memory for fidelity");
+  for (int j = 0; !rc && j < n_lanes; j++)
+    lanes[j] = (forced_lane){.ex = -1, .slot0 = j * per, .n_slots = per, .longest = longest,
+                             .reqs = reqs + j * per, .outs = outs + j * per,
+                             .pred = pred + (size_t)j * per * longest, .conf = conf + (size_t)j * per * longest};
+  if (!rc) rc = run_forced_lanes(e, t, plans, refs, n_ex, lanes, n_lanes, fidelity, stage_fidelity, err);
+  if (rc)
+    for (int k = 0; k < e->n_seq; k++) e->slots[k].active = 0;
+  free(lanes);
+  free(reqs);
+  free(outs);
+  free(pred);
+  free(conf);
   return rc;
 }
 

@@ -129,9 +129,10 @@ static int count_logits(const ls_batch *b) {
 }
 
 /* Slot k gets the longest reusable prefix of its prompt held by any slot
- * (copied in if another slot holds more), at most n_prompt - 1 positions so
- * that the last prompt token is always run for its logits. */
-static int take_prefix(ls_engine *e, int k, int limit, ls_err *err) {
+ * (copied in if another slot holds more), at most first_logits positions so
+ * that every position whose logits are used is run. */
+static int take_prefix(ls_engine *e, int k, ls_err *err) {
+  int limit = e->slots[k].first_logits;
   ls_gen_slot *g = &e->slots[k];
   int best = k, best_n = ls_kv_seq_reusable(e->ctx, k, g->tokens, limit, g->skip, e->kv_policy);
   for (int s = 0; s < e->n_seq; s++) {
@@ -140,7 +141,7 @@ static int take_prefix(ls_engine *e, int k, int limit, ls_err *err) {
   }
   if (best != k) LS_TRY(ls_kv_seq_fork(e->ctx, k, best, best_n, err));
   else ls_kv_seq_keep(e->ctx, k, best_n);
-  g->n_reused = best_n;
+  g->n_reused = g->n_cached = best_n;
   g->next_prefill = best_n;
   return LS_OK;
 }
@@ -168,8 +169,17 @@ static void accept_token(ls_engine *e, ls_gen_slot *g, int next, float conf) {
   g->pos++;
 }
 
+/* A teacher-forced row's logits: the top-1 prediction of the next target
+ * token; the call ends with its last fed position. */
+static void record_forced(ls_engine *e, ls_gen_slot *g, int pos, const float *logits) {
+  int i = pos - g->first_logits;
+  g->req->pred[i] = ls_argmax_confidence(logits, e->model.cfg.vocab_size, &g->req->conf[i]);
+  if (pos == g->n_prompt - 1) g->stop = LS_STOP_MAX_TOKENS;
+}
+
 /* Runs the batch under one mask, hands each logits row to its slot's sampler
- * step and shares the call's wall time among the slots by rows. */
+ * step (or records a teacher-forced prediction) and shares the call's wall
+ * time among the slots by rows. */
 static int run_rows(ls_engine *e, const uint8_t *skip, ls_err *err) {
   ls_batch *b = &e->batch;
   if (!b->n_tokens) return LS_OK;
@@ -177,8 +187,12 @@ static int run_rows(ls_engine *e, const uint8_t *skip, ls_err *err) {
   LS_TRY(ls_decode(e->ctx, b, skip, err));
   for (int t = 0, i = 0; t < b->n_tokens; t++) {
     if (!b->logits[t]) continue;
-    float conf;
     ls_gen_slot *g = &e->slots[b->seq[t]];
+    if (g->req->n_forced > 0) {
+      record_forced(e, g, b->pos[t], ls_ctx_logits_ith(e->ctx, i++));
+      continue;
+    }
+    float conf;
     /* each request samples from its own stream, so its tokens do not depend on
      * what else is in the batch or ran before it (temperature > 0) */
     e->sampler.rng_state = g->rng_state;
@@ -208,6 +222,20 @@ static int same_mask(const ls_engine *e, const uint8_t *a, const uint8_t *b) {
   return a == b || !memcmp(a, b, (size_t)e->model.cfg.n_layers);
 }
 
+/* A teacher-forced request feeds its target but the last token after the
+ * prompt; logits are wanted from the prompt's last position on. */
+static int load_forced(ls_engine *e, const ls_gen_request *req, ls_gen_slot *g, ls_err *err) {
+  g->first_logits = g->n_prompt - 1;
+  if (req->n_forced <= 0) return LS_OK;
+  if (!req->pred || !req->conf) return ls_err_set(err, LS_EINVAL, "teacher forcing needs pred and conf buffers");
+  if (g->n_prompt + req->n_forced - 1 > e->n_ctx)
+    return ls_err_set(err, LS_EINVAL, "teacher forcing: %d tokens exceed the context of %d",
+                      g->n_prompt + req->n_forced - 1, e->n_ctx);
+  memcpy(g->tokens + g->n_prompt, req->forced, (size_t)(req->n_forced - 1) * sizeof *g->tokens);
+  g->n_prompt += req->n_forced - 1;
+  return LS_OK;
+}
+
 int ls_engine_start(ls_engine *e, int slot0, const ls_gen_request *reqs, int n, ls_err *err) {
   if (n < 1 || slot0 < 0 || slot0 + n > e->n_seq)
     return ls_err_set(err, LS_EINVAL, "%d requests from slot %d, but the engine has %d sequence slots (--parallel)", n,
@@ -216,28 +244,28 @@ int ls_engine_start(ls_engine *e, int slot0, const ls_gen_request *reqs, int n, 
   for (int i = 1; i < n; i++)
     if (!same_mask(e, reqs[i].skip ? reqs[i].skip : e->no_skip, skip))
       return ls_err_set(err, LS_EINVAL, "requests started together must share one skip mask (request %d differs)", i);
-  int shortest = e->n_ctx;
+  int common = e->n_ctx;
   for (int i = 0; i < n; i++) {
     ls_gen_slot *g = &e->slots[slot0 + i];
     *g = (ls_gen_slot){.tokens = g->tokens, .confidence = g->confidence, .text = g->text, .req = &reqs[i],
                        .skip = skip, .rng_state = e->seed_state};
     g->text[0] = '\0';
     LS_TRY(load_prompt(e, &reqs[i], g->tokens, &g->n_prompt, err));
+    LS_TRY(load_forced(e, &reqs[i], g, err));
     LS_TRY(ls_ee_init(&g->ee, reqs[i].ee_window, reqs[i].ee_threshold, "early exit", err));
     g->pos = g->n_prompt;
     g->max_new = reqs[i].max_new_tokens > 0 ? reqs[i].max_new_tokens : e->n_ctx;
-    if (g->n_prompt < shortest) shortest = g->n_prompt;
+    if (g->first_logits < common) common = g->first_logits;
   }
   /* the prompts' common prefix, run once in the first slot and forked to the others */
   ls_gen_slot *g0 = &e->slots[slot0];
-  int common = shortest - 1;
   for (int i = 1; i < n; i++)
     for (int p = 0; p < common; p++)
       if (e->slots[slot0 + i].tokens[p] != g0->tokens[p]) {
         common = p;
         break;
       }
-  LS_TRY(take_prefix(e, slot0, g0->n_prompt - 1, err));
+  LS_TRY(take_prefix(e, slot0, err));
   if (n > 1 && g0->next_prefill < common) {
     ls_batch_clear(&e->batch);
     for (int p = g0->next_prefill; p < common; p++) LS_TRY(add_row(e, skip, slot0, p, 0, err));
@@ -245,7 +273,7 @@ int ls_engine_start(ls_engine *e, int slot0, const ls_gen_request *reqs, int n, 
     g0->next_prefill = common;
   }
   g0->n_reused = g0->next_prefill; /* held before the suffixes run (shared work counts as reused for the others) */
-  for (int i = 1; i < n; i++) LS_TRY(take_prefix(e, slot0 + i, e->slots[slot0 + i].n_prompt - 1, err));
+  for (int i = 1; i < n; i++) LS_TRY(take_prefix(e, slot0 + i, err));
   for (int i = 0; i < n; i++) e->slots[slot0 + i].active = 1;
   return LS_OK;
 }
@@ -264,7 +292,8 @@ int ls_engine_step(ls_engine *e, ls_err *err) {
       g->stepped = 1;
       if (g->next_prefill < g->n_prompt) {
         for (; g->next_prefill < g->n_prompt; g->next_prefill++)
-          LS_TRY(add_row(e, skip, k, g->next_prefill, g->next_prefill == g->n_prompt - 1, err));
+          LS_TRY(add_row(e, skip, k, g->next_prefill,
+                         g->next_prefill >= (g->req->n_forced > 0 ? g->first_logits : g->n_prompt - 1), err));
       } else if (g->has_next) {
         g->has_next = 0;
         LS_TRY(add_row(e, skip, k, g->pos - 1, 1, err));
@@ -286,10 +315,14 @@ void ls_engine_finish(ls_engine *e, int slot0, int n, ls_gen_output *outs) {
     ls_gen_slot *g = &e->slots[slot0 + i];
     outs[i] = (ls_gen_output){.n_prompt = g->n_prompt, .n_generated = g->n_gen, .tokens = g->tokens,
                               .confidence = g->confidence, .text = g->text, .prefill_ms = g->prefill_ms,
-                              .decode_ms = g->decode_ms, .n_reused = g->n_reused,
+                              .decode_ms = g->decode_ms, .n_reused = g->n_reused, .n_cached = g->n_cached,
                               .stop = (ls_stop_reason)g->stop};
     g->active = 0;
   }
+}
+
+void ls_engine_clear_cache(ls_engine *e) {
+  for (int s = 0; s < e->n_seq; s++) ls_kv_seq_keep(e->ctx, s, 0);
 }
 
 int ls_engine_generate_multi(ls_engine *e, const ls_gen_request *reqs, int n, ls_gen_output *outs, ls_err *err) {

@@ -61,6 +61,16 @@ typedef struct ls_gen_request {
   /* optional: called with each piece of text as it is generated (streaming) */
   void (*on_text)(const char *piece, void *user);
   void *user;
+  /* Teacher forcing instead of generation (n_forced > 0): the call feeds the
+   * prompt then forced[0..n_forced - 1) (nothing is sampled) and writes, for
+   * each target position i, the top-1 prediction pred[i] and its confidence
+   * conf[i] (max softmax probability) given prompt + forced[0..i); pred and
+   * conf are the caller's, n_forced each. The same numbers as
+   * ls_engine_teacher_force, with prefix reuse and batching. */
+  const int *forced;
+  int n_forced;
+  int *pred;
+  float *conf;
 } ls_gen_request;
 
 typedef struct ls_gen_output {
@@ -71,6 +81,8 @@ typedef struct ls_gen_output {
   const char *text;        /* generated text (stop string cut), engine-owned */
   double prefill_ms, decode_ms; /* shares of the batches' wall time, by rows */
   int n_reused;                 /* prompt positions taken from the KV cache */
+  int n_cached;                 /* of those, held before the call began (the rest, in the first call of a
+                                   group started together, is the group's common prefix, run once) */
   ls_stop_reason stop;
 } ls_gen_output;
 
@@ -83,7 +95,8 @@ typedef struct ls_gen_slot {
   const struct ls_gen_request *req;
   const uint8_t *skip;
   ls_earlyexit ee;
-  int n_prompt, n_reused, pos, n_gen, max_new, stop;
+  int n_prompt, n_reused, n_cached, pos, n_gen, max_new, stop;
+  int first_logits;  /* first position whose logits are used (n_prompt - 1, or a forced target's first) */
   int next_prefill;  /* next prompt position to run (n_prompt: prefill done) */
   int has_next;      /* a sampled token waits to be fed at pos - 1 */
   int active, stepped;
@@ -131,6 +144,8 @@ int ls_engine_start(ls_engine *e, int slot0, const ls_gen_request *reqs, int n, 
 int ls_engine_step(ls_engine *e, ls_err *err);
 int ls_engine_running(const ls_engine *e, int slot0, int n);
 void ls_engine_finish(ls_engine *e, int slot0, int n, ls_gen_output *outs);
+/* Empties every sequence slot of the KV cache (nothing is reused from before). */
+void ls_engine_clear_cache(ls_engine *e);
 
 /* Teacher forcing: feeds prompt then target with the given mask and returns,
  * for each target position i, the model's top-1 prediction pred[i] and its

@@ -247,6 +247,66 @@ START_TEST(examples_in_parallel_equal_alone) {
 }
 END_TEST
 
+/* The search's batched scoring: teacher forcing several examples at once
+ * (forced requests, a per-option stage's calls together, prefixes reused)
+ * gives every example and stage the fidelity ls_pipeline_fidelity gives it
+ * alone, bit for bit, for 1, 2 and 3 lanes, under reuse and recompute and
+ * with stages of different masks and early exit; shared-prefix reuses more. */
+START_TEST(fidelity_batched_equals_alone) {
+  ls_err err = {0};
+  ls_engine alone, many;
+  open_engine(&alone, 1);
+  open_engine(&many, 12);
+  ls_template *t = obqa_capped();
+  ls_dataset *ds;
+  ck_assert_int_eq(ls_dataset_load(ls_test_data("datasets/obqa/dev.jsonl"), LS_DS_AUTO, &ds, &err), 0);
+  ck_assert_int_eq(ls_dataset_select(ds, 5, 0, 1, &err), 0);
+  enum { N = 5 };
+  ls_example_result ref[N];
+  for (int i = 0; i < N; i++) ck_assert_int_eq(ls_pipeline_run(&alone, t, &ds->ex[i], NULL, &ref[i], &err), 0);
+  uint8_t masks[3 * 64];
+  ls_stage_plan plans[3];
+  const char *sched = "{\"schema_version\": 1, \"stages\": [{\"name\": \"recall\", \"skip\": [\"L1.attn\"]},"
+                      "{\"name\": \"analyze\", \"skip\": [\"L2.ffn\", \"L3.attn\"], "
+                      "\"early_exit\": {\"window\": 3, \"threshold\": 0.3}},"
+                      "{\"name\": \"summarize\", \"skip\": [\"L1.attn\"]}]}";
+  plans_for(NULL, sched, t, alone.model.cfg.n_layers, masks, plans);
+  const ls_stage_plan *cases[] = {NULL, plans};
+  double want[2][N], want_st[2][N][3];
+  alone.kv_policy = LS_KV_RECOMPUTE;
+  for (int c = 0; c < 2; c++)
+    for (int i = 0; i < N; i++)
+      ck_assert_int_eq(ls_pipeline_fidelity(&alone, t, cases[c], &ref[i], &want[c][i], want_st[c][i], &err), 0);
+  ck_assert_msg(want[1][0] < 1.0 || want[1][1] < 1.0, "the skipping plan scores as the full model: proves nothing");
+  const int policies[] = {LS_KV_REUSE, LS_KV_RECOMPUTE};
+  for (int pol = 0; pol < 2; pol++)
+    for (int lanes = 1; lanes <= 3; lanes++)
+      for (int c = 0; c < 2; c++) {
+        many.kv_policy = policies[pol];
+        ls_engine_clear_cache(&many);
+        double got[N], got_st[N][3];
+        ck_assert_msg(ls_pipeline_fidelity_many(&many, t, cases[c], ref, N, lanes, got, &got_st[0][0], &err) == 0,
+                      "%s", err.msg);
+        for (int i = 0; i < N; i++) {
+          ck_assert_msg(got[i] == want[c][i], "policy %d, %d lanes, plan %d, example %d: %.17g vs %.17g alone", pol,
+                        lanes, c, i, got[i], want[c][i]);
+          ck_assert(!memcmp(got_st[i], want_st[c][i], sizeof got_st[i]));
+        }
+      }
+  /* shared-prefix scores the later stages on the earlier stages' cache: it runs (and may differ) */
+  many.kv_policy = LS_KV_SHARED_PREFIX;
+  ls_engine_clear_cache(&many);
+  double shared[N];
+  ck_assert_msg(ls_pipeline_fidelity_many(&many, t, plans, ref, N, 2, shared, NULL, &err) == 0, "%s", err.msg);
+  for (int i = 0; i < N; i++) ck_assert(shared[i] >= 0.0 && shared[i] <= 1.0);
+  for (int i = 0; i < N; i++) ls_example_result_free(&ref[i]);
+  ls_dataset_free(ds);
+  ls_template_free(t);
+  ls_engine_close(&alone);
+  ls_engine_close(&many);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("kv_policy");
   TCase *tc = tcase_create("stories260K");
@@ -255,6 +315,7 @@ int main(void) {
   tcase_add_test(tc, obqa_options_batched_equal_alone);
   tcase_add_test(tc, shared_prefix_and_schedule_field);
   tcase_add_test(tc, examples_in_parallel_equal_alone);
+  tcase_add_test(tc, fidelity_batched_equals_alone);
   suite_add_tcase(s, tc);
   return ls_test_run(s);
 }
