@@ -129,6 +129,29 @@ typedef struct ls_stage_call {
 
 double ls_predict_example_ms(const ls_profile *p, const ls_stage_call *calls, int n_calls);
 
+/* A group of calls under one mask run together, as the engine runs a
+ * per-option stage (ls_engine_start / ls_engine_step; docs/latency.md,
+ * "Batches and prefix reuse"): first n_shared positions at shared_pos0.. of
+ * the calls' common prompt prefix, prefilled once; then every call's
+ * prompt suffix (calls[i].n_prompt tokens at calls[i].pos0.., the positions
+ * before pos0 being reused) in one batch; then decode steps, the j-th with one
+ * row per call that makes at least j decode calls. A step of B rows costs one
+ * decode call plus, per further row, its attention context part and the
+ * batch's growth of the linear layers (from the prefill tables). One call
+ * predicts ls_predict_stage_ms (up to rounding); more calls never predict less. */
+double ls_predict_group_ms(const ls_profile *p, const uint8_t *skip, int n_shared, int shared_pos0,
+                           const ls_stage_call *calls, int n_calls);
+
+/* An example's chain as the runtime ran it (ls_pipeline_run; one group per
+ * stage, its calls together): each call prefills only the positions it did
+ * not take from the KV cache (n_prompt - n_reused at n_reused..), the first
+ * call of a group also the common prefix it ran for all (n_cached..n_reused),
+ * and makes ls_call_decode_calls decode calls. masks: n_stages * n_layers
+ * bytes, or NULL for the full model. */
+struct ls_example_result;
+double ls_predict_chain_ms(const ls_profile *p, const struct ls_example_result *res, const uint8_t *masks,
+                           int n_layers);
+
 /* Checks that a profile was measured for this model: same fingerprint (unless
  * fingerprint is NULL) and same shape. path names the profile in the message. */
 int ls_profile_check_model(const ls_profile *p, const ls_model *m, const char *fingerprint, const char *path,

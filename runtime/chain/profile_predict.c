@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ls_pipeline.h"
 #include "ls_util.h"
 
 /* ---------------------------------------------------------------- clocks */
@@ -69,6 +70,24 @@ static double attn_ctx_sum(const ls_profile *p, int pos0, int n) {
  * the decode table (attn_ctx_sum) and only the remainder is interpolated:
  *   A_pre(n, pos0) = R(n) + attn_ctx_sum(pos0, n),
  *   R(n_k) = n_k * attn_per_token[k] - attn_ctx_sum(0, n_k). */
+/* R(n): the prefill attention total of n tokens at positions 0..n-1 without
+ * its context part, interpolated linearly in n (may be negative at a point). */
+static double attn_remainder(const ls_profile *p, int n_tokens) {
+  double xs[LS_PROFILE_MAX_POINTS], ys[LS_PROFILE_MAX_POINTS];
+  for (int i = 0; i < p->n_pre; i++) {
+    xs[i] = p->pre_tokens[i];
+    ys[i] = p->pre_attn_ms_per_token[i] * p->pre_tokens[i] - attn_ctx_sum(p, 0, p->pre_tokens[i]);
+  }
+  if (p->n_pre <= 0) return 0.0;
+  if (p->n_pre == 1) return ys[0];
+  int i = 0;
+  if (n_tokens >= xs[p->n_pre - 1])
+    i = p->n_pre - 2;
+  else
+    while (i < p->n_pre - 2 && n_tokens > xs[i + 1]) i++;
+  return ys[i] + (n_tokens - xs[i]) / (xs[i + 1] - xs[i]) * (ys[i + 1] - ys[i]);
+}
+
 double ls_profile_pre_ms(const ls_profile *p, int kind, int n_tokens, int pos0) {
   if (n_tokens <= 0) return 0.0;
   const double *per = kind == LS_SKIP_ATTN  ? p->pre_attn_ms_per_token
@@ -80,20 +99,8 @@ double ls_profile_pre_ms(const ls_profile *p, int kind, int n_tokens, int pos0) 
     ys[i] = per[i] * p->pre_tokens[i];
   }
   if (kind != LS_SKIP_ATTN) return interp(xs, ys, p->n_pre, n_tokens);
-  for (int i = 0; i < p->n_pre; i++) ys[i] -= attn_ctx_sum(p, 0, p->pre_tokens[i]);
-  /* the remainder may be negative at a point, so interpolate without the clamp */
-  double r;
-  if (p->n_pre == 1) {
-    r = ys[0];
-  } else {
-    int i = 0;
-    if (n_tokens >= xs[p->n_pre - 1])
-      i = p->n_pre - 2;
-    else
-      while (i < p->n_pre - 2 && n_tokens > xs[i + 1]) i++;
-    r = ys[i] + (n_tokens - xs[i]) / (xs[i + 1] - xs[i]) * (ys[i + 1] - ys[i]);
-  }
-  double t = r + attn_ctx_sum(p, pos0 > 0 ? pos0 : 0, n_tokens);
+  /* the remainder may be negative at a point, so it is interpolated without the clamp */
+  double t = attn_remainder(p, n_tokens) + attn_ctx_sum(p, pos0 > 0 ? pos0 : 0, n_tokens);
   return t > 0 ? t : 0.0;
 }
 
@@ -133,10 +140,117 @@ double ls_predict_stage_ms(const ls_profile *p, const uint8_t *skip, int n_promp
   return ls_predict_prefill_ms(p, skip, n_prompt, pos0) + ls_predict_decode_ms(p, skip, n_prompt, pos0, n_decode);
 }
 
+/* ---------------------------------------------------------------- groups */
+
+/* How much more a batch of `to` rows costs than one of `from` rows, per kind
+ * (0 fixed, LS_SKIP_ATTN without its context part, LS_SKIP_FFN): from the
+ * prefill tables' totals, which time n rows through every linear layer in
+ * one call, made non-decreasing in n (noise aside, more rows never cost
+ * less). >= 0, and non-decreasing in `to`. */
+static double batch_growth(const ls_profile *p, int kind, int from, int to) {
+  if (to <= from || p->n_pre <= 1) return 0.0;
+  double xs[LS_PROFILE_MAX_POINTS], ys[LS_PROFILE_MAX_POINTS];
+  for (int i = 0; i < p->n_pre; i++) {
+    xs[i] = p->pre_tokens[i];
+    ys[i] = kind == LS_SKIP_ATTN ? attn_remainder(p, p->pre_tokens[i])
+            : kind == LS_SKIP_FFN ? p->pre_ffn_ms_per_token[i] * p->pre_tokens[i]
+                                  : p->pre_fixed_ms_per_token[i] * p->pre_tokens[i];
+    if (i > 0 && ys[i] < ys[i - 1]) ys[i] = ys[i - 1];
+  }
+  /* outside the points, the nearest segment's slope (>= 0 here); the clamp of interp at 0 is kept off
+   * by differencing (ys may be negative for attention) */
+  double lo = ys[0] < 0 ? ys[0] : 0.0;
+  for (int i = 0; i < p->n_pre; i++) ys[i] -= lo;
+  double g = interp(xs, ys, p->n_pre, to) - interp(xs, ys, p->n_pre, from);
+  return g > 0 ? g : 0.0;
+}
+
+/* The growth of a batch's linear layers from `from` to `to` rows under a mask
+ * running na attention and nf FFN sub-layers. */
+static double rows_growth(const ls_profile *p, int na, int nf, int from, int to) {
+  return batch_growth(p, 0, from, to) + nf * batch_growth(p, LS_SKIP_FFN, from, to) +
+         na * batch_growth(p, LS_SKIP_ATTN, from, to);
+}
+
+/* One decode step of the group: the rows of the calls still decoding, each
+ * attending ctx[i] positions. The first row costs a single decode call
+ * (the per-call model, exactly); every further row adds its attention
+ * context part (>= 0), and the batch grows the linear layers' cost as the
+ * prefill tables say; the classifier, which runs once per row here (a
+ * prefill computes one row's logits), grows as the FFN does: head_ms times
+ * the FFN's growth ratio. */
+static double decode_step_ms(const ls_profile *p, int na, int nf, const int *ctx, int rows) {
+  double t = p->dec_fixed_ms + nf * p->dec_ffn_ms + na * ls_profile_dec_attn_ms(p, ctx[0]);
+  for (int i = 1; i < rows; i++) {
+    double part = attn_ctx_part(p, ctx[i]);
+    t += na * (part > 0 ? part : 0.0);
+  }
+  double g_ffn1 = ls_profile_pre_ms(p, LS_SKIP_FFN, 1, 0);
+  if (g_ffn1 > 0 && p->head_ms > 0) t += p->head_ms * batch_growth(p, LS_SKIP_FFN, 1, rows) / g_ffn1;
+  return t + rows_growth(p, na, nf, 1, rows);
+}
+
+/* The suffixes' prefill, one batch of all calls' rows (as ls_engine_step
+ * runs them): the first call's prefill as if alone (ls_predict_prefill_ms),
+ * then per further call its attention context part (>= 0) and the linear
+ * layers' growth to the summed rows. */
+static double group_prefill_ms(const ls_profile *p, const uint8_t *skip, int na, int nf, const ls_stage_call *calls,
+                               int n) {
+  int base = 0;
+  while (base < n && calls[base].n_prompt <= 0) base++;
+  if (base == n) return 0.0;
+  double t = ls_predict_prefill_ms(p, skip, calls[base].n_prompt, calls[base].pos0);
+  int rows = calls[base].n_prompt;
+  for (int i = base + 1; i < n; i++) {
+    if (calls[i].n_prompt <= 0) continue;
+    double ctx = attn_ctx_sum(p, calls[i].pos0 > 0 ? calls[i].pos0 : 0, calls[i].n_prompt);
+    t += na * (ctx > 0 ? ctx : 0.0);
+    rows += calls[i].n_prompt;
+  }
+  return t + rows_growth(p, na, nf, calls[base].n_prompt, rows);
+}
+
+double ls_predict_group_ms(const ls_profile *p, const uint8_t *skip, int n_shared, int shared_pos0,
+                           const ls_stage_call *calls, int n_calls) {
+  if (n_calls <= 0) return 0.0;
+  if (n_calls > LS_MAX_SEQ) n_calls = LS_MAX_SEQ;
+  int na, nf;
+  count_executed(p, skip, &na, &nf);
+  double t = ls_predict_prefill_ms(p, skip, n_shared, shared_pos0) + group_prefill_ms(p, skip, na, nf, calls, n_calls);
+  int ctx[LS_MAX_SEQ];
+  for (int step = 1;; step++) {
+    int rows = 0;
+    for (int i = 0; i < n_calls; i++)
+      if (calls[i].n_decode >= step) ctx[rows++] = calls[i].pos0 + calls[i].n_prompt + step;
+    if (!rows) return t;
+    t += decode_step_ms(p, na, nf, ctx, rows);
+  }
+}
+
 double ls_predict_example_ms(const ls_profile *p, const ls_stage_call *calls, int n_calls) {
   double t = 0.0;
   for (int i = 0; i < n_calls; i++)
     t += ls_predict_stage_ms(p, calls[i].skip, calls[i].n_prompt, calls[i].pos0, calls[i].n_decode);
+  return t;
+}
+
+double ls_predict_chain_ms(const ls_profile *p, const ls_example_result *res, const uint8_t *masks, int n_layers) {
+  double t = 0.0;
+  ls_stage_call calls[LS_MAX_SEQ];
+  for (int st = 0; st < res->n_stages; st++) {
+    const ls_stage_result *sr = &res->stages[st];
+    const uint8_t *skip = masks ? masks + (size_t)st * n_layers : NULL;
+    /* a stage of more calls than slots ran in groups of LS_MAX_SEQ at most */
+    for (int k0 = 0; k0 < sr->n_calls; k0 += LS_MAX_SEQ) {
+      int n = sr->n_calls - k0 < LS_MAX_SEQ ? sr->n_calls - k0 : LS_MAX_SEQ;
+      for (int i = 0; i < n; i++) {
+        const ls_call_result *c = &sr->calls[k0 + i];
+        calls[i] = (ls_stage_call){skip, c->n_prompt - c->n_reused, c->n_reused, ls_call_decode_calls(c)};
+      }
+      const ls_call_result *c0 = &sr->calls[k0];
+      t += ls_predict_group_ms(p, skip, c0->n_reused - c0->n_cached, c0->n_cached, calls, n);
+    }
+  }
   return t;
 }
 

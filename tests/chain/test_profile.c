@@ -9,6 +9,7 @@
 
 #include "ls_forward.h"
 #include "ls_model.h"
+#include "ls_pipeline.h"
 #include "ls_profile.h"
 #include "ls_test.h"
 #include "ls_util.h"
@@ -277,6 +278,65 @@ START_TEST(monotone_in_mask) {
 }
 END_TEST
 
+/* Calls run together (a per-option stage): one call predicts what one stage
+ * call does; adding a call, or a decode step to a call, never predicts less
+ * (random noisy tables); skipping more never predicts more; with tables whose
+ * per-token cost falls with the batch, B calls together cost less than B
+ * calls one by one; reused prefix positions are not charged. */
+START_TEST(group_prediction_structure) {
+  uint64_t s = 777;
+#define RND() ((s = s * 6364136223846793005ull + 1442695040888963407ull) >> 33)
+  for (int trial = 0; trial < 200; trial++) {
+    ls_profile p = make_profile();
+    for (int i = 0; i < p.n_dec; i++) p.dec_attn_ms[i] = (RND() % 1000) / 1000.0;
+    for (int i = 0; i < p.n_pre; i++) {
+      p.pre_attn_ms_per_token[i] = (RND() % 1000) / 1000.0;
+      p.pre_ffn_ms_per_token[i] = (RND() % 1000) / 1000.0;
+      p.pre_fixed_ms_per_token[i] = (RND() % 1000) / 1000.0;
+    }
+    uint8_t mask[4];
+    for (int l = 0; l < 4; l++) mask[l] = (uint8_t)(RND() % 4);
+    ls_stage_call calls[8];
+    for (int i = 0; i < 8; i++)
+      calls[i] = (ls_stage_call){mask, 1 + (int)(RND() % 60), (int)(RND() % 80), (int)(RND() % 30)};
+    int shared = (int)(RND() % 40);
+    double one = ls_predict_group_ms(&p, mask, 0, 0, calls, 1);
+    double alone = ls_predict_stage_ms(&p, mask, calls[0].n_prompt, calls[0].pos0, calls[0].n_decode);
+    ck_assert_msg(fabs(one - alone) <= 1e-9 * (alone > 1 ? alone : 1), "trial %d: one call %.17g vs %.17g", trial,
+                  one, alone);
+    double prev = ls_predict_group_ms(&p, mask, shared, 0, calls, 1);
+    for (int b = 2; b <= 8; b++) {
+      double t = ls_predict_group_ms(&p, mask, shared, 0, calls, b);
+      ck_assert_msg(t >= prev, "trial %d: %d calls predict %g < %g for %d", trial, b, t, prev, b - 1);
+      prev = t;
+    }
+    calls[3].n_decode++;
+    ck_assert(ls_predict_group_ms(&p, mask, shared, 0, calls, 8) >= prev);
+    int l = (int)(RND() % 4);
+    mask[l] |= (RND() % 2) ? LS_SKIP_ATTN : LS_SKIP_FFN;
+    ck_assert(ls_predict_group_ms(&p, mask, shared, 0, calls, 8) <= ls_predict_group_ms(&p, NULL, shared, 0, calls, 8));
+  }
+#undef RND
+  /* the hand-made tables: 8 rows cost 0.3 per token of fixed cost against 2.0 for one */
+  ls_profile p = make_profile();
+  ls_stage_call four[4];
+  for (int i = 0; i < 4; i++) four[i] = (ls_stage_call){NULL, 10, 30, 12};
+  double together = ls_predict_group_ms(&p, NULL, 30, 0, four, 4);
+  double apart = ls_predict_stage_ms(&p, NULL, 30, 0, 0) + 4 * ls_predict_stage_ms(&p, NULL, 10, 30, 12);
+  ck_assert_msg(together < apart, "4 calls together %g, one by one %g", together, apart);
+  /* reused positions are not charged: a chain whose call took 25 of its 40 prompt positions from the cache */
+  ls_call_result c = {.n_prompt = 40, .n_generated = 9, .stop = LS_STOP_MAX_TOKENS};
+  ls_stage_result st = {.n_calls = 1, .calls = &c};
+  ls_example_result r = {.n_stages = 1, .stages = &st};
+  double fresh = ls_predict_chain_ms(&p, &r, NULL, 4);
+  ck_assert_double_eq_tol(fresh, ls_predict_stage_ms(&p, NULL, 40, 0, 8), 1e-9);
+  c.n_reused = c.n_cached = 25;
+  double reused = ls_predict_chain_ms(&p, &r, NULL, 4);
+  ck_assert_double_eq_tol(reused, ls_predict_stage_ms(&p, NULL, 15, 25, 8), 1e-9);
+  ck_assert(reused < fresh);
+}
+END_TEST
+
 START_TEST(check_model_mismatch) {
   ls_model m;
   memset(&m, 0, sizeof m);
@@ -410,6 +470,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, interpolation_math);
   tcase_add_test(tc, prediction_formula);
   tcase_add_test(tc, monotone_in_mask);
+  tcase_add_test(tc, group_prediction_structure);
   tcase_add_test(tc, check_model_mismatch);
   tcase_add_test(tc, measured_stories260k_sanity);
   suite_add_tcase(s, tc);
