@@ -93,10 +93,14 @@ int ls_pipeline_fidelity(ls_engine *e, const ls_template *t, const ls_stage_plan
  * reused under the engine's kv_policy: with reuse or recompute the numbers
  * equal ls_pipeline_fidelity's bit for bit (a row's logits do not depend on
  * its batch); with shared-prefix a stage is scored on the earlier stages'
- * cache, as the runtime would run it. */
+ * cache, as the runtime would run it. given: [n_ex][n_stages] or NULL;
+ * given[i][s] != 0 says stage s of example i was scored before (the caller
+ * remembers it: under reuse and recompute a stage's fidelity depends only on
+ * the reference and that stage's plan), so it is not run and its value is
+ * read from stage_fidelity[i][s] (then required). */
 int ls_pipeline_fidelity_many(ls_engine *e, const ls_template *t, const ls_stage_plan *plans,
-                              const ls_example_result *refs, int n_ex, int n_lanes, double *fidelity,
-                              double *stage_fidelity, ls_err *err);
+                              const ls_example_result *refs, int n_ex, int n_lanes, const uint8_t *given,
+                              double *fidelity, double *stage_fidelity, ls_err *err);
 
 /* Plans from a schedule's stages: masks gets n_stages * n_layers bytes. */
 struct ls_schedule;

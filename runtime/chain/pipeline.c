@@ -269,6 +269,7 @@ typedef struct forced_lane {
   int stage, call0, n_run;
   int slot0, n_slots, longest;
   int run_call[LS_MAX_SEQ];   /* reference call of each running slot */
+  const uint8_t *given;       /* [n_stages] stages scored already (not run), or NULL */
   long matched[LS_TEMPLATE_MAX_STAGES], total[LS_TEMPLATE_MAX_STAGES];
   ls_gen_request *reqs; /* [n_slots] */
   ls_gen_output *outs;  /* [n_slots] */
@@ -282,6 +283,7 @@ typedef struct forced_lane {
 static int forced_start(ls_engine *e, const ls_stage_plan *plans, const ls_example_result *ref, forced_lane *L,
                         ls_err *err) {
   for (; L->stage < ref->n_stages; L->stage++, L->call0 = 0) {
+    if (L->given && L->given[L->stage]) continue;
     const ls_stage_result *sr = &ref->stages[L->stage];
     const ls_stage_plan *plan = plan_of(plans, L->stage);
     L->n_run = 0;
@@ -321,7 +323,9 @@ static int forced_advance(ls_engine *e, const ls_stage_plan *plans, const ls_exa
 static void forced_score(const forced_lane *L, int n_stages, double *fidelity, double *stage_fidelity) {
   double sum = 0.0;
   for (int s = 0; s < n_stages; s++) {
-    double f = L->total[s] ? (double)L->matched[s] / (double)L->total[s] : 1.0;
+    double f = L->given && L->given[s] ? stage_fidelity[s]
+               : L->total[s]          ? (double)L->matched[s] / (double)L->total[s]
+                                      : 1.0;
     if (stage_fidelity) stage_fidelity[s] = f;
     sum += f;
   }
@@ -332,7 +336,8 @@ static void forced_score(const forced_lane *L, int n_stages, double *fidelity, d
  * and takes the next one (*next), until it has calls running or nothing is
  * left. */
 static int forced_fill(ls_engine *e, const ls_template *t, const ls_stage_plan *plans, const ls_example_result *refs,
-                       int n_ex, int *next, forced_lane *L, double *fidelity, double *stage_fidelity, ls_err *err) {
+                       int n_ex, const uint8_t *given, int *next, forced_lane *L, double *fidelity,
+                       double *stage_fidelity, ls_err *err) {
   for (;;) {
     if (L->ex >= 0 && L->n_run && ls_engine_running(e, L->slot0, L->n_run)) return LS_OK;
     if (L->ex >= 0 && L->n_run) {
@@ -350,6 +355,7 @@ static int forced_fill(ls_engine *e, const ls_template *t, const ls_stage_plan *
                         t->name, t->n_stages);
     L->ex = (*next)++;
     L->stage = L->call0 = 0;
+    L->given = given ? given + (size_t)L->ex * t->n_stages : NULL;
     memset(L->matched, 0, sizeof L->matched);
     memset(L->total, 0, sizeof L->total);
     LS_TRY(forced_start(e, plans, &refs[L->ex], L, err));
@@ -357,13 +363,13 @@ static int forced_fill(ls_engine *e, const ls_template *t, const ls_stage_plan *
 }
 
 static int run_forced_lanes(ls_engine *e, const ls_template *t, const ls_stage_plan *plans,
-                            const ls_example_result *refs, int n_ex, forced_lane *lanes, int n_lanes,
-                            double *fidelity, double *stage_fidelity, ls_err *err) {
+                            const ls_example_result *refs, int n_ex, const uint8_t *given, forced_lane *lanes,
+                            int n_lanes, double *fidelity, double *stage_fidelity, ls_err *err) {
   int next = 0;
   for (;;) {
     int busy = 0;
     for (int j = 0; j < n_lanes; j++) {
-      LS_TRY(forced_fill(e, t, plans, refs, n_ex, &next, &lanes[j], fidelity, stage_fidelity, err));
+      LS_TRY(forced_fill(e, t, plans, refs, n_ex, given, &next, &lanes[j], fidelity, stage_fidelity, err));
       busy |= lanes[j].ex >= 0;
     }
     if (!busy) return LS_OK;
@@ -372,8 +378,9 @@ static int run_forced_lanes(ls_engine *e, const ls_template *t, const ls_stage_p
 }
 
 int ls_pipeline_fidelity_many(ls_engine *e, const ls_template *t, const ls_stage_plan *plans,
-                              const ls_example_result *refs, int n_ex, int n_lanes, double *fidelity,
-                              double *stage_fidelity, ls_err *err) {
+                              const ls_example_result *refs, int n_ex, int n_lanes, const uint8_t *given,
+                              double *fidelity, double *stage_fidelity, ls_err *err) {
+  if (given && !stage_fidelity) return ls_err_set(err, LS_EINVAL, "fidelity: stages given without their values");
   if (n_lanes < 1 || n_lanes > e->n_seq)
     return ls_err_set(err, LS_EINVAL, "%d examples at once need at least as many sequence slots (the engine has %d)",
                       n_lanes, e->n_seq);
@@ -397,7 +404,7 @@ int ls_pipeline_fidelity_many(ls_engine *e, const ls_template *t, const ls_stage
     lanes[j] = (forced_lane){.ex = -1, .slot0 = j * per, .n_slots = per, .longest = longest,
                              .reqs = reqs + j * per, .outs = outs + j * per,
                              .pred = pred + (size_t)j * per * longest, .conf = conf + (size_t)j * per * longest};
-  if (!rc) rc = run_forced_lanes(e, t, plans, refs, n_ex, lanes, n_lanes, fidelity, stage_fidelity, err);
+  if (!rc) rc = run_forced_lanes(e, t, plans, refs, n_ex, given, lanes, n_lanes, fidelity, stage_fidelity, err);
   if (rc)
     for (int k = 0; k < e->n_seq; k++) e->slots[k].active = 0;
   free(lanes);

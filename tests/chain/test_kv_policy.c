@@ -285,7 +285,7 @@ START_TEST(fidelity_batched_equals_alone) {
         many.kv_policy = policies[pol];
         ls_engine_clear_cache(&many);
         double got[N], got_st[N][3];
-        ck_assert_msg(ls_pipeline_fidelity_many(&many, t, cases[c], ref, N, lanes, got, &got_st[0][0], &err) == 0,
+        ck_assert_msg(ls_pipeline_fidelity_many(&many, t, cases[c], ref, N, lanes, NULL, got, &got_st[0][0], &err) == 0,
                       "%s", err.msg);
         for (int i = 0; i < N; i++) {
           ck_assert_msg(got[i] == want[c][i], "policy %d, %d lanes, plan %d, example %d: %.17g vs %.17g alone", pol,
@@ -293,11 +293,26 @@ START_TEST(fidelity_batched_equals_alone) {
           ck_assert(!memcmp(got_st[i], want_st[c][i], sizeof got_st[i]));
         }
       }
+  /* stages given (remembered by the caller) are not run, and the mean over stages is the same bits */
+  uint8_t given[N][3];
+  double part[N][3], got[N];
+  for (int i = 0; i < N; i++)
+    for (int st = 0; st < 3; st++) {
+      given[i][st] = (uint8_t)((i + st) % 2);
+      part[i][st] = given[i][st] ? want_st[1][i][st] : -1.0;
+    }
+  many.kv_policy = LS_KV_REUSE;
+  ck_assert_msg(ls_pipeline_fidelity_many(&many, t, plans, ref, N, 2, &given[0][0], got, &part[0][0], &err) == 0, "%s",
+                err.msg);
+  for (int i = 0; i < N; i++) {
+    ck_assert_msg(got[i] == want[1][i], "example %d with given stages: %.17g vs %.17g", i, got[i], want[1][i]);
+    ck_assert(!memcmp(part[i], want_st[1][i], sizeof part[i]));
+  }
   /* shared-prefix scores the later stages on the earlier stages' cache: it runs (and may differ) */
   many.kv_policy = LS_KV_SHARED_PREFIX;
   ls_engine_clear_cache(&many);
   double shared[N];
-  ck_assert_msg(ls_pipeline_fidelity_many(&many, t, plans, ref, N, 2, shared, NULL, &err) == 0, "%s", err.msg);
+  ck_assert_msg(ls_pipeline_fidelity_many(&many, t, plans, ref, N, 2, NULL, shared, NULL, &err) == 0, "%s", err.msg);
   for (int i = 0; i < N; i++) ck_assert(shared[i] >= 0.0 && shared[i] <= 1.0);
   for (int i = 0; i < N; i++) ls_example_result_free(&ref[i]);
   ls_dataset_free(ds);
