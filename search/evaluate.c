@@ -12,30 +12,29 @@
 /* ---- evaluation of one example ------------------------------------------ */
 
 double ls_search_predict_ms(const ls_profile *p, const ls_example_result *res, const uint8_t *masks, int n_layers) {
-  ls_stage_call calls[64];
-  int nc = 0;
-  double pred = 0;
-  for (int st = 0; st < res->n_stages; st++) {
-    const ls_stage_result *sr = &res->stages[st];
-    for (int k = 0; k < sr->n_calls; k++) {
-      calls[nc++] = (ls_stage_call){masks ? masks + (size_t)st * n_layers : NULL, sr->calls[k].n_prompt, 0,
-                                    ls_call_decode_calls(&sr->calls[k])};
-      if (nc == 64) {
-        pred += ls_predict_example_ms(p, calls, nc);
-        nc = 0;
-      }
-    }
-  }
-  return nc ? pred + ls_predict_example_ms(p, calls, nc) : pred;
+  return ls_predict_chain_ms(p, res, masks, n_layers);
 }
 
-static int run_example(searcher *s, int i, const uint8_t *masks, const int32_t *eew, const double *eet,
-                       ls_example_result *res, ls_example_score *out, ls_err *err) {
-  ls_stage_plan plans[LS_SEARCH_MAX_STAGES];
+static void plans_for(const searcher *s, const uint8_t *masks, const int32_t *eew, const double *eet,
+                      ls_stage_plan *plans) {
   for (int st = 0; st < s->S; st++)
     plans[st] = (ls_stage_plan){.skip = masks ? masks + (size_t)st * s->L : NULL, .ee_window = eew ? eew[st] : 0,
                                 .ee_threshold = eet ? (float)eet[st] : 0.0f};
-  LS_TRY(ls_pipeline_run(&s->eng, s->tpl, &s->ds->ex[i], plans, res, err));
+}
+
+/* Examples [begin, end) run as a shard runs them: together, up to s->lanes at a time, from an
+ * empty KV cache (what a unit reuses then depends on the unit alone, not on what its rank ran
+ * before: the same bits for any rank count, also under shared-prefix). */
+static int run_shard(searcher *s, int begin, int end, const ls_stage_plan *plans, ls_example_result *res,
+                     ls_err *err) {
+  ls_engine_clear_cache(&s->eng);
+  int n = end - begin;
+  return ls_pipeline_run_many(&s->eng, s->tpl, &s->ds->ex[begin], n, plans, n < s->lanes ? n : s->lanes, res, err);
+}
+
+/* An example's counts, answer and latencies from its run. */
+static void example_score(const searcher *s, const ls_example_result *res, const uint8_t *masks,
+                          ls_example_score *out) {
   memset(out, 0, sizeof *out);
   out->answer = res->answer;
   out->correct = res->correct == 1;
@@ -45,31 +44,59 @@ static int run_example(searcher *s, int i, const uint8_t *masks, const int32_t *
     out->n_generated[st] = res->stages[st].n_generated;
   }
   out->predicted_ms = s->have_prof ? ls_search_predict_ms(&s->prof, res, masks, s->L) : NAN;
-  /* What the profile predicts and `litestage-run pipeline` reports as latency_ms: the example's
-   * forward passes (every stage call's prefill + decode loop), without tokenising and rendering
-   * prompts. */
+  /* What `litestage-run pipeline` reports as latency_ms: the example's forward passes (every
+   * stage call's prefill + decode loop, its share of the batches it ran in), without tokenising
+   * and rendering prompts. */
   out->measured_ms = res->total_ms;
-  return LS_OK;
 }
 
-static int score_example(searcher *s, int i, const uint8_t *masks, const int32_t *eew, const double *eet,
-                         ls_example_score *out, ls_err *err) {
-  ls_example_result res;
-  int rc = run_example(s, i, masks, eew, eet, &res, out, err);
+/* Fidelity of examples [begin, begin + n) under plans, the shard's teacher forcing together;
+ * stages scored before on this rank are taken from s->memo (not under shared-prefix, where a
+ * stage's score depends on the earlier stages' plans too). */
+static int shard_fidelity(searcher *s, int begin, int n, const ls_stage_plan *plans, const int32_t *eew,
+                          const double *eet, ls_example_score *out, ls_err *err) {
+  double *fid = calloc((size_t)n, sizeof *fid), *stage_fid = calloc((size_t)n * s->S, sizeof *stage_fid);
+  uint8_t *given = calloc((size_t)n * s->S, 1);
+  int rc = fid && stage_fid && given ? LS_OK : ls_err_set(err, LS_ENOMEM, "out of memory for fidelity");
+  int memo = s->job->kv_policy != LS_KV_SHARED_PREFIX;
+  for (int i = 0; rc == LS_OK && memo && i < n; i++)
+    for (int st = 0; st < s->S; st++)
+      given[i * s->S + st] = (uint8_t)ls_stage_memo_find(&s->memo, begin + i, st, plans[st].skip, eew[st], eet[st],
+                                                         &stage_fid[i * s->S + st]);
   if (rc == LS_OK) {
-    switch (s->job->objective) {
-      case LS_OBJ_ACCURACY: out->score = out->correct ? 1.0 : 0.0; break;
-      case LS_OBJ_AGREEMENT: out->score = out->answer == s->ref_sum[i].answer ? 1.0 : 0.0; break;
-      default: {
-        ls_stage_plan plans[LS_SEARCH_MAX_STAGES];
-        for (int st = 0; st < s->S; st++)
-          plans[st] = (ls_stage_plan){.skip = masks + (size_t)st * s->L, .ee_window = eew[st],
-                                      .ee_threshold = (float)eet[st]};
-        rc = ls_pipeline_fidelity(&s->eng, s->tpl, plans, &s->ref[i], &out->score, NULL, err);
-      }
-    }
+    ls_engine_clear_cache(&s->eng);
+    rc = ls_pipeline_fidelity_many(&s->eng, s->tpl, plans, &s->ref[begin], n, n < s->lanes ? n : s->lanes, given,
+                                   fid, stage_fid, err);
   }
-  ls_example_result_free(&res);
+  for (int i = 0; rc == LS_OK && i < n; i++) {
+    out[i].score = fid[i];
+    for (int st = 0; memo && rc == LS_OK && st < s->S; st++)
+      if (!given[i * s->S + st])
+        rc = ls_stage_memo_add(&s->memo, begin + i, st, plans[st].skip, eew[st], eet[st], stage_fid[i * s->S + st],
+                               err);
+  }
+  free(fid);
+  free(stage_fid);
+  free(given);
+  return rc;
+}
+
+/* A candidate on examples [begin, end): the shard's runs together, then their scores. */
+static int score_shard(searcher *s, int begin, int end, const uint8_t *masks, const int32_t *eew, const double *eet,
+                       ls_example_score *out, ls_err *err) {
+  int n = end - begin;
+  ls_stage_plan plans[LS_SEARCH_MAX_STAGES];
+  plans_for(s, masks, eew, eet, plans);
+  ls_example_result *res = calloc((size_t)n, sizeof *res);
+  int rc = res ? run_shard(s, begin, end, plans, res, err) : ls_err_set(err, LS_ENOMEM, "out of memory");
+  for (int i = 0; rc == LS_OK && i < n; i++) {
+    example_score(s, &res[i], masks, &out[i]);
+    if (s->job->objective == LS_OBJ_ACCURACY) out[i].score = out[i].correct ? 1.0 : 0.0;
+    if (s->job->objective == LS_OBJ_AGREEMENT) out[i].score = out[i].answer == s->ref_sum[begin + i].answer;
+  }
+  if (rc == LS_OK && s->job->objective == LS_OBJ_FIDELITY) rc = shard_fidelity(s, begin, n, plans, eew, eet, out, err);
+  for (int i = 0; res && i < n; i++) ls_example_result_free(&res[i]);
+  free(res);
   return rc;
 }
 
@@ -85,8 +112,9 @@ static void maybe_die(const searcher *s) {
 /* One shard of the reference pass: the full model; the runs stay on this rank (shared after the
  * round, ls_refshare.h). */
 static int ref_unit(searcher *s, int begin, int end, ls_example_score *out, ls_err *err) {
+  LS_TRY(run_shard(s, begin, end, NULL, &s->ref[begin], err));
   for (int i = begin; i < end; i++) {
-    LS_TRY(run_example(s, i, NULL, NULL, NULL, &s->ref[i], &out[i - begin], err));
+    example_score(s, &s->ref[i], NULL, &out[i - begin]);
     switch (s->job->objective) {
       case LS_OBJ_ACCURACY: out[i - begin].score = out[i - begin].correct ? 1.0 : 0.0; break;
       default: out[i - begin].score = 1.0; break; /* the full model agrees with itself */
@@ -105,11 +133,8 @@ int ls_search_unit(void *user, int cand, int shard, int begin, int end, ls_examp
   }
   const ls_cand *c = &s->round_cands[cand];
   const uint8_t *m = s->round_masks + (size_t)cand * s->S * s->L;
-  for (int i = begin; i < end; i++) {
-    int rc = score_example(s, i, m, c->ee_window, c->ee_threshold, &out[i - begin], err);
-    if (rc != LS_OK) return ls_err_prefix(err, "candidate %lld, example %d", (long long)c->id, i);
-  }
-  return LS_OK;
+  int rc = score_shard(s, begin, end, m, c->ee_window, c->ee_threshold, out, err);
+  return rc == LS_OK ? rc : ls_err_prefix(err, "candidate %lld, examples %d..%d", (long long)c->id, begin, end - 1);
 }
 
 /* Aggregates a candidate's per-example results in example order (bit-identical for any rank count). */

@@ -190,12 +190,13 @@ static int parse(ls_job *j, const json_t *root, ls_err *err) {
     return ls_err_set(err, LS_EINVAL, "%s: key \"tolerance\": %g is not in [0, 1]", w, j->tolerance);
   static const char *const strategies[] = {"greedy", "exhaustive", NULL};
   LS_TRY(parse_enum(root, "strategy", w, strategies, "greedy", &j->strategy, err));
-  /* Candidates are scored by teacher forcing each call under its own mask,
-   * which is what recompute runs and what reuse gives bit for bit;
-   * shared-prefix would need the earlier stages' cache in the scoring. */
-  static const char *const policies[] = {"reuse", "recompute", NULL};
+  /* Candidates run and are teacher-forced with the job's policy: reuse and
+   * recompute score each call under its own mask (the same bits), shared-prefix
+   * on the earlier stages' cache, as the runtime runs it (docs/search.md). */
+  static const char *const policies[] = {"reuse", "recompute", "shared-prefix", NULL};
+  static const int policy_of[] = {0, LS_KV_REUSE, LS_KV_RECOMPUTE, LS_KV_SHARED_PREFIX};
   LS_TRY(parse_enum(root, "kv_policy", w, policies, "reuse", &j->kv_policy, err));
-  j->kv_policy = j->kv_policy == 1 ? LS_KV_REUSE : LS_KV_RECOMPUTE;
+  j->kv_policy = policy_of[j->kv_policy];
   json_t *b;
   LS_TRY(ls_json_get_object(root, "budget", w, &b, err));
   {

@@ -32,7 +32,7 @@ typedef struct ls_job {
   int limit;           /* first `limit` examples (>= 1) */
   int shards;          /* work units per candidate (1..limit) */
   int objective;       /* ls_objective */
-  int kv_policy;       /* ls_kv_policy (common/ls_schedule.h): "reuse" (default) or "recompute" */
+  int kv_policy;       /* ls_kv_policy (common/ls_schedule.h): "reuse" (default), "recompute" or "shared-prefix" */
   double tolerance;    /* target = reference score - tolerance */
   int strategy;        /* ls_strategy */
   int budget_min, budget_max; /* sub-layers skipped per stage, inclusive */

@@ -33,18 +33,48 @@ static int gather_hosts(searcher *s, char *hosts, size_t n) {
   return 0;
 }
 
-static int open_all(searcher *s, ls_err *err) {
+/* KV cache one rank gives to running a shard's examples together, and the most examples at once. */
+#define LS_SEARCH_KV_BUDGET ((size_t)512 << 20)
+#define LS_SEARCH_MAX_LANES 8
+
+/* The engine, with one KV slot per call of the widest stage (a per-option stage's calls run
+ * together) times the examples a shard runs at once (s->lanes): as many as a shard has, at most
+ * LS_SEARCH_MAX_LANES and what LS_SEARCH_KV_BUDGET holds; one at a time when latency is measured
+ * (a wall time means something for an example alone). The lanes depend on the job and the model,
+ * not on the rank count. */
+static int open_engine(searcher *s, ls_err *err) {
   ls_job *j = s->job;
+  int per = 1;
+  for (int st = 0; st < s->S; st++)
+    for (int i = 0; s->tpl->stages[st].per_option && i < s->E; i++)
+      if (s->ds->ex[i].n_options > per) per = s->ds->ex[i].n_options;
+  if (per > LS_MAX_SEQ)
+    return ls_err_set(err, LS_EINVAL, "%s: an example has %d options (at most %d)", j->dataset, per, LS_MAX_SEQ);
   ls_engine_params p = {.model_path = j->model, .tokenizer_path = j->tokenizer, .n_threads = j->threads,
                         .temperature = 0.0f, .top_p = 1.0f, .seed = j->seed, .need_tokenizer = 1,
-                        .fingerprint = 1, .kv_policy = j->kv_policy,
+                        .fingerprint = 1, .kv_policy = j->kv_policy, .n_seq = per,
                         /* ranks on one node share the file's page cache; N private
                          * copies would multiply the weights' memory (LS_WEIGHTS=copy
                          * overrides) */
                         .weights = getenv("LS_WEIGHTS") ? LS_WEIGHTS_AUTO : LS_WEIGHTS_MAP};
   LS_TRY(ls_engine_open(&s->eng, &p, err));
   s->have_eng = 1;
-  s->L = s->eng.model.cfg.n_layers;
+  int shard = (s->E + j->shards - 1) / j->shards;
+  size_t lane_bytes = ls_ctx_kv_bytes(s->eng.ctx);
+  s->lanes = j->latency_measured ? 1 : shard < LS_SEARCH_MAX_LANES ? shard : LS_SEARCH_MAX_LANES;
+  while (s->lanes > 1 && ((size_t)s->lanes * lane_bytes > LS_SEARCH_KV_BUDGET || s->lanes * per > LS_MAX_SEQ))
+    s->lanes--;
+  if (s->lanes == 1) return LS_OK;
+  ls_engine_close(&s->eng);
+  s->have_eng = 0;
+  p.n_seq = per * s->lanes;
+  LS_TRY(ls_engine_open(&s->eng, &p, err));
+  s->have_eng = 1;
+  return LS_OK;
+}
+
+static int open_all(searcher *s, ls_err *err) {
+  ls_job *j = s->job;
   LS_TRY(ls_template_load(j->template_path, &s->tpl, err));
   s->S = s->tpl->n_stages;
   if (s->S > LS_SEARCH_MAX_STAGES) return ls_err_set(err, LS_EUNSUPPORTED, "%s: more than %d stages", j->template_path, LS_SEARCH_MAX_STAGES);
@@ -54,6 +84,9 @@ static int open_all(searcher *s, ls_err *err) {
   LS_TRY(ls_dataset_load(j->dataset, j->dataset_format, &s->ds, err));
   LS_TRY(ls_dataset_select(s->ds, j->limit, 0, 1, err));
   s->E = s->ds->n;
+  LS_TRY(open_engine(s, err));
+  s->L = s->eng.model.cfg.n_layers;
+  ls_stage_memo_init(&s->memo, s->L);
   if (!j->latency_measured) {
     LS_TRY(ls_profile_load(&s->prof, j->latency, err));
     s->have_prof = 1;
@@ -234,6 +267,7 @@ int ls_search_run(ls_job *job, const ls_search_opts *o, MPI_Comm comm, volatile 
   free(s.ranking);
   free(s.cand_scores);
   free(s.known);
+  ls_stage_memo_free(&s.memo);
   if (s.have_prof) ls_profile_free(&s.prof);
   if (s.ds) ls_dataset_free(s.ds);
   if (s.tpl) ls_template_free(s.tpl);

@@ -20,6 +20,7 @@
 #include "ls_pipeline.h"
 #include "ls_profile.h"
 #include "ls_search.h"
+#include "ls_stage_memo.h"
 #include "ls_store.h"
 #include "ls_template.h"
 
@@ -37,6 +38,8 @@ typedef struct searcher {
   ls_profile prof;
   int have_prof;
   int S, L, E;
+  int lanes;                /* examples of a shard run at once (ls_pipeline_run_many; search.c) */
+  ls_stage_memo memo;       /* stage fidelities scored on this rank (not under shared-prefix) */
   /* reference */
   ls_example_result *ref;   /* [E] full runs (every rank: fidelity teacher-forces against them) */
   ls_example_score *ref_sum;    /* [E] */

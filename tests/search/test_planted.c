@@ -1,7 +1,10 @@
 /* Planted redundancy: a copy of stories260K with two extra layers whose attention and FFN output
  * projections (wo, w2) are zero computes exactly the same function. The importance ranking must
  * put exactly those four sub-layers first, and greedy (fidelity, tolerance 0) must skip all of
- * them in every stage at no loss in score. Runs the real search in-process (MPI singleton). */
+ * them in every stage at no loss in score. Runs the real search in-process (MPI singleton).
+ * The job's KV policy is recompute: under reuse a stage whose mask differs from the stage before
+ * it cannot reuse that stage's cache, so greedy (one stage at a time) rightly predicts skipping in
+ * one stage alone slower than the full model, and this test is about the ranking. */
 #include <check.h>
 #include <mpi.h>
 #include <hdf5.h>
@@ -118,7 +121,7 @@ START_TEST(test_planted_layers_ranked_first_and_skipped) {
           "{\"name\": \"planted\", \"model\": \"%s\", \"tokenizer\": \"%s\", \"template\": \"%s\",\n"
           " \"dataset\": {\"path\": \"%s\", \"format\": \"stories\"}, \"limit\": 4, \"shards\": 2,\n"
           " \"objective\": \"fidelity\", \"tolerance\": 0, \"strategy\": \"greedy\", \"budget\": {\"min\": 0, \"max\": 6},\n"
-          " \"threads\": 1, \"latency\": \"%s\", \"seed\": 1, \"max_new_tokens\": 16}\n",
+          " \"threads\": 1, \"latency\": \"%s\", \"seed\": 1, \"max_new_tokens\": 16, \"kv_policy\": \"recompute\"}\n",
           model, ls_test_data("models/stories260K/tok512.bin"), ls_test_data("templates/story.json"),
           ls_test_data("corpora/tinystories_val_subset.txt"), prof_path);
   fclose(f);

@@ -4,8 +4,10 @@
  *   tokens every sub-layer processed (prompt tokens not taken from the KV cache plus one per
  *   decode call, counted by the forward pass's statistics hook) equal
  *   sum(n_prompt - n_reused + ls_call_decode_calls) over the calls;
- * - ls_search_predict_ms sums ls_predict_stage_ms over the calls with those decode calls and each
- *   stage's mask (a stage that stops on max tokens after G tokens is G - 1 decode steps). */
+ * - ls_search_predict_ms predicts each stage's calls as one group (ls_predict_group_ms: a
+ *   per-option stage's calls run together) with those decode calls and the stage's mask (a stage
+ *   that stops on max tokens after G tokens is G - 1 decode steps), charging only the prompt
+ *   positions a call did not take from the KV cache. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,12 +86,21 @@ START_TEST(prediction_uses_decode_calls) {
   ck_assert_int_eq(ls_call_decode_calls(&calls[2]), 2);
   uint8_t *masks = calloc((size_t)2 * L, 1);
   masks[L + 1] = LS_SKIP_FFN; /* stage 1 skips one FFN */
-  double want = ls_predict_stage_ms(&prof, masks, 20, 0, 7) + ls_predict_stage_ms(&prof, masks + L, 15, 0, 5) +
-                ls_predict_stage_ms(&prof, masks + L, 12, 0, 2);
+  ls_stage_call two[2] = {{masks + L, 15, 0, 5}, {masks + L, 12, 0, 2}};
+  double want = ls_predict_stage_ms(&prof, masks, 20, 0, 7) + ls_predict_group_ms(&prof, masks + L, 0, 0, two, 2);
   ck_assert_double_eq_tol(ls_search_predict_ms(&prof, &res, masks, L), want, 1e-9 * want);
-  double full = ls_predict_stage_ms(&prof, NULL, 20, 0, 7) + ls_predict_stage_ms(&prof, NULL, 15, 0, 5) +
-                ls_predict_stage_ms(&prof, NULL, 12, 0, 2);
+  ls_stage_call two_full[2] = {{NULL, 15, 0, 5}, {NULL, 12, 0, 2}};
+  double full = ls_predict_stage_ms(&prof, NULL, 20, 0, 7) + ls_predict_group_ms(&prof, NULL, 0, 0, two_full, 2);
   ck_assert_double_eq_tol(ls_search_predict_ms(&prof, &res, NULL, L), full, 1e-9 * full);
+  /* the second stage's calls took their first 10 positions from the cache: the first call ran 4
+   * of them (positions 6..9) once for both */
+  calls[1].n_reused = calls[2].n_reused = 10;
+  calls[1].n_cached = 6;
+  calls[2].n_cached = 10;
+  ls_stage_call suffixes[2] = {{masks + L, 5, 10, 5}, {masks + L, 2, 10, 2}};
+  double reused = ls_predict_stage_ms(&prof, masks, 20, 0, 7) + ls_predict_group_ms(&prof, masks + L, 4, 6, suffixes, 2);
+  ck_assert_double_eq_tol(ls_search_predict_ms(&prof, &res, masks, L), reused, 1e-9 * reused);
+  ck_assert(reused < want);
   free(masks);
 }
 END_TEST
