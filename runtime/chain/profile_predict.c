@@ -149,7 +149,7 @@ double ls_predict_stage_ms(const ls_profile *p, const uint8_t *skip, int n_promp
  * less). >= 0, and non-decreasing in `to`. */
 static double batch_growth(const ls_profile *p, int kind, int from, int to) {
   if (to <= from || p->n_pre <= 1) return 0.0;
-  double xs[LS_PROFILE_MAX_POINTS], ys[LS_PROFILE_MAX_POINTS];
+  double xs[LS_PROFILE_MAX_POINTS] = {0}, ys[LS_PROFILE_MAX_POINTS] = {0};
   for (int i = 0; i < p->n_pre; i++) {
     xs[i] = p->pre_tokens[i];
     ys[i] = kind == LS_SKIP_ATTN ? attn_remainder(p, p->pre_tokens[i])
