@@ -12,7 +12,8 @@
 # Each round prints one row per runner (tab-separated key=value): bench=chain
 # runner= model= cpu= threads= questions= s_per_question= ratio_vs_llamacpp_fresh=
 # ratio_vs_llamacpp_reuse= (llama.cpp seconds / ours; >1 = ours faster) load=
-# (1-minute load average before the run; the machine may be shared).
+# (1-minute load average before the run; the machine may be shared). Rounds alternate
+# the order: llama.cpp first on odd rounds, ours first on even ones.
 # Our rows also check that reuse's outputs equal recompute's (same_as_recompute=).
 #
 # usage: bench/chain.sh [--threads 2] [--limit 3] [--rounds 2] [--ctx 2048] [--model F.gguf]
@@ -57,24 +58,30 @@ ours() { # policy out [--parallel N]
     --kv-policy "$1" --out "$2" -q "${@:3}" | sed -n 's/^ *wall\/example *\([0-9.]*\) ms.*/\1/p' | awk '{printf "%.3f", $1 / 1000}'
 }
 
+# one runner: llama.cpp rows are printed as they come, ours are kept (printed with the ratios
+# once the round's llama.cpp times are known)
+declare -A secs loadat
+run_one() { # runner round
+  local l; l="$(load)"
+  case "$1" in
+    llamacpp-fresh|llamacpp-reuse)
+      local row; row="$(node "$here/llamacpp_chain.mjs" --pkg "$pkg" --model "$model" --data "$data" --limit "$limit" \
+        --threads "$threads" --mode "${1#llamacpp-}" --ctx "$ctx")"
+      secs[$1]="$(field "$row" s_per_question)"
+      printf '%s\tmodel=%s\tcpu=%s\tround=%d\tload=%s\n' "$row" "$name" "$cpu" "$2" "$l" ;;
+    ours-parallel) secs[$1]="$(ours reuse "$scratch/parallel.jsonl" --parallel "$limit")"; loadat[$1]=$l ;;
+    ours-*) secs[$1]="$(ours "${1#ours-}" "$scratch/${1#ours-}.jsonl")"; loadat[$1]=$l ;;
+  esac
+}
+
+runners=(llamacpp-fresh llamacpp-reuse ours-recompute ours-reuse ours-parallel)
 for ((r = 1; r <= rounds; r++)); do
-  l="$(load)"
-  fresh_row="$(node "$here/llamacpp_chain.mjs" --pkg "$pkg" --model "$model" --data "$data" --limit "$limit" \
-    --threads "$threads" --mode fresh --ctx "$ctx")"
-  fresh="$(field "$fresh_row" s_per_question)"
-  printf '%s\tmodel=%s\tcpu=%s\tround=%d\tload=%s\n' "$fresh_row" "$name" "$cpu" "$r" "$l"
-  l="$(load)"
-  reuse_row="$(node "$here/llamacpp_chain.mjs" --pkg "$pkg" --model "$model" --data "$data" --limit "$limit" \
-    --threads "$threads" --mode reuse --ctx "$ctx")"
-  lreuse="$(field "$reuse_row" s_per_question)"
-  printf '%s\tmodel=%s\tcpu=%s\tround=%d\tload=%s\n' "$reuse_row" "$name" "$cpu" "$r" "$l"
+  # alternate: llama.cpp first on odd rounds, ours first on even ones
+  order=("${runners[@]}")
+  ((r % 2 == 0)) && order=(ours-recompute ours-reuse ours-parallel llamacpp-fresh llamacpp-reuse)
+  for x in "${order[@]}"; do run_one "$x" "$r"; done
   for policy in recompute reuse parallel; do
-    l="$(load)"
-    if [[ $policy == parallel ]]; then
-      s="$(ours reuse "$scratch/$policy.jsonl" --parallel "$limit")"
-    else
-      s="$(ours "$policy" "$scratch/$policy.jsonl")"
-    fi
+    s="${secs[ours-$policy]}"
     same=-
     if [[ $policy != recompute ]]; then
       same=$(python3 -c 'import json,sys
@@ -83,7 +90,8 @@ print(int([[s["outputs"] for s in e] for e in a] == [[s["outputs"] for s in e] f
         "$scratch/recompute.jsonl" "$scratch/$policy.jsonl")
     fi
     printf 'bench=chain\trunner=ours-%s\tthreads=%s\tquestions=%s\ts_per_question=%s\tratio_vs_llamacpp_fresh=%s\tratio_vs_llamacpp_reuse=%s\tsame_as_recompute=%s\tmodel=%s\tcpu=%s\tround=%d\tload=%s\n' \
-      "$policy" "$threads" "$limit" "$s" "$(awk -v a="$fresh" -v b="$s" 'BEGIN{printf "%.2f", a / b}')" \
-      "$(awk -v a="$lreuse" -v b="$s" 'BEGIN{printf "%.2f", a / b}')" "$same" "$name" "$cpu" "$r" "$l"
+      "$policy" "$threads" "$limit" "$s" "$(awk -v a="${secs[llamacpp-fresh]}" -v b="$s" 'BEGIN{printf "%.2f", a / b}')" \
+      "$(awk -v a="${secs[llamacpp-reuse]}" -v b="$s" 'BEGIN{printf "%.2f", a / b}')" "$same" "$name" "$cpu" "$r" \
+      "${loadat[ours-$policy]}"
   done
 done
