@@ -34,6 +34,13 @@ typedef struct {
 } synth_cli_opts;
 
 static synth_cli_opts g_opts;
+static char type_help[512];
+
+/* --type: a writable tensor type, or q4_k_m (Q4_K with llama-quantize's Q6_K tensors). */
+static int synth_type_arg(const char *flag, const char *value, void *dest, ls_err *err) {
+  g_opts.so.q4_k_m = !strcmp(value, "q4_k_m");
+  return ls_dtype_arg(flag, g_opts.so.q4_k_m ? "q4_k" : value, dest, err);
+}
 
 static const ls_opt opts[] = {
     LS_STR("-o|--output", "OUT.gguf", "the file to write (written to a temporary name, then renamed)", &g_opts.out),
@@ -44,7 +51,7 @@ static const ls_opt opts[] = {
            &g_opts.so.n_kv_heads, 1, 1 << 16),
     LS_INT("--ffn", "F", "FFN hidden width", &g_opts.so.hidden_dim, 1, 1 << 19),
     LS_INT("--vocab", "V", "vocabulary size", &g_opts.so.vocab_size, 1, 1 << 22),
-    LS_FN("--type", "T", ls_cli_type_help, &g_opts.so.type, ls_dtype_arg),
+    LS_FN("--type", "T", type_help, &g_opts.so.type, synth_type_arg),
     LS_INT("--seq-len", "N", "context length recorded in the model (default 2048)", &g_opts.so.seq_len, 1, 1 << 22),
     LS_U64("-s|--seed", "SEED", "random seed (default 42)", &g_opts.so.seed),
     LS_SWITCH("--tied", "no output.weight: the classifier shares token_embd", &g_opts.so.tied),
@@ -85,5 +92,9 @@ static int run(void *ctx, ls_err *err) {
 int ls_cli_synth(int argc, char **argv) {
   g_opts = (synth_cli_opts){.so = {.seq_len = 2048, .type = LS_F32, .seed = 42}};
   ls_cli_type_help_fill();
+  snprintf(type_help, sizeof type_help,
+           "%s;\nor q4_k_m: Q4_K with Q6_K for output.weight and for attn_v / ffn_down of the first and\n"
+           "last eighth of the layers and every third layer between (llama-quantize's Q4_K_M)",
+           ls_cli_type_help);
   return ls_cli_main(&cli, argc, argv, check, run, &g_opts);
 }

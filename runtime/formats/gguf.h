@@ -179,11 +179,13 @@ struct ls_vocab;
 
 /* llama.cpp's general.file_type for a tensor type (LLAMA_FTYPE_*). */
 uint32_t ls_gguf_file_type(uint32_t type);
+#define LS_GGUF_FTYPE_Q4_K_M 15 /* LLAMA_FTYPE_MOSTLY_Q4_K_M: the mix of ls_synth_opts.q4_k_m */
 
-/* Writes the standard llama.cpp metadata for a llama model: general.*,
+/* Writes the standard llama.cpp metadata for a llama model: general.*
+ * (general.file_type = file_type, e.g. ls_gguf_file_type(weight type)),
  * llama.* and (if vocab has tokens) tokenizer.ggml.* with U+2581 for spaces. */
 int ls_gguf_write_llama_meta(ls_gguf_writer *w, const struct ls_config *c, const struct ls_vocab *v,
-                             const char *name, uint32_t weight_type, ls_err *err);
+                             const char *name, uint32_t file_type, ls_err *err);
 
 /* Converts a loaded model (e.g. a llama2.c checkpoint) to a GGUF file whose
  * 2-D weights have `type` (LS_F32 or LS_Q8_0; a matrix whose columns are not
@@ -194,6 +196,9 @@ int ls_gguf_convert(const struct ls_model *m, const char *out_path, uint32_t typ
 typedef struct ls_synth_opts {
   int dim, n_layers, n_heads, n_kv_heads, hidden_dim, vocab_size, seq_len;
   uint32_t type;   /* a writable type (ls_dtype_info.writes) */
+  int q4_k_m;      /* with type Q4_K: llama-quantize's Q4_K_M mix (Q6_K for output.weight and for
+                      attn_v / ffn_down of the first and last eighth of the layers and every
+                      third layer between; Q4_K for the rest, token_embd included) */
   uint64_t seed;
   int tied;        /* no output.weight: the classifier is token_embd */
   float stddev;    /* weight scale (<= 0: 0.02) */

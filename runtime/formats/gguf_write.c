@@ -246,6 +246,7 @@ uint32_t ls_gguf_file_type(uint32_t type) {
   case LS_Q8_0: return 7;  /* MOSTLY_Q8_0 */
   case LS_BF16: return 32; /* MOSTLY_BF16 */
   case LS_Q4_K: return 14; /* MOSTLY_Q4_K_S: every matrix Q4_K (F32 where the width does not fit) */
+  case LS_Q6_K: return 18; /* MOSTLY_Q6_K */
   default: return 0;
   }
 }
@@ -307,10 +308,10 @@ static int write_vocab(ls_gguf_writer *w, const ls_vocab *v, ls_err *err) {
 }
 
 int ls_gguf_write_llama_meta(ls_gguf_writer *w, const ls_config *c, const ls_vocab *v, const char *name,
-                             uint32_t weight_type, ls_err *err) {
+                             uint32_t file_type, ls_err *err) {
   LS_TRY(ls_gguf_writer_kv_str(w, "general.architecture", "llama", err));
   LS_TRY(ls_gguf_writer_kv_str(w, "general.name", name, err));
-  LS_TRY(ls_gguf_writer_kv_u32(w, "general.file_type", ls_gguf_file_type(weight_type), err));
+  LS_TRY(ls_gguf_writer_kv_u32(w, "general.file_type", file_type, err));
   LS_TRY(ls_gguf_writer_kv_u32(w, "general.alignment", (uint32_t)align_w, err));
   LS_TRY(ls_gguf_writer_kv_u32(w, "llama.vocab_size", (uint32_t)c->vocab_size, err));
   LS_TRY(ls_gguf_writer_kv_u32(w, "llama.context_length", (uint32_t)c->seq_len, err));
@@ -366,7 +367,7 @@ static int convert_into(ls_gguf_writer *w, const ls_model *m, uint32_t type, con
   snprintf(name, sizeof name, "%s", m->name);
   char *dot = strrchr(name, '.');
   if (dot && dot != name) *dot = '\0';
-  LS_TRY(ls_gguf_write_llama_meta(w, c, m->vocab.n_tokens ? &m->vocab : NULL, name, type, err));
+  LS_TRY(ls_gguf_write_llama_meta(w, c, m->vocab.n_tokens ? &m->vocab : NULL, name, ls_gguf_file_type(type), err));
   for (int i = 0; i < n; i++) LS_TRY(declare(w, &ts[i], type, c->dim, err));
   int64_t maxc = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
   float *row = malloc((size_t)maxc * sizeof *row);

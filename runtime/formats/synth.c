@@ -116,7 +116,28 @@ static int synth_vocab(ls_vocab *v, int n, ls_err *err) {
 typedef struct {
   char name[64];
   int64_t rows, cols; /* rows == 0: a norm vector of cols ones */
+  uint32_t type;
 } synth_tensor;
+
+/* llama-quantize's Q4_K_M rule for a layer's attn_v and ffn_down ("use more
+ * bits"): the first and last eighth of the layers and every third between. */
+static int q4_k_m_more_bits(int layer, int n_layers) {
+  return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
+}
+
+/* A tensor's type: F32 for norms and for a width the type's block does not
+ * divide; the Q4_K_M mix's Q6_K where it applies; else o->type. */
+static uint32_t tensor_type(const ls_synth_opts *o, const synth_tensor *t, int n_layers) {
+  if (!t->rows) return LS_F32;
+  uint32_t want = o->type;
+  int layer;
+  char kind[32];
+  if (o->q4_k_m && !strcmp(t->name, "output.weight")) want = LS_Q6_K;
+  if (o->q4_k_m && sscanf(t->name, "blk.%d.%31[a-z_]", &layer, kind) == 2 &&
+      (!strcmp(kind, "attn_v") || !strcmp(kind, "ffn_down")) && q4_k_m_more_bits(layer, n_layers))
+    want = LS_Q6_K;
+  return ls_dtype_row_bytes(want, t->cols) ? want : LS_F32;
+}
 
 static int synth_tensors(const ls_synth_opts *o, const ls_config *c, synth_tensor **out, int *n_out, ls_err *err) {
   int n = 3 + 9 * c->n_layers, k = 0;
@@ -140,21 +161,21 @@ static int synth_tensors(const ls_synth_opts *o, const ls_config *c, synth_tenso
     T(dim, hid, "blk.%d.ffn_down.weight", l);
   }
 #undef T
+  for (int i = 0; i < k; i++) t[i].type = tensor_type(o, &t[i], c->n_layers);
   *out = t;
   *n_out = k;
   return LS_OK;
 }
 
-static uint32_t mat_type(uint32_t want, int64_t cols) { return ls_dtype_row_bytes(want, cols) ? want : LS_F32; }
-
 static int synth_into(ls_gguf_writer *w, const ls_synth_opts *o, const ls_config *c, const ls_vocab *v,
                       const synth_tensor *t, int n, ls_err *err) {
   char name[128];
-  snprintf(name, sizeof name, "synth-d%d-l%d-%s", c->dim, c->n_layers, ls_dtype_name(o->type));
-  LS_TRY(ls_gguf_write_llama_meta(w, c, v, name, o->type, err));
+  snprintf(name, sizeof name, "synth-d%d-l%d-%s", c->dim, c->n_layers, o->q4_k_m ? "Q4_K_M" : ls_dtype_name(o->type));
+  uint32_t ftype = o->q4_k_m ? LS_GGUF_FTYPE_Q4_K_M : ls_gguf_file_type(o->type);
+  LS_TRY(ls_gguf_write_llama_meta(w, c, v, name, ftype, err));
   size_t total = 0, done = 0;
   for (int i = 0; i < n; i++) {
-    uint32_t ty = t[i].rows ? mat_type(o->type, t[i].cols) : LS_F32;
+    uint32_t ty = t[i].type;
     int64_t ne[2] = {t[i].cols, t[i].rows};
     LS_TRY(ls_gguf_writer_tensor(w, t[i].name, ty, t[i].rows ? 2 : 1, ne, err));
     total += ls_dtype_row_bytes(ty, t[i].cols) * (size_t)(t[i].rows ? t[i].rows : 1);
@@ -172,7 +193,7 @@ static int synth_into(ls_gguf_writer *w, const ls_synth_opts *o, const ls_config
       done += (size_t)t[i].cols * sizeof(float);
       continue;
     }
-    uint32_t ty = mat_type(o->type, t[i].cols);
+    uint32_t ty = t[i].type;
     size_t rb = ls_dtype_row_bytes(ty, t[i].cols);
     rng r;
     rng_seed(&r, o->seed, (uint64_t)i + 1);

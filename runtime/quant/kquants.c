@@ -246,3 +246,43 @@ static void quantize_block_q4_k(const float *x, ls_block_q4_K *y) {
 void ls_quantize_row_q4_K(const float *x, ls_block_q4_K *y, int64_t k) {
   for (int64_t b = 0; b < k / LS_QK_K; b++) quantize_block_q4_k(x + b * LS_QK_K, y + b);
 }
+
+/* ---- Q6_K quantiser ------------------------------------------------------ */
+
+/* Element e of a super-block: its ql byte, nibble, qh byte and qh shift
+ * (the layout ls_kquants.h states for Q6_K). */
+static void q6_k_place(int e, int *ql, int *high_nibble, int *qh, int *shift) {
+  int h = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
+  *ql = 64 * h + l + (quarter & 1) * 32;
+  *high_nibble = quarter >= 2;
+  *qh = 32 * h + l;
+  *shift = 2 * quarter;
+}
+
+static void quantize_block_q6_k(const float *x, ls_block_q6_K *y) {
+  float scale[16], max_scale = 0.0f;
+  for (int j = 0; j < 16; j++) { /* x ~ scale * q with q in -32..31 */
+    float amax = 0.0f;
+    for (int l = 0; l < 16; l++) amax = fmaxf(amax, fabsf(x[16 * j + l]));
+    scale[j] = amax / 31.0f;
+    max_scale = fmaxf(max_scale, scale[j]);
+  }
+  float d = max_scale / 127.0f;
+  y->d = ls_fp32_to_fp16(d);
+  d = ls_fp16_to_fp32(y->d); /* quantise against the scales as stored */
+  for (int j = 0; j < 16; j++) y->scales[j] = (int8_t)(d > 0 ? clampi((int)lrintf(scale[j] / d), -128, 127) : 0);
+  memset(y->ql, 0, sizeof y->ql);
+  memset(y->qh, 0, sizeof y->qh);
+  for (int e = 0; e < LS_QK_K; e++) {
+    float ds = d * (float)y->scales[e / 16];
+    int q = ds > 0 ? clampi((int)lrintf(x[e] / ds), -32, 31) + 32 : 32;
+    int ql, high, qh, shift;
+    q6_k_place(e, &ql, &high, &qh, &shift);
+    y->ql[ql] |= (uint8_t)(high ? (q & 15) << 4 : q & 15);
+    y->qh[qh] |= (uint8_t)((q >> 4) << shift);
+  }
+}
+
+void ls_quantize_row_q6_K(const float *x, ls_block_q6_K *y, int64_t k) {
+  for (int64_t b = 0; b < k / LS_QK_K; b++) quantize_block_q6_k(x + b * LS_QK_K, y + b);
+}

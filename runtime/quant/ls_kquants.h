@@ -141,5 +141,9 @@ void ls_quantize_row_q8_1(const float *x, ls_block_q8_1 *y, int64_t k);
 /* A simple Q4_K weight quantiser (no importance matrix; per sub-block
  * min/max, scales rounded to 6 bits): what `convert ... q4_k` writes. */
 void ls_quantize_row_q4_K(const float *x, ls_block_q4_K *y, int64_t k);
+/* A simple Q6_K weight quantiser (per 16-element sub-block absmax / 31,
+ * int8 sub-block scales against d = max / 127): what Q4_K_M's Q6_K
+ * tensors get from `synth --type q4_k_m`. */
+void ls_quantize_row_q6_K(const float *x, ls_block_q6_K *y, int64_t k);
 
 #endif

@@ -61,10 +61,10 @@ START_TEST(writable_types_round_trip) {
     /* Q4_0's step is max|x|/8 <= 0.25, so the error is at most half of it */
     for (int i = 0; i < 256; i++) ck_assert_msg(fabsf(y[i] - x[i]) <= 0.125f + 1e-6f, "%s: element %d", d->name, i);
   }
-  ck_assert_int_eq(n, 6);
+  ck_assert_int_eq(n, 7);
   char list[128];
   ls_dtype_list_writable(list, sizeof list, ",");
-  ck_assert_str_eq(list, "f32,f16,q4_0,q8_0,q4_k,bf16");
+  ck_assert_str_eq(list, "f32,f16,q4_0,q8_0,q4_k,q6_k,bf16");
   ls_dtype_list_writable(list, 8, ",");
   ck_assert_uint_lt(strlen(list), 8);
 }

@@ -176,6 +176,20 @@ START_TEST(test_quantisers) {
       ck_assert_msg(fabsf(y[b * LS_QK_K + j] - x[b * LS_QK_K + j]) <= step, "Q4_K [%d]: %g vs %g (step %g)", j,
                     y[b * LS_QK_K + j], x[b * LS_QK_K + j], step);
   }
+  ls_block_q6_K q6k[4];
+  ls_quantize_row_q6_K(x, q6k, k);
+  ls_dequantize_row(LS_Q6_K, q6k, y, k);
+  for (int b = 0; b < 4; b++) {
+    /* half a sub-block's step d * scale, plus where the rounded scale clips
+     * q at 31: at most 31 * d/2 (the scale's rounding) beyond it; 1% for the
+     * float arithmetic */
+    float d = ls_fp16_to_fp32(q6k[b].d);
+    for (int j = 0; j < LS_QK_K; j++) {
+      float step = 1.01f * d * (0.5f * (float)abs(q6k[b].scales[j / 16]) + 15.5f) + 1e-7f;
+      ck_assert_msg(fabsf(y[b * LS_QK_K + j] - x[b * LS_QK_K + j]) <= step, "Q6_K [%d]: %g vs %g (step %g)", j,
+                    y[b * LS_QK_K + j], x[b * LS_QK_K + j], step);
+    }
+  }
   free(x);
   free(y);
 }
