@@ -48,8 +48,10 @@ int ls_search_reference_pass(searcher *s, ls_err *err) {
     for (int st = 0; st < s->S; st++) {
       const ls_stage_result *sr = &s->ref[i].stages[st];
       if (s->have_prof) {
-        for (int k = 0; k < sr->n_calls; k++)
-          stage_ms[st] += ls_predict_stage_ms(&s->prof, NULL, sr->calls[k].n_prompt, 0, ls_call_decode_calls(&sr->calls[k]));
+        /* the stage as the runtime runs it (its calls together, reused prefixes not charged); the
+         * reuse counts travel with the shared runs (ls_refshare.h), so every rank gets this order */
+        ls_example_result one = {.n_stages = 1, .stages = (ls_stage_result *)sr};
+        stage_ms[st] += ls_predict_chain_ms(&s->prof, &one, NULL, s->L);
       } else {
         stage_ms[st] += sr->prefill_ms + sr->decode_ms; /* measured by whichever rank ran it: shared */
       }

@@ -28,6 +28,7 @@ int ls_ref_pack(const ls_example_result *ref, int n, const uint8_t *mine, char *
       put_i32(&w, st->n_generated);
       put_i32(&w, st->early_exits);
       put_i32(&w, st->sublayers_executed);
+      put_i32(&w, st->reused_tokens);
       put_f64(&w, st->prefill_ms);
       put_f64(&w, st->decode_ms);
       for (int k = 0; k < st->n_calls; k++) {
@@ -36,6 +37,8 @@ int ls_ref_pack(const ls_example_result *ref, int n, const uint8_t *mine, char *
         put_i32(&w, c->n_prompt);
         put_i32(&w, c->n_generated);
         put_i32(&w, c->stop);
+        put_i32(&w, c->n_reused);
+        put_i32(&w, c->n_cached);
         put_i32(&w, tl);
         put_f64(&w, c->prefill_ms);
         put_f64(&w, c->decode_ms);
@@ -104,6 +107,7 @@ static int unpack_one(rbuf *r, ls_example_result *e) {
     st->n_generated = get_i32(r);
     st->early_exits = get_i32(r);
     st->sublayers_executed = get_i32(r);
+    st->reused_tokens = get_i32(r);
     st->prefill_ms = get_f64(r);
     st->decode_ms = get_f64(r);
     if (r->bad) return -1;
@@ -114,6 +118,8 @@ static int unpack_one(rbuf *r, ls_example_result *e) {
       ls_call_result *c = &st->calls[k];
       int np = get_count(r, 4), ng = get_count(r, 4);
       c->stop = get_i32(r);
+      c->n_reused = get_i32(r);
+      c->n_cached = get_i32(r);
       int32_t tl = get_i32(r);
       c->prefill_ms = get_f64(r);
       c->decode_ms = get_f64(r);

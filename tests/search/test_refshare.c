@@ -28,6 +28,7 @@ static void make_run(ls_example_result *e, int i) {
     st->n_generated = 3 * s + i;
     st->early_exits = s;
     st->sublayers_executed = 7 - s;
+    st->reused_tokens = 4 * s + i;
     st->prefill_ms = 0.5 * s + i;
     st->decode_ms = 2.5 * s - i;
     for (int k = 0; k < st->n_calls; k++) {
@@ -47,6 +48,8 @@ static void make_run(ls_example_result *e, int i) {
       c->prefill_ms = 0.125 * k;
       c->decode_ms = 0.25 * k + s;
       c->stop = k % 3;
+      c->n_reused = c->n_prompt / 2;
+      c->n_cached = c->n_prompt / 3;
     }
   }
 }
@@ -63,12 +66,15 @@ static void assert_same(const ls_example_result *a, const ls_example_result *b) 
     ck_assert_int_eq(x->n_generated, y->n_generated);
     ck_assert_int_eq(x->early_exits, y->early_exits);
     ck_assert_int_eq(x->sublayers_executed, y->sublayers_executed);
+    ck_assert_int_eq(x->reused_tokens, y->reused_tokens);
     ck_assert(x->prefill_ms == y->prefill_ms && x->decode_ms == y->decode_ms);
     for (int k = 0; k < x->n_calls; k++) {
       const ls_call_result *c = &x->calls[k], *d = &y->calls[k];
       ck_assert_int_eq(c->n_prompt, d->n_prompt);
       ck_assert_int_eq(c->n_generated, d->n_generated);
       ck_assert_int_eq(c->stop, d->stop);
+      ck_assert_int_eq(c->n_reused, d->n_reused);
+      ck_assert_int_eq(c->n_cached, d->n_cached);
       ck_assert(c->prefill_ms == d->prefill_ms && c->decode_ms == d->decode_ms);
       ck_assert_mem_eq(c->prompt_tokens, d->prompt_tokens, sizeof(int) * (size_t)c->n_prompt);
       if (c->n_generated) ck_assert_mem_eq(c->tokens, d->tokens, sizeof(int) * (size_t)c->n_generated);
