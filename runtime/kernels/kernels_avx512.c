@@ -10,8 +10,8 @@
  * of weights that leaves two dpbusd, a convert and two float ops; the
  * per-weight work (loads, permutes, scales) is shared by the tile's tokens.
  *
- * Quantised tiles are one row x up to 4 tokens, float tiles up to 4 rows x
- * 4 tokens; every (row, token) element goes through the same operations in
+ * Tiles are one row x up to 4 tokens (float weights with more than 4 tokens:
+ * 2 rows x 4 tokens); every (row, token) element goes through the same operations in
  * the same order for any tile shape, so results do not depend on how rows
  * are split among threads (nor on the number of tokens in the call). */
 #include <immintrin.h>
@@ -177,10 +177,16 @@ AI quad_w unpack_quad(const int q4, const void *row, int64_t q, int64_t nb) {
  * and 1.33 Q4_0 against 1.86-1.95 and 1.15-1.24 for 4-row x 4-token tiles,
  * which keep 16 accumulators and 4 unpacked rows live and spill. */
 #define QT 4
+/* Tiles of several tokens prefetch the row PF_ROWS ahead: they consume a
+ * row stream slower than the hardware prefetcher expects (bench_matmul,
+ * Zen 5, 4 tokens from DRAM: Q8_0 15-20 -> 21.5 GB/s per CPU-second, Q4_0
+ * 14-16.5 -> 19-20; 1 and 4 rows ahead measured the same). */
+#define PF_ROWS 2
 AI void q_tile(const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
                int64_t ldy) {
   int64_t nb = w->cols / LS_QK, nq = (nb + QUAD - 1) / QUAD;
   const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
+  const size_t quad_bytes = QUAD * (q4 ? sizeof(ls_block_q4_0) : sizeof(ls_block_q8_0));
   const quad_act *xt[QT];
   #pragma GCC unroll 4
   for (int t = 0; t < T; t++) xt[t] = (const quad_act *)((const char *)xa + (size_t)(t0 + t) * xs);
@@ -188,6 +194,12 @@ AI void q_tile(const int T, const int q4, const ls_mat *w, int64_t r, const void
   #pragma GCC unroll 4
   for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
   for (int64_t q = 0; q < nq; q++) {
+    if (T > 1) { /* both lines a quad can start in (72 or 136 bytes) */
+      const char *pf = (const char *)row + PF_ROWS * w->row_bytes + q * quad_bytes;
+      _mm_prefetch(pf, _MM_HINT_T0);
+      _mm_prefetch(pf + 64, _MM_HINT_T0);
+      if (!q4) _mm_prefetch(pf + 128, _MM_HINT_T0);
+    }
     quad_w wq = unpack_quad(q4, row, q, nb);
     #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
@@ -204,16 +216,6 @@ AI void q_tile(const int T, const int q4, const ls_mat *w, int64_t r, const void
 LS_TILE_T4(tile_q8, q_tile, 0)
 LS_TILE_T4(tile_q4, q_tile, 1)
 
-/* Quantised matmul: token tiles of up to QT, rows one at a time. */
-static void q_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-  void (*tile)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t) =
-      w->type == LS_Q4_0 ? tile_q4 : tile_q8;
-  for (int t0 = 0; t0 < n; t0 += QT) {
-    int T = n - t0 < QT ? n - t0 : QT;
-    for (int64_t r = r0; r < r1; r++) tile(T, w, r, xa, xs, t0, y, ldy);
-  }
-}
-
 /* Float weights: 16 columns per step, masked tail. */
 AI __m512 load_wf(const int type, const void *row, int64_t c, __mmask16 m) {
   if (type == LS_F32) return _mm512_maskz_loadu_ps(m, (const float *)row + c);
@@ -222,83 +224,106 @@ AI __m512 load_wf(const int type, const void *row, int64_t c, __mmask16 m) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* R rows (1 or 2) x T tokens (T <= 4) of float weights. Per element:
+ * column group g (16 columns, the last one masked) into accumulator g % 2
+ * by FMA, then acc0 + acc1 and the 16 lanes summed; the same operations for
+ * any R and T. Two accumulators halve the FMA chain of a row stream (one
+ * chain step per 64 bytes of F16). Calls with up to 4 tokens walk rows one
+ * at a time in address order; more tokens use 2-row tiles, which share each
+ * token's loads between the rows (bench_matmul, Zen 5, 64 tokens: 2.5 GB/s
+ * per CPU-second against 1.2 for 1-row tiles). */
 AI void f_tile(const int R, const int T, const int type, const ls_mat *w, int64_t r, const void *xa, size_t xs,
                int t0, float *y, int64_t ldy) {
   int64_t cols = w->cols;
-  const void *rows[4];
+  const void *rows[2];
   const float *xt[4];
-  #pragma GCC unroll 4
+  #pragma GCC unroll 2
   for (int i = 0; i < R; i++) rows[i] = (const char *)w->data + (size_t)(r + i) * w->row_bytes;
   #pragma GCC unroll 4
   for (int t = 0; t < T; t++) xt[t] = (const float *)((const char *)xa + (size_t)(t0 + t) * xs);
-  __m512 acc[4][4];
-  #pragma GCC unroll 4
+  __m512 acc[2][4][2];
+  #pragma GCC unroll 2
   for (int i = 0; i < R; i++)
     #pragma GCC unroll 4
-    for (int t = 0; t < T; t++) acc[i][t] = _mm512_setzero_ps();
-  for (int64_t c = 0; c < cols; c += 16) {
-    __mmask16 m = cols - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - c)) - 1);
-    __m512 wv[4];
-    #pragma GCC unroll 4
-    for (int i = 0; i < R; i++) wv[i] = load_wf(type, rows[i], c, m);
+    for (int t = 0; t < T; t++) acc[i][t][0] = acc[i][t][1] = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 32 <= cols; c += 32) {
+    __m512 wv[2][2];
+    #pragma GCC unroll 2
+    for (int i = 0; i < R; i++) {
+      if (T > 1) /* one line per 32 columns: all of F16/BF16, half of F32 */
+        _mm_prefetch((const char *)rows[i] + PF_ROWS * w->row_bytes + c * (type == LS_F32 ? 4 : 2), _MM_HINT_T0);
+      wv[i][0] = load_wf(type, rows[i], c, 0xffff);
+      wv[i][1] = load_wf(type, rows[i], c + 16, 0xffff);
+    }
     #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
-      __m512 xv = _mm512_maskz_loadu_ps(m, xt[t] + c);
-      #pragma GCC unroll 4
-      for (int i = 0; i < R; i++) acc[i][t] = _mm512_fmadd_ps(wv[i], xv, acc[i][t]);
+      __m512 x0 = _mm512_loadu_ps(xt[t] + c), x1 = _mm512_loadu_ps(xt[t] + c + 16);
+      #pragma GCC unroll 2
+      for (int i = 0; i < R; i++) {
+        acc[i][t][0] = _mm512_fmadd_ps(wv[i][0], x0, acc[i][t][0]);
+        acc[i][t][1] = _mm512_fmadd_ps(wv[i][1], x1, acc[i][t][1]);
+      }
     }
   }
-  #pragma GCC unroll 4
-  for (int t = 0; t < T; t++)
+  /* at most two groups left, even then odd (k a constant: acc stays in registers) */
+  #pragma GCC unroll 2
+  for (int k = 0; k < 2; k++, c += 16) {
+    if (c >= cols) break;
+    __mmask16 m = cols - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - c)) - 1);
+    #pragma GCC unroll 2
+    for (int i = 0; i < R; i++) {
+      __m512 wv = load_wf(type, rows[i], c, m);
+      #pragma GCC unroll 4
+      for (int t = 0; t < T; t++)
+        acc[i][t][k] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, xt[t] + c), acc[i][t][k]);
+    }
+  }
+  #pragma GCC unroll 2
+  for (int i = 0; i < R; i++)
     #pragma GCC unroll 4
-    for (int i = 0; i < R; i++) y[(int64_t)(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]);
+    for (int t = 0; t < T; t++)
+      y[(int64_t)(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][t][0], acc[i][t][1]));
 }
 
-#define TILE_FN(name, body)                                                                                      \
-  static void name(int R, int T, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,       \
-                   int64_t ldy) {                                                                                \
-    switch (R * 8 + T) {                                                                                         \
-    case 9: body(1, 1); break;                                                                                   \
-    case 10: body(1, 2); break;                                                                                  \
-    case 11: body(1, 3); break;                                                                                  \
-    case 12: body(1, 4); break;                                                                                  \
-    case 17: body(2, 1); break;                                                                                  \
-    case 18: body(2, 2); break;                                                                                  \
-    case 19: body(2, 3); break;                                                                                  \
-    case 20: body(2, 4); break;                                                                                  \
-    case 25: body(3, 1); break;                                                                                  \
-    case 26: body(3, 2); break;                                                                                  \
-    case 27: body(3, 3); break;                                                                                  \
-    case 28: body(3, 4); break;                                                                                  \
-    case 33: body(4, 1); break;                                                                                  \
-    case 34: body(4, 2); break;                                                                                  \
-    case 35: body(4, 3); break;                                                                                  \
-    case 36: body(4, 4); break;                                                                                  \
-    }                                                                                                            \
-  }
-#define F32_BODY(R, T) f_tile(R, T, LS_F32, w, r, xa, xs, t0, y, ldy)
-#define F16_BODY(R, T) f_tile(R, T, LS_F16, w, r, xa, xs, t0, y, ldy)
-#define BF16_BODY(R, T) f_tile(R, T, LS_BF16, w, r, xa, xs, t0, y, ldy)
-TILE_FN(tile_f32, F32_BODY)
-TILE_FN(tile_f16, F16_BODY)
-TILE_FN(tile_bf16, BF16_BODY)
+AI void f_tile1(const int T, const int type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
+                int64_t ldy) {
+  f_tile(1, T, type, w, r, xa, xs, t0, y, ldy);
+}
+AI void f_tile2(const int T, const int type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
+                int64_t ldy) {
+  f_tile(2, T, type, w, r, xa, xs, t0, y, ldy);
+}
+LS_TILE_T4(tile_f32, f_tile1, LS_F32)
+LS_TILE_T4(tile_f16, f_tile1, LS_F16)
+LS_TILE_T4(tile_bf16, f_tile1, LS_BF16)
+LS_TILE_T4(tile2_f32, f_tile2, LS_F32)
+LS_TILE_T4(tile2_f16, f_tile2, LS_F16)
+LS_TILE_T4(tile2_bf16, f_tile2, LS_BF16)
 
 static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
                       int64_t r1) {
-  void (*tile)(int, int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
+  void (*tile)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
+  void (*tile2)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t) = NULL;
   switch (w->type) {
-  case LS_Q8_0:
-  case LS_Q4_0: q_matmul(w, xa, xs, n, y, ldy, r0, r1); return;
-  case LS_F32: tile = tile_f32; break;
-  case LS_F16: tile = tile_f16; break;
-  case LS_BF16: tile = tile_bf16; break;
+  case LS_Q8_0: tile = tile_q8; break;
+  case LS_Q4_0: tile = tile_q4; break;
+  case LS_F32: tile = tile_f32, tile2 = tile2_f32; break;
+  case LS_F16: tile = tile_f16, tile2 = tile2_f16; break;
+  case LS_BF16: tile = tile_bf16, tile2 = tile2_bf16; break;
   default: /* the other block types (kquants_avx512.c) */
     if (ls_kq_is_type(w->type)) ls_kq_matmul_avx512(w, xa, xs, n, y, ldy, r0, r1);
     return;
   }
+  /* token tiles of up to 4; rows one at a time in address order (one
+   * sequential stream per core), float weights in pairs of rows for more
+   * than 4 tokens (prefill: from L2 after the first token tile) */
   for (int t0 = 0; t0 < n; t0 += 4) {
     int T = n - t0 < 4 ? n - t0 : 4;
-    for (int64_t r = r0; r < r1; r += 4) tile(r1 - r < 4 ? (int)(r1 - r) : 4, T, w, r, xa, xs, t0, y, ldy);
+    int64_t r = r0;
+    if (tile2 && n > 4)
+      for (; r + 2 <= r1; r += 2) tile2(T, w, r, xa, xs, t0, y, ldy);
+    for (; r < r1; r++) tile(T, w, r, xa, xs, t0, y, ldy);
   }
 }
 
