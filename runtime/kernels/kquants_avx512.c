@@ -183,6 +183,9 @@ AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, con
   }
   __m128 s = _mm_setzero_ps();
   for (int64_t b = 0; b < nb; b++) {
+    /* the row two ahead, every line of the block: several tokens consume the
+     * stream slower than the hardware prefetcher expects (as kernels_avx512.c) */
+    for (size_t o = 0; o < bb + 63; o += 64) _mm_prefetch(row + 2 * w->row_bytes + (size_t)b * bb + o, _MM_HINT_T0);
     kq_block k;
     unpack(type, row + (size_t)b * bb, &k);
     s = block_dot4(T, q6, &k, xt, b, s);
