@@ -63,6 +63,7 @@ AI void unpack_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, 
   const __m512i m4 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);
   const __m512i nib = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0); /* shift the upper half by 4 */
   const __m512i h = qh ? both_halves(qh) : _mm512_setzero_si512();
+  #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) {
     __m512i v = _mm512_and_si512(_mm512_srlv_epi64(both_halves(qs + 32 * g), nib), m4);
     if (qh) {
@@ -84,6 +85,7 @@ AI void unpack_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, 
  * the top two bits of elements 128h + l + 32s at shift 2s. */
 AI void unpack_q6(const ls_block_q6_K *w, kq_block *k) {
   const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
+  #pragma GCC unroll 2
   for (int h = 0; h < 2; h++) {
     __m512i a = _mm512_loadu_si512(w->ql + 64 * h), top = both_halves(w->qh + 32 * h);
     __m512i t0 = _mm512_srlv_epi64(top, _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0));
@@ -116,17 +118,20 @@ AI void block_sums(const kq_block *k, const ls_block_q8_K *x, __m256i *is, __m25
   *bs = _mm256_madd_epi16(k->bmul, _mm256_loadu_si256((const __m256i *)x->bsums));
 }
 
-/* One token (decode): the block's contribution as the reference computes it. */
-AI float block_dot(const int q6, const kq_block *k, const ls_block_q8_K *x, float s) {
+/* One token (decode): the block's contribution added to lane 0 of s, with
+ * the operations of ls_kq_acc_k (s + (dx*dw*isum - dx*dmin*msum)) done in
+ * vector registers (no round trip through general registers). */
+AI __m128 block_dot(const int q6, const kq_block *k, const ls_block_q8_K *x, __m128 s) {
   __m256i a, b;
   block_sums(k, x, &a, &b);
   /* both horizontal sums at once: isum in lane 0, the bsums term in lane 1 */
   __m256i ab = _mm256_hadd_epi32(a, b);
   __m128i v = _mm_add_epi32(_mm256_castsi256_si128(ab), _mm256_extracti128_si256(ab, 1));
   v = _mm_hadd_epi32(v, v);
-  int32_t isum = _mm_cvtsi128_si32(v), corr = _mm_extract_epi32(v, 1);
-  if (q6) return ls_kq_acc_k(s, x->d, k->d, 0.0f, isum - 32 * corr, 0);
-  return ls_kq_acc_k(s, x->d, k->d, k->dmin, isum, corr);
+  if (q6) /* the reference's isum: sum q x - 32 sum x; no min term */
+    v = _mm_and_si128(_mm_sub_epi32(v, _mm_slli_epi32(_mm_shuffle_epi32(v, 0x55), 5)), _mm_setr_epi32(-1, 0, 0, 0));
+  __m128 p = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(x->d), _mm_setr_ps(k->d, k->dmin, 0.0f, 0.0f)), _mm_cvtepi32_ps(v));
+  return _mm_add_ss(s, _mm_sub_ss(p, _mm_movehdup_ps(p)));
 }
 
 /* The 8 int32 lanes of each of 4 vectors summed: lane t = sum of v[t]. */
@@ -172,13 +177,13 @@ AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, con
   #pragma GCC unroll 4
   for (int t = 0; t < 4; t++) xt[t] = (const ls_block_q8_K *)((const char *)xa + (size_t)(t0 + (t < T ? t : 0)) * xs);
   if (T == 1) {
-    float s1 = 0.0f;
+    __m128 s1 = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
       kq_block k;
       unpack(type, row + (size_t)b * bb, &k);
       s1 = block_dot(q6, &k, xt[0] + b, s1);
     }
-    y[(int64_t)t0 * ldy + r] = s1;
+    y[(int64_t)t0 * ldy + r] = _mm_cvtss_f32(s1);
     return;
   }
   __m128 s = _mm_setzero_ps();
