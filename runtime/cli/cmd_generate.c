@@ -35,6 +35,13 @@ static int parse_seed(const char *flag, const char *v, void *dest, ls_err *err) 
   return ls_arg_u64(flag, v, &o->ep.seed, err);
 }
 
+int ls_cli_parse_weights(const char *flag, const char *v, void *dest, ls_err *err) {
+  if (!strcmp(v, "copy")) *(int *)dest = LS_WEIGHTS_COPY;
+  else if (!strcmp(v, "map")) *(int *)dest = LS_WEIGHTS_MAP;
+  else return ls_err_set(err, LS_EINVAL, "%s '%s': expected copy or map", flag, v);
+  return LS_OK;
+}
+
 static generate_opts g_opts;
 
 static const ls_opt opts[] = {
@@ -58,6 +65,7 @@ static const ls_opt opts[] = {
     LS_INT("-t|--threads", "N", "worker threads (default 1); the output is the same for any N",
            &g_opts.ep.n_threads, 1, 256),
     LS_STR("--skip", "LIST", "sub-layers to skip, e.g. L3.attn,L4.ffn (0-based layers)", &g_opts.skip),
+    LS_FN("--weights", "copy|map", LS_CLI_WEIGHTS_HELP, &g_opts.ep.weights, ls_cli_parse_weights),
     LS_OPT_END,
 };
 
@@ -115,6 +123,8 @@ static void print_speeds(const ls_engine *e, const ls_gen_output *out, const uin
   fprintf(stderr, "decode: %d tokens, %.2f ms, %.1f tokens/s, sub-layers executed %d/%d\n", out->n_generated,
           out->decode_ms, out->decode_ms > 0 ? n_dec * 1e3 / out->decode_ms : 0.0,
           ls_skip_mask_executed(mask, e->model.cfg.n_layers), 2 * e->model.cfg.n_layers);
+  fprintf(stderr, "weights: %.1f MiB, %s\n", (double)e->model.weight_bytes / (1 << 20),
+          e->model.weights_copied ? "copied into anonymous huge-page memory" : "read from the file mapping");
 }
 
 static int generate(generate_opts *o, ls_engine *e, uint8_t *mask, ls_err *err) {

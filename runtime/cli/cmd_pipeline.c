@@ -65,6 +65,7 @@ static const ls_opt opts[] = {
           "docs/formats.md \"Schedules\")", &g_opts.kv_policy, parse_policy),
     LS_INT("--parallel", "N", "run up to N examples at once in shared batches (a finished example's\n"
            "sequence slots go to the next); the same outputs, more throughput", &g_opts.parallel, 1, 64),
+    LS_FN("--weights", "copy|map", LS_CLI_WEIGHTS_HELP, &g_opts.ep.weights, ls_cli_parse_weights),
     LS_SWITCH("-q|--quiet", "no progress line on stderr", &g_opts.quiet),
     LS_OPT_END,
 };

@@ -86,6 +86,14 @@ expect_error "missing model" "/nonexistent.bin" "$RUN" generate -m /nonexistent.
 expect_error "missing tokenizer" "tokenizer" "$RUN" generate -m "$M/stories260K.bin"
 expect_error "bad -n" "-n" "$RUN" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" -n abc
 expect_error "bad --temp" "--temp" "$RUN" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --temp -1
+expect_error "bad --weights" "--weights 'disk': expected copy or map" "$RUN" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --weights disk
+# --weights: the same text from the file mapping and from the copy, and generate says which it used
+for w in map copy; do
+  "$RUN" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" -n 200 --weights "$w" >"$tmp/w-$w.txt" 2>"$tmp/w-$w.err"
+  cmp -s "$tmp/w-$w.txt" "$M/expected-greedy-empty-n200.txt" && ok "golden with --weights $w" || bad "golden with --weights $w differs"
+done
+grep -q "^weights: .*read from the file mapping" "$tmp/w-map.err" && ok "--weights map maps" || bad "--weights map: $(tail -1 "$tmp/w-map.err")"
+grep -q "^weights: .*copied into anonymous huge-page memory" "$tmp/w-copy.err" && ok "--weights copy copies" || bad "--weights copy: $(tail -1 "$tmp/w-copy.err")"
 expect_error "bad --skip" "--skip" "$RUN" generate -m "$M/stories260K.bin" -z "$M/tok512.bin" --skip L9.attn
 expect_error "unknown flag" "--bogus" "$RUN" generate -m "$M/stories260K.bin" --bogus 1
 expect_error "unknown command" "frobnicate" "$RUN" frobnicate
