@@ -140,6 +140,23 @@ AI __m128i hsum4(const __m256i v[4]) {
   return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
+/* One token, blocks b and b + 1 (decode): both blocks' sums reduced
+ * together, then their contributions added to lane 0 of s one after the
+ * other, each with ls_kq_acc_k's operations (as block_dot). */
+AI __m128 block_dot2(const int q6, const kq_block *k0, const kq_block *k1, const ls_block_q8_K *x, __m128 s) {
+  __m256i v[4];
+  block_sums(k0, x, &v[0], &v[1]);
+  block_sums(k1, x + 1, &v[2], &v[3]);
+  __m128i is = hsum4(v); /* [isum0, corr0, isum1, corr1] */
+  if (q6) /* the reference's isum: sum q x - 32 sum x; no min term */
+    is = _mm_and_si128(_mm_sub_epi32(is, _mm_slli_epi32(_mm_shuffle_epi32(is, 0xf5), 5)), _mm_setr_epi32(-1, 0, -1, 0));
+  __m128 dx = _mm_setr_ps(x[0].d, x[0].d, x[1].d, x[1].d);
+  __m128 p = _mm_mul_ps(_mm_mul_ps(dx, _mm_setr_ps(k0->d, k0->dmin, k1->d, k1->dmin)), _mm_cvtepi32_ps(is));
+  __m128 r = _mm_sub_ps(p, _mm_movehdup_ps(p)); /* lanes 0 and 2 */
+  s = _mm_add_ss(s, r);
+  return _mm_add_ss(s, _mm_movehl_ps(r, r));
+}
+
 /* 2..4 tokens: the integer sums of the tokens gathered into the lanes of
  * one vector, and ls_kq_acc_k's float operations done lane-wise in the same
  * order (s + (dx*dw*isum - dx*dmin*msum), no contraction: C11 mode), so each
@@ -178,7 +195,14 @@ AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, con
   for (int t = 0; t < 4; t++) xt[t] = (const ls_block_q8_K *)((const char *)xa + (size_t)(t0 + (t < T ? t : 0)) * xs);
   if (T == 1) {
     __m128 s1 = _mm_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      kq_block k0, k1;
+      unpack(type, row + (size_t)b * bb, &k0);
+      unpack(type, row + (size_t)(b + 1) * bb, &k1);
+      s1 = block_dot2(q6, &k0, &k1, xt[0] + b, s1);
+    }
+    if (b < nb) {
       kq_block k;
       unpack(type, row + (size_t)b * bb, &k);
       s1 = block_dot(q6, &k, xt[0] + b, s1);
