@@ -177,10 +177,11 @@ AI quad_w unpack_quad(const int q4, const void *row, int64_t q, int64_t nb) {
  * and 1.33 Q4_0 against 1.86-1.95 and 1.15-1.24 for 4-row x 4-token tiles,
  * which keep 16 accumulators and 4 unpacked rows live and spill. */
 #define QT 4
-/* Tiles of several tokens prefetch the row PF_ROWS ahead: they consume a
- * row stream slower than the hardware prefetcher expects (bench_matmul,
- * Zen 5, 4 tokens from DRAM: Q8_0 15-20 -> 21.5 GB/s per CPU-second, Q4_0
- * 14-16.5 -> 19-20; 1 and 4 rows ahead measured the same). */
+/* Tiles prefetch the row PF_ROWS ahead, every line: the hardware prefetcher
+ * alone falls behind these row streams on Zen 5 (bench_matmul, per
+ * CPU-second, read loop 37-40 GB/s: one token Q8_0 30.5 -> 36.7, Q4_0
+ * 30.4 -> 32, F16 35 -> 40; 4 tokens Q8_0 15-20 -> 21.5, Q4_0 14-16.5 ->
+ * 20; 1 and 4 rows ahead measured the same as 2). */
 #define PF_ROWS 2
 AI void q_tile(const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
                int64_t ldy) {
@@ -194,12 +195,9 @@ AI void q_tile(const int T, const int q4, const ls_mat *w, int64_t r, const void
   #pragma GCC unroll 4
   for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
   for (int64_t q = 0; q < nq; q++) {
-    if (T > 1) { /* both lines a quad can start in (72 or 136 bytes) */
-      const char *pf = (const char *)row + PF_ROWS * w->row_bytes + q * quad_bytes;
-      _mm_prefetch(pf, _MM_HINT_T0);
-      _mm_prefetch(pf + 64, _MM_HINT_T0);
-      if (!q4) _mm_prefetch(pf + 128, _MM_HINT_T0);
-    }
+    const char *pf = (const char *)row + PF_ROWS * w->row_bytes + q * quad_bytes;
+    #pragma GCC unroll 3
+    for (size_t o = 0; o < quad_bytes + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0); /* every line of the quad */
     quad_w wq = unpack_quad(q4, row, q, nb);
     #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
@@ -251,8 +249,8 @@ AI void f_tile(const int R, const int T, const int type, const ls_mat *w, int64_
     __m512 wv[2][2];
     #pragma GCC unroll 2
     for (int i = 0; i < R; i++) {
-      if (T > 1) /* one line per 32 columns: all of F16/BF16, half of F32 */
-        _mm_prefetch((const char *)rows[i] + PF_ROWS * w->row_bytes + c * (type == LS_F32 ? 4 : 2), _MM_HINT_T0);
+      /* one line per 32 columns: all of F16/BF16, half of F32 */
+      _mm_prefetch((const char *)rows[i] + PF_ROWS * w->row_bytes + c * (type == LS_F32 ? 4 : 2), _MM_HINT_T0);
       wv[i][0] = load_wf(type, rows[i], c, 0xffff);
       wv[i][1] = load_wf(type, rows[i], c + 16, 0xffff);
     }
