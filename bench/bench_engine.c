@@ -15,8 +15,11 @@
  * benchmarked instead of the in-memory synthetic model. --advise none (the
  * default) loads it as users get it (ls_model_load: weights copied into
  * anonymous huge-page memory where memory allows; LS_WEIGHTS=map keeps the
- * mapping; the row's source= says copy or mmap); copy forces the copy; the
- * others keep the mapping and apply that madvise() to it.
+ * mapping; the row's source= says copy or mmap; anon_huge_mb= is the
+ * process's AnonHugePages when the row is printed, i.e. whether the copy got
+ * transparent huge pages; thp= is only the synthetic model's madvise); copy
+ * forces the copy; the others keep the mapping and apply that madvise() to
+ * it.
  *
  * Memory: rss_bound_mb = model bytes (the file, or the synthetic arena) + KV
  * cache + 64 MiB, the issue's limit for peak_rss_mb.
@@ -78,16 +81,30 @@ static size_t streamed_bytes(const ls_model *m) {
   return b;
 }
 
+/* The process's anonymous memory in transparent huge pages, MiB (-1 if
+ * unknown): whether the weights copy (or the synthetic arena) got them. */
+static double anon_huge_mb(void) {
+  FILE *f = fopen("/proc/self/smaps_rollup", "r");
+  if (!f) return -1;
+  char line[256];
+  unsigned long long kb = 0;
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f)) found = sscanf(line, "AnonHugePages: %llu kB", &kb) == 1;
+  fclose(f);
+  return found ? kb / 1024.0 : -1;
+}
+
 static void row(const char *what, const ls_model *m, const char *type, int threads, int tokens, double best_ms,
                 double best_cpu_ms, int calls, const ls_ctx *c, int reps) {
   double s = best_ms / 1000.0;
   printf("bench=engine\twhat=%s\tmodel=%s\ttype=%s\tthreads=%d\ttokens=%d\ttok_s=%.1f\tms_tok=%.4f\tgb_s=%.2f\t"
-         "peak_rss_mb=%.1f\trss_bound_mb=%.1f\tkernels=%s\treps=%d\tcpu_ms_tok=%.4f\tload=%.2f\tthp=%d\tsource=%s\n",
+         "peak_rss_mb=%.1f\trss_bound_mb=%.1f\tkernels=%s\treps=%d\tcpu_ms_tok=%.4f\tload=%.2f\tthp=%d\tsource=%s\t"
+         "anon_huge_mb=%.0f\n",
          what, m->name, type, threads, tokens, tokens / s, best_ms / tokens,
          (double)streamed_bytes(m) * calls / s / 1e9, peak_rss_mb(),
          (double)(model_bytes + ls_ctx_kv_bytes(c) + ((size_t)64 << 20)) / (1 << 20), ls_ctx_kernels(c), reps,
          best_cpu_ms / tokens, ls_load_avg(), m->format == 0 ? use_thp : 0,
-         m->format == 0 ? "memory" : m->weights_copied ? "copy" : m->map ? "mmap" : "file");
+         m->format == 0 ? "memory" : m->weights_copied ? "copy" : m->map ? "mmap" : "file", anon_huge_mb());
   fflush(stdout);
 }
 
