@@ -106,14 +106,21 @@ AI void unpack_q6(const ls_block_q6_K *w, kq_block *k) {
 
 LS_KQ_UNPACK_FN(kq_block)
 
-/* One token's integer sums of a block: 8 int32 lanes each of the scaled
- * dot product (*is) and of the bsums term (*bs). */
-AI void block_sums(const kq_block *k, const ls_block_q8_K *x, __m256i *is, __m256i *bs) {
+/* One token's scaled dot product of a block in 16 int32 lanes: per 64
+ * values maddubs (u8 x s8 -> int16 pairs), then vpdpwssd (VNNI) multiplies
+ * the pairs by their scales and adds them onto the lanes. */
+AI __m512i block_isum16(const kq_block *k, const ls_block_q8_K *x) {
   __m512i acc = _mm512_setzero_si512();
   #pragma GCC unroll 4
   for (int c = 0; c < 4; c++)
-    acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(k->q[c], _mm512_loadu_si512(x->qs + 64 * c)),
-                                                  k->sc[c]));
+    acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(k->q[c], _mm512_loadu_si512(x->qs + 64 * c)), k->sc[c]);
+  return acc;
+}
+
+/* One token's integer sums of a block: 8 int32 lanes each of the scaled
+ * dot product (*is) and of the bsums term (*bs). */
+AI void block_sums(const kq_block *k, const ls_block_q8_K *x, __m256i *is, __m256i *bs) {
+  __m512i acc = block_isum16(k, x);
   *is = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
   *bs = _mm256_madd_epi16(k->bmul, _mm256_loadu_si256((const __m256i *)x->bsums));
 }
@@ -183,6 +190,93 @@ AI __m128 block_dot4(const int T, const int q6, const kq_block *k, const ls_bloc
   return _mm_add_ps(s, _mm_sub_ps(a, m));
 }
 
+/* Two vectors of 16 int32 lanes folded to 8 lanes each (the upper 256
+ * bits onto the lower): a's in lanes 0..7, b's in lanes 8..15. */
+AI __m512i fold_halves(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                          _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+
+/* Two vectors of two tokens x 8 lanes (a: tokens 0, 1; b: 2, 3) folded to
+ * four tokens x 4 lanes: 128-bit chunk c holds token c's partial sums. */
+AI __m512i fold_quarters(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* Chunk c of a (token c) and of b (token c + 4), 4 lanes each, folded to 2
+ * lanes each: chunk c = [token c: 2 lanes, token c + 4: 2 lanes]. */
+AI __m512i fold_pairs(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+}
+
+/* 8 tokens' integer sums of a block, all reduced together: lanes 0..7 the
+ * isum of tokens 0..7, lanes 8..15 their bsums term (exact integers, so
+ * the order of the additions does not matter). */
+AI __m512i block_sums8(const kq_block *k, const ls_block_q8_K *const xt[8], int64_t b) {
+  __m512i is[4], bs[4];
+  #pragma GCC unroll 4
+  for (int p = 0; p < 4; p++) {
+    is[p] = fold_halves(block_isum16(k, xt[2 * p] + b), block_isum16(k, xt[2 * p + 1] + b));
+    __m512i sums = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)xt[2 * p][b].bsums)),
+                                      _mm256_loadu_si256((const __m256i *)xt[2 * p + 1][b].bsums), 1);
+    bs[p] = _mm512_madd_epi16(_mm512_broadcast_i64x4(k->bmul), sums);
+  }
+  __m512i i4 = fold_pairs(fold_quarters(is[0], is[1]), fold_quarters(is[2], is[3]));
+  __m512i b4 = fold_pairs(fold_quarters(bs[0], bs[1]), fold_quarters(bs[2], bs[3]));
+  /* chunk c: [isum c, isum c+4, bsums c, bsums c+4], each lane pair summed */
+  __m512 lo = _mm512_shuffle_ps(_mm512_castsi512_ps(i4), _mm512_castsi512_ps(b4), _MM_SHUFFLE(2, 0, 2, 0));
+  __m512 hi = _mm512_shuffle_ps(_mm512_castsi512_ps(i4), _mm512_castsi512_ps(b4), _MM_SHUFFLE(3, 1, 3, 1));
+  __m512i r = _mm512_add_epi32(_mm512_castps_si512(lo), _mm512_castps_si512(hi));
+  return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
+}
+
+/* 8 tokens: block_sums8, then ls_kq_acc_k's float operations lane-wise in
+ * the reference's order (as block_dot4). */
+AI __m256 block_dot8(const int q6, const kq_block *k, const ls_block_q8_K *const xt[8], int64_t b, __m256 s) {
+  __m512i sums = block_sums8(k, xt, b);
+  __m256i isum = _mm512_castsi512_si256(sums), msum = _mm512_extracti64x4_epi64(sums, 1);
+  if (q6) { /* sum (q - 32) x = sum q x - 32 sum x, the reference's isum; no min term */
+    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(msum, 5));
+    msum = _mm256_setzero_si256();
+  }
+  __m256 dx = _mm256_setr_ps(xt[0][b].d, xt[1][b].d, xt[2][b].d, xt[3][b].d, xt[4][b].d, xt[5][b].d, xt[6][b].d,
+                             xt[7][b].d);
+  __m256 a = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(k->d)), _mm256_cvtepi32_ps(isum));
+  __m256 m = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(k->dmin)), _mm256_cvtepi32_ps(msum));
+  return _mm256_add_ps(s, _mm256_sub_ps(a, m));
+}
+
+/* y[t][r] for one row r x 8 tokens t0 .. t0+7. */
+AI void k_tile8(const uint32_t type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
+                int64_t ldy) {
+  int64_t nb = w->cols / LS_QK_K;
+  size_t bb = ls_dtype_block_bytes(type);
+  const char *row = (const char *)w->data + (size_t)r * w->row_bytes;
+  const ls_block_q8_K *xt[8];
+  #pragma GCC unroll 8
+  for (int t = 0; t < 8; t++) xt[t] = (const ls_block_q8_K *)((const char *)xa + (size_t)(t0 + t) * xs);
+  __m256 s = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    for (size_t o = 0; o < bb + 63; o += 64) _mm_prefetch(row + 2 * w->row_bytes + (size_t)b * bb + o, _MM_HINT_T0);
+    kq_block k;
+    unpack(type, row + (size_t)b * bb, &k);
+    s = block_dot8(type == LS_Q6_K, &k, xt, b, s);
+  }
+  float out[8];
+  _mm256_storeu_ps(out, s);
+  #pragma GCC unroll 8
+  for (int t = 0; t < 8; t++) y[(int64_t)(t0 + t) * ldy + r] = out[t];
+}
+
+#define K_TILE8(name, type)                                                                                      \
+  static void name(const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y, int64_t ldy) {      \
+    k_tile8(type, w, r, xa, xs, t0, y, ldy);                                                                     \
+  }
+K_TILE8(tile8_q4k, LS_Q4_K)
+K_TILE8(tile8_q5k, LS_Q5_K)
+K_TILE8(tile8_q6k, LS_Q6_K)
+
 /* y[t][r] for one row r x T tokens (T <= 4). */
 AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
                float *y, int64_t ldy) {
@@ -232,13 +326,17 @@ LS_TILE_T4(tile_q6k, k_tile, LS_Q6_K)
 void ls_kq_matmul_avx512(const ls_mat *w, const void *xa, size_t xa_stride, int n, float *y, int64_t ldy, int64_t r0,
                          int64_t r1) {
   void (*tile)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
+  void (*tile8)(const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
   switch (w->type) {
-  case LS_Q4_K: tile = tile_q4k; break;
-  case LS_Q5_K: tile = tile_q5k; break;
-  case LS_Q6_K: tile = tile_q6k; break;
+  case LS_Q4_K: tile = tile_q4k, tile8 = tile8_q4k; break;
+  case LS_Q5_K: tile = tile_q5k, tile8 = tile8_q5k; break;
+  case LS_Q6_K: tile = tile_q6k, tile8 = tile8_q6k; break;
   default: ls_kq_matmul_ref(w, xa, xa_stride, n, y, ldy, r0, r1); return;
   }
-  for (int t0 = 0; t0 < n; t0 += 4) {
+  int t0 = 0;
+  for (; t0 + 8 <= n; t0 += 8)
+    for (int64_t r = r0; r < r1; r++) tile8(w, r, xa, xa_stride, t0, y, ldy);
+  for (; t0 < n; t0 += 4) {
     int T = n - t0 < 4 ? n - t0 : 4;
     for (int64_t r = r0; r < r1; r++) tile(T, w, r, xa, xa_stride, t0, y, ldy);
   }
