@@ -165,17 +165,21 @@ AI quad_w unpack_quad(const int q4, const void *row, int64_t q, int64_t nb) {
   return q4 ? unpack_q4_quad(b) : unpack_q8_quad(b);
 }
 
-/* y[t][r] for one row x T tokens (T <= QT) of a quantised matrix. Per
- * element: acc = fma(cvt(s_q), dw_q * dx_q, acc) for each quad q in order,
- * s_q the exact int32 dot product per lane (two vpdpbusd from the correction
- * negc), then the 16 lanes summed; the same operations for any T.
+/* y[t][r] for R rows (1 or 2) x T tokens (T <= QT) of a quantised matrix.
+ * Per element: acc = fma(cvt(s_q), dw_q * dx_q, acc) for each quad q in
+ * order, s_q the exact int32 dot product per lane (two vpdpbusd from the
+ * correction negc), then the 16 lanes summed; the same operations for any
+ * R and T.
  *
- * One row at a time, in address order, for any token count: a single
- * sequential stream per core (what the hardware prefetcher handles best),
- * and each quad is unpacked once for up to QT tokens. Measured with
- * bench_matmul on Zen 5 (per CPU-second, load ~6): 64 tokens 2.1 GB/s Q8_0
- * and 1.33 Q4_0 against 1.86-1.95 and 1.15-1.24 for 4-row x 4-token tiles,
- * which keep 16 accumulators and 4 unpacked rows live and spill. */
+ * One token: one row at a time, in address order (a single sequential
+ * stream per core, what the hardware prefetcher handles best). Two or more
+ * tokens: pairs of rows, each quad unpacked once for up to QT tokens and
+ * each token's activations loaded once for both rows (the 1-row tile spent
+ * its time on 4 loads per token and quad). Measured with bench_matmul on
+ * Zen 5 (in L2, per CPU-second, load ~5): 4 tokens Q8_0 36 -> 39-42 GB/s,
+ * Q4_0 23.5 -> 26; 64 tokens Q8_0 2.37 -> 2.68, Q4_0 1.39 -> 1.75. 4-row x
+ * 4-token tiles (16 accumulators and 4 unpacked rows live) spill and were
+ * slower than one row. */
 #define QT 4
 /* Tiles prefetch the row PF_ROWS ahead, every line: the hardware prefetcher
  * alone falls behind these row streams on Zen 5 (bench_matmul, per
@@ -183,36 +187,59 @@ AI quad_w unpack_quad(const int q4, const void *row, int64_t q, int64_t nb) {
  * 30.4 -> 32, F16 35 -> 40; 4 tokens Q8_0 15-20 -> 21.5, Q4_0 14-16.5 ->
  * 20; 1 and 4 rows ahead measured the same as 2). */
 #define PF_ROWS 2
-AI void q_tile(const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
-               int64_t ldy) {
+AI void q_tile(const int R, const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
+               float *y, int64_t ldy) {
   int64_t nb = w->cols / LS_QK, nq = (nb + QUAD - 1) / QUAD;
-  const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
+  const void *rows[2];
+  #pragma GCC unroll 2
+  for (int i = 0; i < R; i++) rows[i] = (const char *)w->data + (size_t)(r + i) * w->row_bytes;
   const size_t quad_bytes = QUAD * (q4 ? sizeof(ls_block_q4_0) : sizeof(ls_block_q8_0));
   const quad_act *xt[QT];
   #pragma GCC unroll 4
   for (int t = 0; t < T; t++) xt[t] = (const quad_act *)((const char *)xa + (size_t)(t0 + t) * xs);
-  __m512 acc[QT];
-  #pragma GCC unroll 4
-  for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+  __m512 acc[2][QT];
+  #pragma GCC unroll 2
+  for (int i = 0; i < R; i++)
+    #pragma GCC unroll 4
+    for (int t = 0; t < T; t++) acc[i][t] = _mm512_setzero_ps();
   for (int64_t q = 0; q < nq; q++) {
-    const char *pf = (const char *)row + PF_ROWS * w->row_bytes + q * quad_bytes;
-    #pragma GCC unroll 3
-    for (size_t o = 0; o < quad_bytes + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0); /* every line of the quad */
-    quad_w wq = unpack_quad(q4, row, q, nb);
+    quad_w wq[2];
+    #pragma GCC unroll 2
+    for (int i = 0; i < R; i++) {
+      const char *pf = (const char *)rows[i] + PF_ROWS * w->row_bytes + q * quad_bytes;
+      #pragma GCC unroll 3
+      for (size_t o = 0; o < quad_bytes + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0); /* every line of the quad */
+      wq[i] = unpack_quad(q4, rows[i], q, nb);
+    }
     #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
       const quad_act *a = xt[t] + q;
-      __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_load_si512(a->negc), wq.lo, _mm512_load_si512(a->lo)),
-                                      wq.hi, _mm512_load_si512(a->hi));
-      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wq.dw, _mm512_load_ps(a->dx)), acc[t]);
+      const __m512i negc = _mm512_load_si512(a->negc), lo = _mm512_load_si512(a->lo), hi = _mm512_load_si512(a->hi);
+      const __m512 dx = _mm512_load_ps(a->dx);
+      #pragma GCC unroll 2
+      for (int i = 0; i < R; i++) {
+        __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(negc, wq[i].lo, lo), wq[i].hi, hi);
+        acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wq[i].dw, dx), acc[i][t]);
+      }
     }
   }
-  #pragma GCC unroll 4
-  for (int t = 0; t < T; t++) y[(int64_t)(t0 + t) * ldy + r] = _mm512_reduce_add_ps(acc[t]);
+  #pragma GCC unroll 2
+  for (int i = 0; i < R; i++)
+    #pragma GCC unroll 4
+    for (int t = 0; t < T; t++) y[(int64_t)(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]);
 }
-
-LS_TILE_T4(tile_q8, q_tile, 0)
-LS_TILE_T4(tile_q4, q_tile, 1)
+AI void q_tile1(const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
+                int64_t ldy) {
+  q_tile(1, T, q4, w, r, xa, xs, t0, y, ldy);
+}
+AI void q_tile2(const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
+                int64_t ldy) {
+  q_tile(2, T, q4, w, r, xa, xs, t0, y, ldy);
+}
+LS_TILE_T4(tile_q8, q_tile1, 0)
+LS_TILE_T4(tile_q4, q_tile1, 1)
+LS_TILE_T4(tile2_q8, q_tile2, 0)
+LS_TILE_T4(tile2_q4, q_tile2, 1)
 
 /* Float weights: 16 columns per step, masked tail. */
 AI __m512 load_wf(const int type, const void *row, int64_t c, __mmask16 m) {
@@ -304,8 +331,8 @@ static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
   void (*tile)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
   void (*tile2)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t) = NULL;
   switch (w->type) {
-  case LS_Q8_0: tile = tile_q8; break;
-  case LS_Q4_0: tile = tile_q4; break;
+  case LS_Q8_0: tile = tile_q8, tile2 = tile2_q8; break;
+  case LS_Q4_0: tile = tile_q4, tile2 = tile2_q4; break;
   case LS_F32: tile = tile_f32, tile2 = tile2_f32; break;
   case LS_F16: tile = tile_f16, tile2 = tile2_f16; break;
   case LS_BF16: tile = tile_bf16, tile2 = tile2_bf16; break;
@@ -314,12 +341,14 @@ static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
     return;
   }
   /* token tiles of up to 4; rows one at a time in address order (one
-   * sequential stream per core), float weights in pairs of rows for more
-   * than 4 tokens (prefill: from L2 after the first token tile) */
+   * sequential stream per core), quantised weights in pairs of rows for 2 or
+   * more tokens, float weights for more than 4 tokens (prefill: from L2
+   * after the first token tile) */
+  const int quant = is_quant(w->type);
   for (int t0 = 0; t0 < n; t0 += 4) {
     int T = n - t0 < 4 ? n - t0 : 4;
     int64_t r = r0;
-    if (tile2 && n > 4)
+    if (tile2 && (n > 4 || (n > 1 && quant)))
       for (; r + 2 <= r1; r += 2) tile2(T, w, r, xa, xs, t0, y, ldy);
     for (; r < r1; r++) tile(T, w, r, xa, xs, t0, y, ldy);
   }
