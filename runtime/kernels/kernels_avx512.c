@@ -181,6 +181,12 @@ AI quad_w unpack_quad(const int q4, const void *row, int64_t q, int64_t nb) {
  * 4-token tiles (16 accumulators and 4 unpacked rows live) spill and were
  * slower than one row. */
 #define QT 4
+/* name(T, arg, ...): tile(R, T, arg, ...) with R fixed, for LS_TILE_T4. */
+#define ROWS_TILE(name, tile, R)                                                                                 \
+  AI void name(const int T, const int arg, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y, \
+               int64_t ldy) {                                                                                    \
+    tile(R, T, arg, w, r, xa, xs, t0, y, ldy);                                                                   \
+  }
 /* Tiles prefetch the row PF_ROWS ahead, every line: the hardware prefetcher
  * alone falls behind these row streams on Zen 5 (bench_matmul, per
  * CPU-second, read loop 37-40 GB/s: one token Q8_0 30.5 -> 36.7, Q4_0
@@ -228,14 +234,8 @@ AI void q_tile(const int R, const int T, const int q4, const ls_mat *w, int64_t 
     #pragma GCC unroll 4
     for (int t = 0; t < T; t++) y[(int64_t)(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]);
 }
-AI void q_tile1(const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
-                int64_t ldy) {
-  q_tile(1, T, q4, w, r, xa, xs, t0, y, ldy);
-}
-AI void q_tile2(const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
-                int64_t ldy) {
-  q_tile(2, T, q4, w, r, xa, xs, t0, y, ldy);
-}
+ROWS_TILE(q_tile1, q_tile, 1)
+ROWS_TILE(q_tile2, q_tile, 2)
 LS_TILE_T4(tile_q8, q_tile1, 0)
 LS_TILE_T4(tile_q4, q_tile1, 1)
 LS_TILE_T4(tile2_q8, q_tile2, 0)
@@ -311,14 +311,8 @@ AI void f_tile(const int R, const int T, const int type, const ls_mat *w, int64_
       y[(int64_t)(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][t][0], acc[i][t][1]));
 }
 
-AI void f_tile1(const int T, const int type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
-                int64_t ldy) {
-  f_tile(1, T, type, w, r, xa, xs, t0, y, ldy);
-}
-AI void f_tile2(const int T, const int type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
-                int64_t ldy) {
-  f_tile(2, T, type, w, r, xa, xs, t0, y, ldy);
-}
+ROWS_TILE(f_tile1, f_tile, 1)
+ROWS_TILE(f_tile2, f_tile, 2)
 LS_TILE_T4(tile_f32, f_tile1, LS_F32)
 LS_TILE_T4(tile_f16, f_tile1, LS_F16)
 LS_TILE_T4(tile_bf16, f_tile1, LS_BF16)
