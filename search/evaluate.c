@@ -24,12 +24,16 @@ static void plans_for(const searcher *s, const uint8_t *masks, const int32_t *ee
 
 /* Examples [begin, end) run as a shard runs them: together, up to s->lanes at a time, from an
  * empty KV cache (what a unit reuses then depends on the unit alone, not on what its rank ran
- * before: the same bits for any rank count, also under shared-prefix). */
+ * before: the same bits for any rank count, also under shared-prefix). The stage groups an
+ * earlier run of the shard on this rank started under the same plans are replayed from
+ * s->gen_memo, not generated: the same results (ls_gen_memo.h), so again the same bits for any
+ * rank count and with --resume. */
 static int run_shard(searcher *s, int begin, int end, const ls_stage_plan *plans, ls_example_result *res,
                      ls_err *err) {
   ls_engine_clear_cache(&s->eng);
   int n = end - begin;
-  return ls_pipeline_run_many(&s->eng, s->tpl, &s->ds->ex[begin], n, plans, n < s->lanes ? n : s->lanes, res, err);
+  return ls_pipeline_run_memo(&s->eng, s->tpl, &s->ds->ex[begin], n, plans, n < s->lanes ? n : s->lanes,
+                              s->use_gen_memo ? &s->gen_memo : NULL, begin, res, err);
 }
 
 /* An example's counts, answer and latencies from its run. */

@@ -87,6 +87,11 @@ static int open_all(searcher *s, ls_err *err) {
   LS_TRY(open_engine(s, err));
   s->L = s->eng.model.cfg.n_layers;
   ls_stage_memo_init(&s->memo, s->L);
+  ls_gen_memo_init(&s->gen_memo, s->L);
+  /* measured latency cannot be remembered; LS_SEARCH_GEN_MEMO=0 turns the memory off (the tests
+   * compare the stores with and without it) */
+  const char *gm = getenv("LS_SEARCH_GEN_MEMO");
+  s->use_gen_memo = !j->latency_measured && !(gm && strcmp(gm, "0") == 0);
   if (!j->latency_measured) {
     LS_TRY(ls_profile_load(&s->prof, j->latency, err));
     s->have_prof = 1;
@@ -210,6 +215,10 @@ static int run(searcher *s, ls_err *err) {
     rc = ls_search_make_schedule(s, &best, masks, fk, &json, err);
   }
   if (rc == LS_OK) rc = ls_store_finish(&s->store, front, nf, json, best.id, "complete", err);
+  if (rc == LS_OK && s->dist.rank == 0 && !s->opts->quiet && s->use_gen_memo)
+    fprintf(stderr, "litestage-search: rank 0 replayed %lld of %lld stage groups from its generation memory (%d runs, %.1f MB held)\n",
+            (long long)s->gen_memo.groups_replayed, (long long)(s->gen_memo.groups_replayed + s->gen_memo.groups_run),
+            s->gen_memo.n_runs, (double)s->gen_memo.bytes / 1e6);
   if (rc == LS_OK && s->dist.rank == 0) {
     char d[256];
     ls_search_describe(s, &best, d, sizeof d);
@@ -268,6 +277,7 @@ int ls_search_run(ls_job *job, const ls_search_opts *o, MPI_Comm comm, volatile 
   free(s.cand_scores);
   free(s.known);
   ls_stage_memo_free(&s.memo);
+  ls_gen_memo_free(&s.gen_memo);
   if (s.have_prof) ls_profile_free(&s.prof);
   if (s.ds) ls_dataset_free(s.ds);
   if (s.tpl) ls_template_free(s.tpl);

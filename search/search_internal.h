@@ -16,6 +16,7 @@
 #include "ls_dataset.h"
 #include "ls_dist.h"
 #include "ls_engine.h"
+#include "ls_gen_memo.h"
 #include "ls_job.h"
 #include "ls_pipeline.h"
 #include "ls_profile.h"
@@ -40,6 +41,8 @@ typedef struct searcher {
   int S, L, E;
   int lanes;                /* examples of a shard run at once (ls_pipeline_run_many; search.c) */
   ls_stage_memo memo;       /* stage fidelities scored on this rank (not under shared-prefix) */
+  ls_gen_memo gen_memo;     /* shard runs generated on this rank (ls_gen_memo.h) */
+  int use_gen_memo;         /* 0 when the job ranks by measured latency, or LS_SEARCH_GEN_MEMO=0 */
   /* reference */
   ls_example_result *ref;   /* [E] full runs (every rank: fidelity teacher-forces against them) */
   ls_example_score *ref_sum;    /* [E] */

@@ -70,6 +70,18 @@ void ls_example_result_free(ls_example_result *res);
  * it gets alone (greedy). */
 int ls_pipeline_run_many(ls_engine *e, const ls_template *t, const ls_example *exs, int n_ex,
                          const ls_stage_plan *plans, int n_lanes, ls_example_result *res, ls_err *err);
+/* ls_pipeline_run_many with a memory of earlier runs (ls_gen_memo.h; NULL:
+ * none): the groups a remembered run of the same examples (first_ex names
+ * them) started under the same plans are replayed, not generated; the
+ * results equal ls_pipeline_run_many's except the replayed calls' measured
+ * times, which are the remembered ones. The run is remembered in turn. */
+struct ls_gen_memo;
+int ls_pipeline_run_memo(ls_engine *e, const ls_template *t, const ls_example *exs, int n_ex,
+                         const ls_stage_plan *plans, int n_lanes, struct ls_gen_memo *memo, int first_ex,
+                         ls_example_result *res, ls_err *err);
+/* A deep copy of a call's result (free with ls_call_result_free, which also takes a zeroed one). */
+int ls_call_result_copy(ls_call_result *dst, const ls_call_result *src, ls_err *err);
+void ls_call_result_free(ls_call_result *c);
 
 /* Teacher-forced fidelity of a candidate (plans) against a reference run of
  * the same example (ref, usually the full model): for every stage call, the

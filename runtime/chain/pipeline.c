@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ls_earlyexit.h"
+#include "ls_gen_memo.h"
 #include "ls_schedule.h"
 #include "ls_strbuf.h"
 
@@ -22,6 +23,27 @@ static int copy_call(ls_call_result *c, const ls_gen_output *out, ls_err *err) {
   memcpy(c->prompt_tokens, out->tokens, (size_t)out->n_prompt * sizeof(int));
   memcpy(c->tokens, out->tokens + out->n_prompt, (size_t)out->n_generated * sizeof(int));
   return LS_OK;
+}
+
+int ls_call_result_copy(ls_call_result *dst, const ls_call_result *src, ls_err *err) {
+  *dst = *src;
+  dst->text = ls_dupstr(src->text, err);
+  dst->prompt_tokens = malloc((size_t)src->n_prompt * sizeof(int) + 1);
+  dst->tokens = malloc(((size_t)src->n_generated + 1) * sizeof(int));
+  if (!dst->text || !dst->prompt_tokens || !dst->tokens) {
+    ls_call_result_free(dst);
+    return ls_err_set(err, LS_ENOMEM, "out of memory for results");
+  }
+  memcpy(dst->prompt_tokens, src->prompt_tokens, (size_t)src->n_prompt * sizeof(int));
+  memcpy(dst->tokens, src->tokens, (size_t)src->n_generated * sizeof(int));
+  return LS_OK;
+}
+
+void ls_call_result_free(ls_call_result *c) {
+  free(c->text);
+  free(c->prompt_tokens);
+  free(c->tokens);
+  memset(c, 0, sizeof *c);
 }
 
 static void add_call_totals(ls_stage_result *s, const ls_call_result *c) {
@@ -51,18 +73,53 @@ typedef struct lane {
   ls_strbuf *prompts;   /* [n_slots] */
   ls_gen_request *reqs; /* [n_slots] */
   ls_gen_output *outs;  /* [n_slots] */
+  /* with a memory (ls_gen_memo.h): the running group's index in the record,
+   * the remembered group it replays (or NULL), the engine steps since it
+   * started and the steps it must take (a replayed group's remembered ones) */
+  ls_gen_memo_cursor *memo; /* NULL: generate everything */
+  int group, steps, hold;
+  const ls_gen_memo_group *replay;
+  int *forced;          /* [n_slots][n_ctx + 1] replayed tokens to feed */
+  int *pred;            /* [n_slots][n_ctx + 1] teacher-forcing scratch of a replay */
+  float *conf;          /* [n_slots][n_ctx + 1] */
 } lane;
+
 
 static const ls_stage_plan *plan_of(const ls_stage_plan *plans, int s) { return plans ? &plans[s] : NULL; }
 
-/* Starts the next group of calls of the lane's stage in its slots. */
+/* A remembered call replayed in slot i: its prompt and the tokens generation
+ * fed (all generated ones but the last; all of them after an EOS, which is
+ * not kept) prefilled under the stage's mask. A teacher-forced request feeds
+ * all its targets but the last, so the target list is the generated tokens,
+ * plus a placeholder after an EOS. */
+static ls_gen_request replay_request(const ls_engine *e, const lane *L, int i, const ls_call_result *c,
+                                     const ls_stage_plan *plan) {
+  int *forced = L->forced + (size_t)i * (e->n_ctx + 1);
+  memcpy(forced, c->tokens, (size_t)c->n_generated * sizeof *forced);
+  int n = c->n_generated;
+  if (c->stop == LS_STOP_EOS || n == 0) forced[n++] = 0;
+  return (ls_gen_request){.prompt_tokens = c->prompt_tokens, .n_prompt_tokens = c->n_prompt,
+                          .skip = plan ? plan->skip : NULL, .forced = forced, .n_forced = n,
+                          .pred = L->pred + (size_t)i * (e->n_ctx + 1), .conf = L->conf + (size_t)i * (e->n_ctx + 1)};
+}
+
+/* Starts the next group of calls of the lane's stage in its slots: generated,
+ * or replayed from the memory when a remembered run started the same way. */
 static int lane_start_group(ls_engine *e, const ls_template *t, const ls_stage_plan *plans, lane *L, ls_err *err) {
   int s = L->stage;
   const ls_stage_def *def = &t->stages[s];
   const ls_stage_plan *plan = plan_of(plans, s);
   ls_stage_result *sr = &L->res->stages[s];
   L->n_run = sr->n_calls - L->call0 < L->n_slots ? sr->n_calls - L->call0 : L->n_slots;
+  L->replay = NULL;
+  L->steps = L->hold = 0;
+  if (L->memo) LS_TRY(ls_gen_memo_start(L->memo, plan, L->n_run, &L->group, &L->replay, err));
+  if (L->replay) L->hold = L->replay->steps;
   for (int i = 0; i < L->n_run; i++) {
+    if (L->replay) {
+      L->reqs[i] = replay_request(e, L, i, &L->replay->calls[i], plan);
+      continue;
+    }
     ls_strbuf_clear(&L->prompts[i]);
     LS_TRY(ls_template_render(t, s, L->ex, L->po.prev, L->call0 + i, &L->prompts[i], err));
     L->reqs[i] = (ls_gen_request){.prompt = ls_strbuf_cstr(&L->prompts[i]), .max_new_tokens = def->max_new_tokens,
@@ -119,10 +176,11 @@ static int lane_advance(ls_engine *e, const ls_template *t, const ls_stage_plan 
   ls_engine_finish(e, L->slot0, L->n_run, L->outs);
   for (int i = 0; i < L->n_run; i++) {
     ls_call_result *c = &sr->calls[L->call0 + i];
-    LS_TRY(copy_call(c, &L->outs[i], err));
+    LS_TRY(L->replay ? ls_call_result_copy(c, &L->replay->calls[i], err) : copy_call(c, &L->outs[i], err));
     add_call_totals(sr, c);
     L->po.texts[s][L->call0 + i] = c->text;
   }
+  if (L->memo) LS_TRY(ls_gen_memo_end(L->memo, L->group, L->steps, &sr->calls[L->call0], L->n_run, err));
   L->call0 += L->n_run;
   if (L->call0 < sr->n_calls) return lane_start_group(e, t, plans, L, err);
   L->po.prev[s] = (ls_stage_text){.n = sr->n_calls, .text = L->po.texts[s]};
@@ -145,7 +203,9 @@ static int run_lanes(ls_engine *e, const ls_template *t, const ls_example *exs, 
     for (int j = 0; j < n_lanes; j++) {
       lane *L = &lanes[j];
       /* a finished group moves on at once (a new stage or example starts here) */
-      while (L->ex && !ls_engine_running(e, L->slot0, L->n_run)) LS_TRY(lane_advance(e, t, plans, L, err));
+      /* a replayed group ends when the generated one did (the lanes start their groups in the same order) */
+      while (L->ex && L->steps >= L->hold && !ls_engine_running(e, L->slot0, L->n_run))
+        LS_TRY(lane_advance(e, t, plans, L, err));
       if (!L->ex && next < n_ex) {
         *started = ++next;
         LS_TRY(lane_begin_example(e, t, plans, L, &exs[next - 1], &res[next - 1], err));
@@ -154,11 +214,27 @@ static int run_lanes(ls_engine *e, const ls_template *t, const ls_example *exs, 
     }
     if (!busy) return LS_OK;
     LS_TRY(ls_engine_step(e, err));
+    for (int j = 0; j < n_lanes; j++) lanes[j].steps += lanes[j].ex != NULL;
   }
+}
+
+/* Replay scratch for every slot (with a memory only): a replayed call feeds up to n_ctx tokens. */
+static int alloc_replay(const ls_engine *e, int **forced, int **pred, float **conf, ls_err *err) {
+  size_t n = (size_t)e->n_seq * (e->n_ctx + 1);
+  *forced = malloc(n * sizeof **forced);
+  *pred = malloc(n * sizeof **pred);
+  *conf = malloc(n * sizeof **conf);
+  return *forced && *pred && *conf ? LS_OK : ls_err_set(err, LS_ENOMEM, "out of memory for replayed generation");
 }
 
 int ls_pipeline_run_many(ls_engine *e, const ls_template *t, const ls_example *exs, int n_ex,
                          const ls_stage_plan *plans, int n_lanes, ls_example_result *res, ls_err *err) {
+  return ls_pipeline_run_memo(e, t, exs, n_ex, plans, n_lanes, NULL, 0, res, err);
+}
+
+int ls_pipeline_run_memo(ls_engine *e, const ls_template *t, const ls_example *exs, int n_ex,
+                         const ls_stage_plan *plans, int n_lanes, ls_gen_memo *memo, int first_ex,
+                         ls_example_result *res, ls_err *err) {
   if (n_lanes < 1 || n_lanes > e->n_seq)
     return ls_err_set(err, LS_EINVAL, "%d examples at once need at least as many sequence slots (the engine has %d)",
                       n_lanes, e->n_seq);
@@ -167,13 +243,21 @@ int ls_pipeline_run_many(ls_engine *e, const ls_template *t, const ls_example *e
   ls_strbuf *prompts = calloc((size_t)e->n_seq, sizeof *prompts);
   ls_gen_request *reqs = calloc((size_t)e->n_seq, sizeof *reqs);
   ls_gen_output *outs = calloc((size_t)e->n_seq, sizeof *outs);
+  int *forced = NULL, *pred = NULL;
+  float *conf = NULL;
+  ls_gen_memo_cursor cur;
   int rc = LS_OK, started = 0;
   if (!lanes || !prompts || !reqs || !outs) rc = ls_err_set(err, LS_ENOMEM, "out of memory for %d lanes", n_lanes);
+  if (!rc && memo) rc = alloc_replay(e, &forced, &pred, &conf, err);
+  if (memo) ls_gen_memo_begin(memo, first_ex, n_ex, n_lanes, &cur);
   for (int k = 0; prompts && k < e->n_seq; k++) ls_strbuf_init(&prompts[k]);
+  size_t at = (size_t)per * (e->n_ctx + 1);
   for (int j = 0; !rc && j < n_lanes; j++)
     lanes[j] = (lane){.slot0 = j * per, .n_slots = per, .prompts = prompts + j * per, .reqs = reqs + j * per,
-                      .outs = outs + j * per};
+                      .outs = outs + j * per, .memo = memo ? &cur : NULL, .forced = forced ? forced + j * at : NULL,
+                      .pred = pred ? pred + j * at : NULL, .conf = conf ? conf + j * at : NULL};
   if (!rc) rc = run_lanes(e, t, exs, n_ex, plans, lanes, n_lanes, res, &started, err);
+  if (memo) ls_gen_memo_finish(&cur, rc == LS_OK);
   for (int j = 0; lanes && j < n_lanes; j++)
     if (lanes[j].ex) lane_release(t, &lanes[j]);
   for (int k = 0; prompts && k < e->n_seq; k++) ls_strbuf_free(&prompts[k]);
@@ -185,6 +269,9 @@ int ls_pipeline_run_many(ls_engine *e, const ls_template *t, const ls_example *e
   free(prompts);
   free(reqs);
   free(outs);
+  free(forced);
+  free(pred);
+  free(conf);
   return rc;
 }
 
@@ -201,11 +288,7 @@ int ls_call_decode_calls(const ls_call_result *c) {
 void ls_example_result_free(ls_example_result *res) {
   if (!res || !res->stages) return;
   for (int s = 0; s < res->n_stages; s++) {
-    for (int k = 0; k < res->stages[s].n_calls && res->stages[s].calls; k++) {
-      free(res->stages[s].calls[k].text);
-      free(res->stages[s].calls[k].prompt_tokens);
-      free(res->stages[s].calls[k].tokens);
-    }
+    for (int k = 0; k < res->stages[s].n_calls && res->stages[s].calls; k++) ls_call_result_free(&res->stages[s].calls[k]);
     free(res->stages[s].calls);
   }
   free(res->stages);

@@ -14,9 +14,12 @@ mpirun_ls() { mpirun --oversubscribe "$@"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # small_job OUT KEY=JSONVALUE... : the story job with absolute paths and overrides.
-small_job() {
-  local out=$1; shift
-  python3 - "$LS_SOURCE_DIR/jobs/story-stories260K.json" "$out" "$@" <<'PY'
+small_job() { job_from "$LS_SOURCE_DIR/jobs/story-stories260K.json" "$@"; }
+
+# job_from SRC OUT KEY=JSONVALUE... : job SRC with absolute paths and overrides.
+job_from() {
+  local src=$1 out=$2; shift 2
+  python3 - "$src" "$out" "$@" <<'PY'
 import json, os, sys
 src, out, *kv = sys.argv[1:]
 j = json.load(open(src))
