@@ -216,8 +216,10 @@ static int run(searcher *s, ls_err *err) {
   }
   if (rc == LS_OK) rc = ls_store_finish(&s->store, front, nf, json, best.id, "complete", err);
   if (rc == LS_OK && s->dist.rank == 0 && !s->opts->quiet && s->use_gen_memo)
-    fprintf(stderr, "litestage-search: rank 0 replayed %lld of %lld stage groups from its generation memory (%d runs, %.1f MB held)\n",
+    fprintf(stderr, "litestage-search: rank 0 replayed %lld of %lld stage groups from its generation memory (%lld without "
+                    "prefill; %d runs, %.1f MB held)\n",
             (long long)s->gen_memo.groups_replayed, (long long)(s->gen_memo.groups_replayed + s->gen_memo.groups_run),
+            (long long)s->gen_memo.groups_held,
             s->gen_memo.n_runs, (double)s->gen_memo.bytes / 1e6);
   if (rc == LS_OK && s->dist.rank == 0) {
     char d[256];

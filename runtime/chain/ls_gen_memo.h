@@ -15,7 +15,10 @@
  * occupies its lane for the engine steps it took, so the lanes start their
  * later groups in the same order and find the same cache: the results,
  * including the reuse counts the latency predictor reads, are those of
- * generating everything. Measured times of replayed calls are the remembered
+ * generating everything. A replayed group whose positions no generated group
+ * of the run can reuse (its mask serves none of theirs under the KV policy;
+ * under recompute, never) is not even prefilled: its positions are only
+ * recorded as held (ls_kv_seq_hold), which is all the reuse counts read. Measured times of replayed calls are the remembered
  * ones, so a caller that ranks by measured latency must not use this.
  *
  * Bounded: at most LS_GEN_MEMO_MAX_RUNS runs and LS_GEN_MEMO_MAX_BYTES of
@@ -28,6 +31,7 @@
 #include <stdint.h>
 
 #include "ls_error.h"
+#include "ls_template.h"
 
 struct ls_call_result;
 struct ls_stage_plan;
@@ -37,6 +41,7 @@ struct ls_stage_plan;
 
 /* One group of a run: its plan, how long it ran and its calls' results. */
 typedef struct ls_gen_memo_group {
+  int stage;
   uint8_t *mask; /* [n_layers] (the full model as zeros) */
   int ee_window;
   float ee_threshold;
@@ -57,27 +62,33 @@ typedef struct ls_gen_memo {
   int n_runs, oldest;                        /* a ring of runs */
   ls_gen_memo_run runs[LS_GEN_MEMO_MAX_RUNS];
   size_t bytes;
-  int64_t groups_replayed, groups_run; /* for reports */
+  int64_t groups_replayed, groups_held, groups_run; /* for reports (held: replayed without prefill) */
 } ls_gen_memo;
 
-/* A run in progress: the remembered runs it still agrees with, and its own
- * record. */
+/* A run in progress: the remembered run it starts as (from, its first
+ * n_replay groups), whether a group under each stage's mask must be computed,
+ * and its own record. */
 typedef struct ls_gen_memo_cursor {
   ls_gen_memo *memo;
-  uint8_t alive[LS_GEN_MEMO_MAX_RUNS];
-  int n_alive;
+  const struct ls_stage_plan *plans;
+  const ls_gen_memo_run *from;
+  int n_replay;
+  uint8_t compute[LS_TEMPLATE_MAX_STAGES];
   ls_gen_memo_run rec;
 } ls_gen_memo_cursor;
 
 void ls_gen_memo_init(ls_gen_memo *m, int n_layers);
 void ls_gen_memo_free(ls_gen_memo *m);
 
-void ls_gen_memo_begin(ls_gen_memo *m, int first_ex, int n_ex, int n_lanes, ls_gen_memo_cursor *c);
-/* The next group starts with n_calls calls under plan (NULL: full model): its
- * index in the record (*group) and the remembered group with the same history,
- * or NULL (*replay). */
-int ls_gen_memo_start(ls_gen_memo_cursor *c, const struct ls_stage_plan *plan, int n_calls, int *group,
-                      const ls_gen_memo_group **replay, ls_err *err);
+/* A run of examples [first_ex, first_ex + n_ex), n_lanes at once, under
+ * plans[0..n_stages) (NULL: full model) and the engine's kv_policy. */
+void ls_gen_memo_begin(ls_gen_memo *m, int first_ex, int n_ex, int n_lanes, const struct ls_stage_plan *plans,
+                       int n_stages, int kv_policy, ls_gen_memo_cursor *c);
+/* The next group starts with n_calls calls of stage `stage`: its index in the
+ * record (*group), and the remembered group to replay (NULL: generate it) with
+ * whether its positions must be computed (*compute; else only held). */
+int ls_gen_memo_start(ls_gen_memo_cursor *c, int stage, int n_calls, int *group, const ls_gen_memo_group **replay,
+                      int *compute, ls_err *err);
 /* Group `group` ended after `steps` engine steps with calls[0..n). */
 int ls_gen_memo_end(ls_gen_memo_cursor *c, int group, int steps, const struct ls_call_result *calls, int n,
                     ls_err *err);

@@ -93,14 +93,15 @@ static const ls_stage_plan *plan_of(const ls_stage_plan *plans, int s) { return 
  * all its targets but the last, so the target list is the generated tokens,
  * plus a placeholder after an EOS. */
 static ls_gen_request replay_request(const ls_engine *e, const lane *L, int i, const ls_call_result *c,
-                                     const ls_stage_plan *plan) {
+                                     const ls_stage_plan *plan, int compute) {
   int *forced = L->forced + (size_t)i * (e->n_ctx + 1);
   memcpy(forced, c->tokens, (size_t)c->n_generated * sizeof *forced);
   int n = c->n_generated;
   if (c->stop == LS_STOP_EOS || n == 0) forced[n++] = 0;
   return (ls_gen_request){.prompt_tokens = c->prompt_tokens, .n_prompt_tokens = c->n_prompt,
                           .skip = plan ? plan->skip : NULL, .forced = forced, .n_forced = n,
-                          .pred = L->pred + (size_t)i * (e->n_ctx + 1), .conf = L->conf + (size_t)i * (e->n_ctx + 1)};
+                          .pred = L->pred + (size_t)i * (e->n_ctx + 1), .conf = L->conf + (size_t)i * (e->n_ctx + 1),
+                          .hold_only = !compute};
 }
 
 /* Starts the next group of calls of the lane's stage in its slots: generated,
@@ -113,11 +114,12 @@ static int lane_start_group(ls_engine *e, const ls_template *t, const ls_stage_p
   L->n_run = sr->n_calls - L->call0 < L->n_slots ? sr->n_calls - L->call0 : L->n_slots;
   L->replay = NULL;
   L->steps = L->hold = 0;
-  if (L->memo) LS_TRY(ls_gen_memo_start(L->memo, plan, L->n_run, &L->group, &L->replay, err));
+  int compute = 1;
+  if (L->memo) LS_TRY(ls_gen_memo_start(L->memo, s, L->n_run, &L->group, &L->replay, &compute, err));
   if (L->replay) L->hold = L->replay->steps;
   for (int i = 0; i < L->n_run; i++) {
     if (L->replay) {
-      L->reqs[i] = replay_request(e, L, i, &L->replay->calls[i], plan);
+      L->reqs[i] = replay_request(e, L, i, &L->replay->calls[i], plan, compute);
       continue;
     }
     ls_strbuf_clear(&L->prompts[i]);
@@ -249,7 +251,7 @@ int ls_pipeline_run_memo(ls_engine *e, const ls_template *t, const ls_example *e
   int rc = LS_OK, started = 0;
   if (!lanes || !prompts || !reqs || !outs) rc = ls_err_set(err, LS_ENOMEM, "out of memory for %d lanes", n_lanes);
   if (!rc && memo) rc = alloc_replay(e, &forced, &pred, &conf, err);
-  if (memo) ls_gen_memo_begin(memo, first_ex, n_ex, n_lanes, &cur);
+  if (memo) ls_gen_memo_begin(memo, first_ex, n_ex, n_lanes, plans, t->n_stages, e->kv_policy, &cur);
   for (int k = 0; prompts && k < e->n_seq; k++) ls_strbuf_init(&prompts[k]);
   size_t at = (size_t)per * (e->n_ctx + 1);
   for (int j = 0; !rc && j < n_lanes; j++)

@@ -244,6 +244,9 @@ int ls_engine_start(ls_engine *e, int slot0, const ls_gen_request *reqs, int n, 
   for (int i = 1; i < n; i++)
     if (!same_mask(e, reqs[i].skip ? reqs[i].skip : e->no_skip, skip))
       return ls_err_set(err, LS_EINVAL, "requests started together must share one skip mask (request %d differs)", i);
+  for (int i = 0; i < n; i++)
+    if (!reqs[i].hold_only != !reqs[0].hold_only || (reqs[i].hold_only && reqs[i].n_forced <= 0))
+      return ls_err_set(err, LS_EINVAL, "request %d: only teacher-forced requests, all of those started together, can be held", i);
   int common = e->n_ctx;
   for (int i = 0; i < n; i++) {
     ls_gen_slot *g = &e->slots[slot0 + i];
@@ -266,7 +269,10 @@ int ls_engine_start(ls_engine *e, int slot0, const ls_gen_request *reqs, int n, 
         break;
       }
   LS_TRY(take_prefix(e, slot0, err));
-  if (n > 1 && g0->next_prefill < common) {
+  if (n > 1 && g0->next_prefill < common && reqs[0].hold_only) {
+    LS_TRY(ls_kv_seq_hold(e->ctx, slot0, g0->tokens, g0->next_prefill, common, skip, err));
+    g0->next_prefill = common;
+  } else if (n > 1 && g0->next_prefill < common) {
     ls_batch_clear(&e->batch);
     for (int p = g0->next_prefill; p < common; p++) LS_TRY(add_row(e, skip, slot0, p, 0, err));
     LS_TRY(run_rows(e, skip, err));
@@ -274,7 +280,14 @@ int ls_engine_start(ls_engine *e, int slot0, const ls_gen_request *reqs, int n, 
   }
   g0->n_reused = g0->next_prefill; /* held before the suffixes run (shared work counts as reused for the others) */
   for (int i = 1; i < n; i++) LS_TRY(take_prefix(e, slot0 + i, err));
-  for (int i = 0; i < n; i++) e->slots[slot0 + i].active = 1;
+  for (int i = 0; i < n; i++) {
+    ls_gen_slot *g = &e->slots[slot0 + i];
+    g->active = 1;
+    if (!reqs[i].hold_only) continue;
+    LS_TRY(ls_kv_seq_hold(e->ctx, slot0 + i, g->tokens, g->next_prefill, g->n_prompt, skip, err));
+    g->next_prefill = g->n_prompt;
+    g->stop = LS_STOP_MAX_TOKENS;
+  }
   return LS_OK;
 }
 
@@ -321,9 +334,7 @@ void ls_engine_finish(ls_engine *e, int slot0, int n, ls_gen_output *outs) {
   }
 }
 
-void ls_engine_clear_cache(ls_engine *e) {
-  for (int s = 0; s < e->n_seq; s++) ls_kv_seq_keep(e->ctx, s, 0);
-}
+void ls_engine_clear_cache(ls_engine *e) { ls_kv_clear(e->ctx); }
 
 int ls_engine_generate_multi(ls_engine *e, const ls_gen_request *reqs, int n, ls_gen_output *outs, ls_err *err) {
   for (int i = 0; i < n; i++) memset(&outs[i], 0, sizeof outs[i]);

@@ -693,6 +693,25 @@ void ls_kv_seq_keep(ls_ctx *c, int seq, int n_keep) {
   if (c->kv_len[seq] > n_keep) c->kv_len[seq] = n_keep;
 }
 
+int ls_kv_seq_hold(ls_ctx *c, int seq, const int *tokens, int from, int to, const uint8_t *skip, ls_err *err) {
+  if (seq < 0 || seq >= c->n_seq || from != c->kv_len[seq] || to < from || to > c->n_ctx)
+    return ls_err_set(err, LS_EINVAL, "KV hold: positions %d..%d of sequence %d, which holds %d (context %d)", from,
+                      to, seq, seq >= 0 && seq < c->n_seq ? c->kv_len[seq] : 0, c->n_ctx);
+  uint8_t id = (uint8_t)mask_id(c, skip);
+  for (int p = from; p < to; p++) {
+    c->slot_tok[(size_t)seq * c->n_ctx + (size_t)p] = tokens[p];
+    c->slot_mask[(size_t)seq * c->n_ctx + (size_t)p] = id;
+  }
+  c->kv_len[seq] = to;
+  return LS_OK;
+}
+
+void ls_kv_clear(ls_ctx *c) {
+  for (int s = 0; s < c->n_seq; s++) c->kv_len[s] = 0;
+  memset(c->slot_mask, NO_MASK, (size_t)c->n_seq * c->n_ctx);
+  c->n_masks = 0;
+}
+
 int ls_kv_seq_fork(ls_ctx *c, int dst, int src, int n_pos, ls_err *err) {
   if (dst < 0 || dst >= c->n_seq || src < 0 || src >= c->n_seq)
     return ls_err_set(err, LS_EINVAL, "KV fork: sequence %d -> %d outside 0..%d", src, dst, c->n_seq - 1);
@@ -800,14 +819,20 @@ int ls_teacher_forced_top1(ls_ctx *c, const int *tokens, int n, int n_prompt, co
   return LS_OK;
 }
 
+int ls_kv_mask_serves(const uint8_t *held, const uint8_t *want, int n_layers, int policy) {
+  if (policy == LS_KV_RECOMPUTE) return 0;
+  for (int l = 0; l < n_layers; l++) {
+    uint8_t h = held ? held[l] : 0, w = want ? want[l] : 0;
+    if (policy == LS_KV_REUSE ? h != w : !(w & LS_SKIP_ATTN) && (h & LS_SKIP_ATTN))
+      return 0; /* reuse: another mask; shared-prefix: a K/V the call reads is missing */
+  }
+  return 1;
+}
+
 /* Can a position computed under mask `id` serve a call under `skip`? */
 static int mask_serves(const ls_ctx *c, int id, const uint8_t *skip, int policy) {
   if (id == NO_MASK) return 0;
-  if (policy == LS_KV_REUSE) return mask_is(c, id, skip);
-  const uint8_t *m = c->masks + (size_t)id * c->m->cfg.n_layers;
-  for (int l = 0; l < c->m->cfg.n_layers; l++)
-    if (!(skip && (skip[l] & LS_SKIP_ATTN)) && (m[l] & LS_SKIP_ATTN)) return 0; /* a K/V the call reads is missing */
-  return 1;
+  return ls_kv_mask_serves(c->masks + (size_t)id * c->m->cfg.n_layers, skip, c->m->cfg.n_layers, policy);
 }
 
 int ls_kv_seq_reusable(const ls_ctx *c, int seq, const int *tokens, int n, const uint8_t *skip, int policy) {

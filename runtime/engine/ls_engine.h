@@ -71,6 +71,11 @@ typedef struct ls_gen_request {
   int n_forced;
   int *pred;
   float *conf;
+  /* With forced: only record the prompt and forced tokens as held in the
+   * call's sequence under its mask (prefix reuse and forks as for a computed
+   * call), without computing them; the call ends at once (pred and conf are
+   * not written). For positions no later call will read (ls_gen_memo.h). */
+  int hold_only;
 } ls_gen_request;
 
 typedef struct ls_gen_output {

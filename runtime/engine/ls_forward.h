@@ -96,6 +96,16 @@ int ls_ctx_n_seq(const ls_ctx *c);
  * that ran every attention sub-layer `skip` runs; RECOMPUTE: 0. The context
  * records each held position's token and mask as rows are run and forked. */
 int ls_kv_seq_reusable(const ls_ctx *c, int seq, const int *tokens, int n, const uint8_t *skip, int policy);
+/* Can a position computed under mask `held` serve a call under `want` (NULL:
+ * the full model) under the KV policy? */
+int ls_kv_mask_serves(const uint8_t *held, const uint8_t *want, int n_layers, int policy);
+/* Records tokens[from..to) as held by sequence seq (which holds exactly from
+ * positions) under mask skip, without computing them: their K/V are left
+ * unset, so only for positions no later call reads (the caller knows). */
+int ls_kv_seq_hold(ls_ctx *c, int seq, const int *tokens, int from, int to, const uint8_t *skip, ls_err *err);
+/* Every sequence empty (ls_kv_seq_keep 0) and the table of masks forgotten, so that
+ * what a later run reuses does not depend on the masks of runs before it. */
+void ls_kv_clear(ls_ctx *c);
 
 /* Sequence 0 only: runs tokens[0..n) at positions pos..pos+n-1 (n <= max_batch, pos+n <= n_ctx).
  * If all_logits, logits for every token are computed (then n must also be
