@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ls_dataset.h"
+#include "ls_gen_memo.h"
 #include "ls_pipeline.h"
 #include "ls_schedule.h"
 #include "ls_template.h"
@@ -322,8 +323,69 @@ START_TEST(fidelity_batched_equals_alone) {
 }
 END_TEST
 
+/* The generation memory (ls_gen_memo.h): runs of the same examples whose
+ * plans differ from a remembered run's in a later stage replay the earlier
+ * groups (prefilled or only held) and give every call the tokens, texts,
+ * stops and reuse counts generating everything gives, under each KV policy,
+ * with 2 examples at once. */
+START_TEST(gen_memo_replay_equals_generation) {
+  ls_err err = {0};
+  ls_engine fresh, memo_e;
+  open_engine(&fresh, 8);
+  open_engine(&memo_e, 8);
+  ls_template *t = obqa_capped();
+  ls_dataset *ds;
+  ck_assert_int_eq(ls_dataset_load(ls_test_data("datasets/obqa/dev.jsonl"), LS_DS_AUTO, &ds, &err), 0);
+  ck_assert_int_eq(ls_dataset_select(ds, 3, 0, 1, &err), 0);
+  const char *scheds[] = {
+      "{\"schema_version\": 1, \"stages\": [{\"name\": \"recall\"}, {\"name\": \"analyze\"}, {\"name\": \"summarize\"}]}",
+      "{\"schema_version\": 1, \"stages\": [{\"name\": \"recall\"}, {\"name\": \"analyze\"},"
+      "{\"name\": \"summarize\", \"skip\": [\"L1.attn\"]}]}",
+      "{\"schema_version\": 1, \"stages\": [{\"name\": \"recall\"}, {\"name\": \"analyze\", \"skip\": [\"L2.ffn\"],"
+      "\"early_exit\": {\"window\": 3, \"threshold\": 0.3}}, {\"name\": \"summarize\"}]}"};
+  const int policies[] = {LS_KV_REUSE, LS_KV_RECOMPUTE, LS_KV_SHARED_PREFIX};
+  int n_layers = fresh.model.cfg.n_layers;
+  for (int pol = 0; pol < 3; pol++) {
+    fresh.kv_policy = memo_e.kv_policy = policies[pol];
+    ls_gen_memo m;
+    ls_gen_memo_init(&m, n_layers);
+    for (int k = 0; k < 3; k++) {
+      uint8_t masks[3 * 64];
+      ls_stage_plan plans[3];
+      plans_for(NULL, scheds[k], t, n_layers, masks, plans);
+      ls_example_result a[3], b[3];
+      ls_engine_clear_cache(&fresh);
+      ls_engine_clear_cache(&memo_e);
+      ck_assert_msg(ls_pipeline_run_many(&fresh, t, ds->ex, ds->n, plans, 2, a, &err) == 0, "%s", err.msg);
+      ck_assert_msg(ls_pipeline_run_memo(&memo_e, t, ds->ex, ds->n, plans, 2, &m, 0, b, &err) == 0, "%s", err.msg);
+      for (int i = 0; i < ds->n; i++) {
+        assert_same_tokens(&a[i], &b[i], "replayed");
+        ck_assert_int_eq(a[i].answer, b[i].answer);
+        for (int st = 0; st < 3; st++)
+          for (int c = 0; c < a[i].stages[st].n_calls; c++) {
+            const ls_call_result *x = &a[i].stages[st].calls[c], *y = &b[i].stages[st].calls[c];
+            ck_assert_msg(x->n_reused == y->n_reused && x->n_cached == y->n_cached,
+                          "policy %d, plans %d, example %d stage %d call %d: reused %d/%d vs %d/%d", pol, k, i, st, c,
+                          x->n_reused, x->n_cached, y->n_reused, y->n_cached);
+          }
+        ls_example_result_free(&a[i]);
+        ls_example_result_free(&b[i]);
+      }
+    }
+    /* the second and third runs start like the first: something was replayed, and (recompute) held */
+    ck_assert_int_gt(m.groups_replayed, 0);
+    if (policies[pol] == LS_KV_RECOMPUTE) ck_assert_int_eq(m.groups_held, m.groups_replayed);
+    ls_gen_memo_free(&m);
+  }
+  ls_dataset_free(ds);
+  ls_template_free(t);
+  ls_engine_close(&fresh);
+  ls_engine_close(&memo_e);
+}
+END_TEST
+
 int main(void) {
-  Suite *s = suite_create("kv_policy");
+Suite *s = suite_create("kv_policy");
   TCase *tc = tcase_create("stories260K");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, story_reuse_equals_recompute);
@@ -331,6 +393,7 @@ int main(void) {
   tcase_add_test(tc, shared_prefix_and_schedule_field);
   tcase_add_test(tc, examples_in_parallel_equal_alone);
   tcase_add_test(tc, fidelity_batched_equals_alone);
+  tcase_add_test(tc, gen_memo_replay_equals_generation);
   suite_add_tcase(s, tc);
   return ls_test_run(s);
 }
