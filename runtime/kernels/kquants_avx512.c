@@ -210,17 +210,21 @@ AI __m512i fold_pairs(__m512i a, __m512i b) {
   return _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
 }
 
-/* 8 tokens' integer sums of a block, all reduced together: lanes 0..7 the
- * isum of tokens 0..7, lanes 8..15 their bsums term (exact integers, so
- * the order of the additions does not matter). */
-AI __m512i block_sums8(const kq_block *k, const ls_block_q8_K *const xt[8], int64_t b) {
+/* The integer sums of 8 (block, token) pairs ("lanes": lane l is block
+ * k[l] against token x[l]), all reduced together: lanes 0..7 the isum of
+ * pairs 0..7, lanes 8..15 their bsums term (exact integers, so the order of
+ * the additions does not matter). */
+AI __m512i block_sums8(const kq_block *const k[8], const ls_block_q8_K *const x[8]) {
   __m512i is[4], bs[4];
   #pragma GCC unroll 4
   for (int p = 0; p < 4; p++) {
-    is[p] = fold_halves(block_isum16(k, xt[2 * p] + b), block_isum16(k, xt[2 * p + 1] + b));
-    __m512i sums = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)xt[2 * p][b].bsums)),
-                                      _mm256_loadu_si256((const __m256i *)xt[2 * p + 1][b].bsums), 1);
-    bs[p] = _mm512_madd_epi16(_mm512_broadcast_i64x4(k->bmul), sums);
+    const kq_block *k0 = k[2 * p], *k1 = k[2 * p + 1];
+    is[p] = fold_halves(block_isum16(k0, x[2 * p]), block_isum16(k1, x[2 * p + 1]));
+    __m512i sums = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[2 * p]->bsums)),
+                                      _mm256_loadu_si256((const __m256i *)x[2 * p + 1]->bsums), 1);
+    __m512i mul = k0 == k1 ? _mm512_broadcast_i64x4(k0->bmul)
+                           : _mm512_inserti64x4(_mm512_castsi256_si512(k0->bmul), k1->bmul, 1);
+    bs[p] = _mm512_madd_epi16(mul, sums);
   }
   __m512i i4 = fold_pairs(fold_quarters(is[0], is[1]), fold_quarters(is[2], is[3]));
   __m512i b4 = fold_pairs(fold_quarters(bs[0], bs[1]), fold_quarters(bs[2], bs[3]));
@@ -231,47 +235,63 @@ AI __m512i block_sums8(const kq_block *k, const ls_block_q8_K *const xt[8], int6
   return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
 }
 
-/* 8 tokens: block_sums8, then ls_kq_acc_k's float operations lane-wise in
- * the reference's order (as block_dot4). */
-AI __m256 block_dot8(const int q6, const kq_block *k, const ls_block_q8_K *const xt[8], int64_t b, __m256 s) {
-  __m512i sums = block_sums8(k, xt, b);
+/* 8 lanes as block_sums8, then ls_kq_acc_k's float operations lane-wise in
+ * the reference's order (as block_dot4): s + (dx*dw*isum - dx*dmin*msum). */
+AI __m256 block_dot8(const int q6, const kq_block *const k[8], const ls_block_q8_K *const x[8], __m256 s) {
+  __m512i sums = block_sums8(k, x);
   __m256i isum = _mm512_castsi512_si256(sums), msum = _mm512_extracti64x4_epi64(sums, 1);
   if (q6) { /* sum (q - 32) x = sum q x - 32 sum x, the reference's isum; no min term */
     isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(msum, 5));
     msum = _mm256_setzero_si256();
   }
-  __m256 dx = _mm256_setr_ps(xt[0][b].d, xt[1][b].d, xt[2][b].d, xt[3][b].d, xt[4][b].d, xt[5][b].d, xt[6][b].d,
-                             xt[7][b].d);
-  __m256 a = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(k->d)), _mm256_cvtepi32_ps(isum));
-  __m256 m = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(k->dmin)), _mm256_cvtepi32_ps(msum));
+  __m256 dx = _mm256_setr_ps(x[0]->d, x[1]->d, x[2]->d, x[3]->d, x[4]->d, x[5]->d, x[6]->d, x[7]->d);
+  __m256 dw = _mm256_setr_ps(k[0]->d, k[1]->d, k[2]->d, k[3]->d, k[4]->d, k[5]->d, k[6]->d, k[7]->d);
+  __m256 dm = _mm256_setr_ps(k[0]->dmin, k[1]->dmin, k[2]->dmin, k[3]->dmin, k[4]->dmin, k[5]->dmin, k[6]->dmin,
+                             k[7]->dmin);
+  __m256 a = _mm256_mul_ps(_mm256_mul_ps(dx, dw), _mm256_cvtepi32_ps(isum));
+  __m256 m = _mm256_mul_ps(_mm256_mul_ps(dx, dm), _mm256_cvtepi32_ps(msum));
   return _mm256_add_ps(s, _mm256_sub_ps(a, m));
 }
 
-/* y[t][r] for one row r x 8 tokens t0 .. t0+7. */
-AI void k_tile8(const uint32_t type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
-                int64_t ldy) {
+/* y[t][r + i] for R rows x 8 / R tokens (R = 1: 8 tokens, R = 2: 4 tokens
+ * t0 .. t0+3; lane 8i/R + t is row r + i, token t0 + t). */
+AI void k_tile8(const int R, const uint32_t type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
+                float *y, int64_t ldy) {
+  const int T = 8 / R;
   int64_t nb = w->cols / LS_QK_K;
   size_t bb = ls_dtype_block_bytes(type);
-  const char *row = (const char *)w->data + (size_t)r * w->row_bytes;
+  const char *row[2];
+  #pragma GCC unroll 2
+  for (int i = 0; i < R; i++) row[i] = (const char *)w->data + (size_t)(r + i) * w->row_bytes;
   const ls_block_q8_K *xt[8];
   #pragma GCC unroll 8
-  for (int t = 0; t < 8; t++) xt[t] = (const ls_block_q8_K *)((const char *)xa + (size_t)(t0 + t) * xs);
+  for (int t = 0; t < T; t++) xt[t] = (const ls_block_q8_K *)((const char *)xa + (size_t)(t0 + t) * xs);
   __m256 s = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++) {
-    for (size_t o = 0; o < bb + 63; o += 64) _mm_prefetch(row + 2 * w->row_bytes + (size_t)b * bb + o, _MM_HINT_T0);
-    kq_block k;
-    unpack(type, row + (size_t)b * bb, &k);
-    s = block_dot8(type == LS_Q6_K, &k, xt, b, s);
+    kq_block kb[2];
+    const kq_block *k[8];
+    const ls_block_q8_K *x[8];
+    #pragma GCC unroll 2
+    for (int i = 0; i < R; i++) {
+      for (size_t o = 0; o < bb + 63; o += 64)
+        _mm_prefetch(row[i] + 2 * R * w->row_bytes + (size_t)b * bb + o, _MM_HINT_T0);
+      unpack(type, row[i] + (size_t)b * bb, &kb[i]);
+    }
+    #pragma GCC unroll 8
+    for (int l = 0; l < 8; l++) k[l] = &kb[l / T], x[l] = xt[l % T] + b;
+    s = block_dot8(type == LS_Q6_K, k, x, s);
   }
   float out[8];
   _mm256_storeu_ps(out, s);
   #pragma GCC unroll 8
-  for (int t = 0; t < 8; t++) y[(int64_t)(t0 + t) * ldy + r] = out[t];
+  for (int l = 0; l < 8; l++) y[(int64_t)(t0 + l % T) * ldy + r + l / T] = out[l];
 }
 
+/* name(R, w, r, xa, xs, t0, y, ldy): k_tile8 for R = 1 or 2. */
 #define K_TILE8(name, type)                                                                                      \
-  static void name(const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y, int64_t ldy) {      \
-    k_tile8(type, w, r, xa, xs, t0, y, ldy);                                                                     \
+  static void name(int R, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y, int64_t ldy) { \
+    if (R == 1) k_tile8(1, type, w, r, xa, xs, t0, y, ldy);                                                      \
+    else k_tile8(2, type, w, r, xa, xs, t0, y, ldy);                                                             \
   }
 K_TILE8(tile8_q4k, LS_Q4_K)
 K_TILE8(tile8_q5k, LS_Q5_K)
@@ -326,16 +346,24 @@ LS_TILE_T4(tile_q6k, k_tile, LS_Q6_K)
 void ls_kq_matmul_avx512(const ls_mat *w, const void *xa, size_t xa_stride, int n, float *y, int64_t ldy, int64_t r0,
                          int64_t r1) {
   void (*tile)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
-  void (*tile8)(const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
+  void (*tile8)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
   switch (w->type) {
   case LS_Q4_K: tile = tile_q4k, tile8 = tile8_q4k; break;
   case LS_Q5_K: tile = tile_q5k, tile8 = tile8_q5k; break;
   case LS_Q6_K: tile = tile_q6k, tile8 = tile8_q6k; break;
   default: ls_kq_matmul_ref(w, xa, xa_stride, n, y, ldy, r0, r1); return;
   }
+  /* 8 tokens x 1 row while 8 tokens remain, then 4 tokens x 2 rows (the
+   * last odd row alone), then the rest in tiles of one row */
   int t0 = 0;
   for (; t0 + 8 <= n; t0 += 8)
-    for (int64_t r = r0; r < r1; r++) tile8(w, r, xa, xa_stride, t0, y, ldy);
+    for (int64_t r = r0; r < r1; r++) tile8(1, w, r, xa, xa_stride, t0, y, ldy);
+  if (t0 + 4 <= n) {
+    int64_t r = r0;
+    for (; r + 2 <= r1; r += 2) tile8(2, w, r, xa, xa_stride, t0, y, ldy);
+    for (; r < r1; r++) tile(4, w, r, xa, xa_stride, t0, y, ldy);
+    t0 += 4;
+  }
   for (; t0 < n; t0 += 4) {
     int T = n - t0 < 4 ? n - t0 : 4;
     for (int64_t r = r0; r < r1; r++) tile(T, w, r, xa, xa_stride, t0, y, ldy);
