@@ -171,15 +171,15 @@ AI quad_w unpack_quad(const int q4, const void *row, int64_t q, int64_t nb) {
  * correction negc), then the 16 lanes summed; the same operations for any
  * R and T.
  *
- * One token: one row at a time, in address order (a single sequential
- * stream per core, what the hardware prefetcher handles best). Two or more
- * tokens: pairs of rows, each quad unpacked once for up to QT tokens and
- * each token's activations loaded once for both rows (the 1-row tile spent
- * its time on 4 loads per token and quad). Measured with bench_matmul on
- * Zen 5 (in L2, per CPU-second, load ~5): 4 tokens Q8_0 36 -> 39-42 GB/s,
- * Q4_0 23.5 -> 26; 64 tokens Q8_0 2.37 -> 2.68, Q4_0 1.39 -> 1.75. 4-row x
- * 4-token tiles (16 accumulators and 4 unpacked rows live) spill and were
- * slower than one row. */
+ * One row at a time, in address order (a single sequential stream per
+ * core, what the hardware prefetcher handles best), each quad unpacked once
+ * for up to QT tokens; Q8_0 with two or more tokens in pairs of rows, each
+ * token's activations loaded once for both rows (the 1-row tile spent its
+ * time on 4 loads per token and quad). Measured with bench_matmul on Zen 5
+ * (per CPU-second, load ~2-5): 4 tokens Q8_0 in L2 36 -> 39-42 GB/s, from
+ * DRAM at 5632 columns 14 -> 19-20; 64 tokens 2.37 -> 2.68. Q4_0's 2-row
+ * tile lost from DRAM at 5632 columns (16 -> 13). 4-row x 4-token tiles (16
+ * accumulators and 4 unpacked rows live) spill and were slower than one row. */
 #define QT 4
 /* name(T, arg, ...): tile(R, T, arg, ...) with R fixed, for LS_TILE_T4. */
 #define ROWS_TILE(name, tile, R)                                                                                 \
@@ -193,6 +193,13 @@ AI quad_w unpack_quad(const int q4, const void *row, int64_t q, int64_t nb) {
  * 30.4 -> 32, F16 35 -> 40; 4 tokens Q8_0 15-20 -> 21.5, Q4_0 14-16.5 ->
  * 20; 1 and 4 rows ahead measured the same as 2). */
 #define PF_ROWS 2
+/* Quantised tiles (Q8_0/Q4_0) prefetch about Q_PF_BYTES ahead, in whole
+ * tiles of R rows (2 to 8 tiles). bench_matmul, Zen 5, per CPU-second,
+ * read loop 38-40 GB/s, load ~3-4, one token: 2048 columns Q4_0 31-32 ->
+ * 39-40.5, Q8_0 37 -> 40 (8 rows ahead against 2; 16 rows: 37-39); 5632
+ * columns Q4_0 40 with 2 rows (6 KB) against 30-35 with 5-8 (16-25 KB).
+ * Float tiles lose with 8 rows (F16 one token 42.7 -> 39.5). */
+#define Q_PF_BYTES 12288
 AI void q_tile(const int R, const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
                float *y, int64_t ldy) {
   int64_t nb = w->cols / LS_QK, nq = (nb + QUAD - 1) / QUAD;
@@ -208,11 +215,14 @@ AI void q_tile(const int R, const int T, const int q4, const ls_mat *w, int64_t 
   for (int i = 0; i < R; i++)
     #pragma GCC unroll 4
     for (int t = 0; t < T; t++) acc[i][t] = _mm512_setzero_ps();
+  size_t tiles_ahead = Q_PF_BYTES / (R * w->row_bytes);
+  tiles_ahead = tiles_ahead < 2 ? 2 : tiles_ahead > 8 ? 8 : tiles_ahead;
+  const size_t pf_ahead = tiles_ahead * R * w->row_bytes;
   for (int64_t q = 0; q < nq; q++) {
     quad_w wq[2];
     #pragma GCC unroll 2
     for (int i = 0; i < R; i++) {
-      const char *pf = (const char *)rows[i] + PF_ROWS * w->row_bytes + q * quad_bytes;
+      const char *pf = (const char *)rows[i] + pf_ahead + q * quad_bytes;
       #pragma GCC unroll 3
       for (size_t o = 0; o < quad_bytes + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0); /* every line of the quad */
       wq[i] = unpack_quad(q4, rows[i], q, nb);
@@ -239,7 +249,6 @@ ROWS_TILE(q_tile2, q_tile, 2)
 LS_TILE_T4(tile_q8, q_tile1, 0)
 LS_TILE_T4(tile_q4, q_tile1, 1)
 LS_TILE_T4(tile2_q8, q_tile2, 0)
-LS_TILE_T4(tile2_q4, q_tile2, 1)
 
 /* Float weights: 16 columns per step, masked tail. */
 AI __m512 load_wf(const int type, const void *row, int64_t c, __mmask16 m) {
@@ -326,7 +335,7 @@ static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
   void (*tile2)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t) = NULL;
   switch (w->type) {
   case LS_Q8_0: tile = tile_q8, tile2 = tile2_q8; break;
-  case LS_Q4_0: tile = tile_q4, tile2 = tile2_q4; break;
+  case LS_Q4_0: tile = tile_q4; break;
   case LS_F32: tile = tile_f32, tile2 = tile2_f32; break;
   case LS_F16: tile = tile_f16, tile2 = tile2_f16; break;
   case LS_BF16: tile = tile_bf16, tile2 = tile2_bf16; break;
