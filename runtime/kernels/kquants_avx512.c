@@ -3,15 +3,16 @@
  *
  * A weight super-block is unpacked once per row into four 512-bit vectors of
  * 64 unsigned values in element order (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63),
- * four int16 scale vectors (the scale of each int16 lane's element pair) and
- * the int16 multipliers of the activation's 16-element sums (Q4_K/Q5_K: the
- * mins; Q6_K: the scales, for its "-32"). Per token: maddubs (u8 x s8 ->
- * pairs of int16, no saturation: 63 * 127 * 2 < 32767), madd with the
- * scales (-> int32), adds, one madd for the sums, then two horizontal sums.
- * Every sum is an exact integer and the float combine is ls_kq_acc_k in
- * block order, as in the reference, so results are bit-identical to it for
- * any row range or token count (tests/quant/test_kquants.c). Tiles are one
- * row x up to 4 tokens, rows in address order (as kernels_avx512.c). */
+ * two int16 scale vectors (laid out as packs of two dot-product vectors)
+ * and the int16 multipliers of the activation's 16-element sums (Q4_K/Q5_K:
+ * the mins; Q6_K: the scales, for its "-32"). Per token: 4 vpdpbusd (u8 x
+ * s8, 4 products per int32 lane), 2 packs to int16 (exact), 2 vpdpwssd with
+ * the scales, one madd for the sums, then the horizontal sums (several
+ * tokens: reduced together). Every sum is an exact integer and the float
+ * combine is ls_kq_acc_k in block order, as in the reference, so results are
+ * bit-identical to it for any row range or token count
+ * (tests/quant/test_kquants.c). Tiles: 1 row x 8 tokens, 2 rows x 4 tokens,
+ * 1 row x up to 4 tokens, rows in address order (as kernels_avx512.c). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -23,7 +24,7 @@
 
 typedef struct kq_block {
   __m512i q[4];  /* elements 64k .. 64k+63 */
-  __m512i sc[4]; /* int16 lane i of q[k]'s products: the scale of elements 64k+2i, 64k+2i+1 */
+  __m512i sc[2]; /* int16 lanes of packs(dot(q[2k]), dot(q[2k+1])): the scale of each lane's 4 elements */
   __m256i bmul;  /* int16 multiplier of bsums[j] */
   float d, dmin;
 } kq_block;
@@ -43,12 +44,13 @@ AI __m128i scales_mins_k4(const uint8_t *s) {
   return _mm_unpacklo_epi32(lo, hi); /* [scales 0..3, scales 4..7, mins 0..3, mins 4..7] */
 }
 
-/* int16 lanes of 128-bit lane L = word wL of v (0..7), via an in-lane byte
- * shuffle of v broadcast to every 128-bit lane (cheaper than a word permute). */
-AI __m512i pick_words(__m128i v, int w0, int w1, int w2, int w3) {
+/* Word wA_L of v in int16 lanes 0..3 of 128-bit lane L and word wB_L in
+ * lanes 4..7: the layout of _mm512_packs_epi32(a, b) (lanes 0..3 from a's
+ * 128-bit lane L, 4..7 from b's). */
+AI __m512i pick_words2(__m128i v, int a0, int b0, int a1, int b1, int a2, int b2, int a3, int b3) {
 #define W(w) (int)((0x0100u + 0x0202u * (unsigned)(w)) * 0x10001u) /* bytes 2w, 2w+1, twice */
-  const __m512i ix = _mm512_set_epi32(W(w3), W(w3), W(w3), W(w3), W(w2), W(w2), W(w2), W(w2), W(w1), W(w1), W(w1),
-                                      W(w1), W(w0), W(w0), W(w0), W(w0));
+  const __m512i ix = _mm512_set_epi32(W(b3), W(b3), W(a3), W(a3), W(b2), W(b2), W(a2), W(a2), W(b1), W(b1), W(a1),
+                                      W(a1), W(b0), W(b0), W(a0), W(a0));
 #undef W
   return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(v), ix);
 }
@@ -74,8 +76,9 @@ AI void unpack_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, 
   }
   __m128i sm = scales_mins_k4(scales);
   __m128i sc16 = _mm_cvtepu8_epi16(sm);
-  #pragma GCC unroll 4
-  for (int g = 0; g < 4; g++) k->sc[g] = pick_words(sc16, 2 * g, 2 * g, 2 * g + 1, 2 * g + 1);
+  /* 128-bit lane L of dot(q[g]) is sub-block 2g + L/2 */
+  k->sc[0] = pick_words2(sc16, 0, 2, 0, 2, 1, 3, 1, 3);
+  k->sc[1] = pick_words2(sc16, 4, 6, 4, 6, 5, 7, 5, 7);
   __m128i m16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
   k->bmul = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16)); /* bsums 2j, 2j+1: m[j] */
 }
@@ -95,26 +98,25 @@ AI void unpack_q6(const ls_block_q6_K *w, kq_block *k) {
                                       _mm512_slli_epi16(_mm512_and_si512(t1, m2), 4));
   }
   __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->scales));
-  #pragma GCC unroll 4
-  for (int c = 0; c < 4; c++) { /* 128-bit lane L of q[c]'s products: sub-block 4c + L */
-    __m128i half = c < 2 ? _mm256_castsi256_si128(sc16) : _mm256_extracti128_si256(sc16, 1);
-    int w = 4 * c % 8;
-    k->sc[c] = pick_words(half, w, w + 1, w + 2, w + 3);
-  }
+  /* 128-bit lane L of dot(q[c]) is sub-block 4c + L */
+  k->sc[0] = pick_words2(_mm256_castsi256_si128(sc16), 0, 4, 1, 5, 2, 6, 3, 7);
+  k->sc[1] = pick_words2(_mm256_extracti128_si256(sc16, 1), 0, 4, 1, 5, 2, 6, 3, 7);
   k->bmul = sc16;
 }
 
 LS_KQ_UNPACK_FN(kq_block)
 
 /* One token's scaled dot product of a block in 16 int32 lanes: per 64
- * values maddubs (u8 x s8 -> int16 pairs), then vpdpwssd (VNNI) multiplies
- * the pairs by their scales and adds them onto the lanes. */
+ * values vpdpbusd (VNNI: u8 x s8, 4 products per int32 lane), two such
+ * vectors packed to int16 (exact: |4 products| <= 4 * 63 * 127 < 32767),
+ * then vpdpwssd multiplies each lane by its scale and adds lane pairs. */
 AI __m512i block_isum16(const kq_block *k, const ls_block_q8_K *x) {
-  __m512i acc = _mm512_setzero_si512();
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i d[4];
   #pragma GCC unroll 4
-  for (int c = 0; c < 4; c++)
-    acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(k->q[c], _mm512_loadu_si512(x->qs + 64 * c)), k->sc[c]);
-  return acc;
+  for (int c = 0; c < 4; c++) d[c] = _mm512_dpbusd_epi32(zero, k->q[c], _mm512_loadu_si512(x->qs + 64 * c));
+  __m512i acc = _mm512_dpwssd_epi32(zero, _mm512_packs_epi32(d[0], d[1]), k->sc[0]);
+  return _mm512_dpwssd_epi32(acc, _mm512_packs_epi32(d[2], d[3]), k->sc[1]);
 }
 
 /* One token's integer sums of a block: 8 int32 lanes each of the scaled
