@@ -2,13 +2,19 @@
  *
  * Quantised matmul (Q8_0 and Q4_0 weights): activations are quantised to
  * Q8_0 once per matmul (bit-identical to ls_quantize_row_q8_0) into quads
- * of 4 blocks (quad_act below): 2 x 64 signed bytes, the corrections negc
- * and the scales. VNNI's vpdpbusd multiplies unsigned by signed bytes, so
- * the weights are offset to unsigned (Q8_0: w + 128; Q4_0: the stored
- * nibble, i.e. value + 8) and the accumulator starts at negc, which removes
- * the offset exactly: negc + sum (w + off) x = sum w x. Per token and quad
- * of weights that leaves two dpbusd, a convert and two float ops; the
- * per-weight work (loads, permutes, scales) is shared by the tile's tokens.
+ * of 4 blocks (quad_act below): 2 x 64 bytes, the corrections negc and the
+ * scales. VNNI's vpdpbusd multiplies unsigned by signed bytes, so one side
+ * is offset to unsigned and the accumulator starts at a correction that
+ * removes the offset exactly. Q4_0: the weights are the stored nibbles
+ * (value + 8) against the signed activations, from the activations'
+ * correction negc = -8 * (sum of each lane's x): negc + sum (w + 8) x =
+ * sum w x. Q8_0: the activations are x + 128 against the signed weights,
+ * from the weights' correction -128 * (sum of each lane's w), computed once
+ * per weight quad and shared by the tile's tokens (one load less per token
+ * and quad; Q4_0 keeps the other way, whose nibbles need no subtraction).
+ * Per token and quad of weights that leaves two dpbusd, a convert and two
+ * float ops; the per-weight work (loads, permutes, scales) is shared by the
+ * tile's tokens.
  *
  * Tiles are one row x up to 4 tokens (float weights with more than 4 tokens:
  * 2 rows x 4 tokens); every (row, token) element goes through the same operations in
@@ -25,9 +31,9 @@
 #define AI static inline __attribute__((always_inline))
 
 typedef struct quad_act {
-  int8_t lo[64]; /* elements 0..15 of blocks 0..3 of the quad, 16 bytes per block */
+  int8_t lo[64]; /* elements 0..15 of blocks 0..3 of the quad, 16 bytes per block (Q8_0: x + 128 as unsigned) */
   int8_t hi[64]; /* elements 16..31 of the same blocks */
-  int32_t negc[16]; /* -off * (sum of lane i's 4 bytes of lo and 4 of hi); off: the weights' offset */
+  int32_t negc[16]; /* Q4_0: -8 * (sum of lane i's 4 bytes of lo and 4 of hi); Q8_0: unused */
   float dx[16]; /* lane i: the scale of block i/4 */
 } quad_act;
 _Static_assert(sizeof(quad_act) == 256, "quad_act is four cache lines");
@@ -67,16 +73,12 @@ static void a5_quantize_q8_0(const float *x, ls_block_q8_0 *y, int64_t k) {
   for (int64_t b = 0; b < k / LS_QK; b++) quant_block(x + b * LS_QK, &y[b].d, y[b].qs);
 }
 
-/* Weight offset making the weights unsigned for vpdpbusd: Q8_0 w + 128,
- * Q4_0 the stored nibble q (value q - 8). */
-static int weight_offset(uint32_t wtype) { return wtype == LS_Q8_0 ? 128 : 8; }
-
 static void a5_act_prepare(uint32_t wtype, const float *x, int64_t cols, void *xa) {
   if (ls_kq_is_type(wtype)) ls_kq_act_prepare(wtype, x, cols, xa);
   if (!is_quant(wtype)) return;
   int64_t nb = cols / LS_QK, nq = (nb + QUAD - 1) / QUAD;
   quad_act *qa = xa;
-  const __m512i zero = _mm512_setzero_si512(), off = _mm512_set1_epi8((char)weight_offset(wtype));
+  const __m512i k128 = _mm512_set1_epi8((char)0x80), k8 = _mm512_set1_epi8(8), zero = _mm512_setzero_si512();
   for (int64_t q = 0; q < nq; q++) {
     float d[QUAD] = {0};
     for (int k = 0; k < QUAD; k++) {
@@ -90,20 +92,35 @@ static void a5_act_prepare(uint32_t wtype, const float *x, int64_t cols, void *x
       memcpy(qa[q].lo + 16 * k, qs, 16);
       memcpy(qa[q].hi + 16 * k, qs + 16, 16);
     }
-    __m512i c = _mm512_dpbusd_epi32(zero, off, _mm512_loadu_si512(qa[q].lo));
-    c = _mm512_dpbusd_epi32(c, off, _mm512_loadu_si512(qa[q].hi));
-    _mm512_storeu_si512(qa[q].negc, _mm512_sub_epi32(zero, c));
+    __m512i lo = _mm512_loadu_si512(qa[q].lo), hi = _mm512_loadu_si512(qa[q].hi);
+    if (wtype == LS_Q4_0) {
+      __m512i c = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, k8, lo), k8, hi);
+      _mm512_storeu_si512(qa[q].negc, _mm512_sub_epi32(zero, c));
+    } else { /* q + 128 as unsigned: the sign bit flipped */
+      _mm512_storeu_si512(qa[q].lo, _mm512_xor_si512(lo, k128));
+      _mm512_storeu_si512(qa[q].hi, _mm512_xor_si512(hi, k128));
+      _mm512_storeu_si512(qa[q].negc, zero);
+    }
     _mm512_storeu_ps(qa[q].dx, _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
                                                      _mm512_castps128_ps512(_mm_loadu_ps(d))));
   }
 }
 
 /* A quad of weight blocks unpacked as quad_act lays out activations: lo and
- * hi as unsigned bytes (weight + offset), dw[i] the scale of block i/4. */
+ * hi the weights' bytes (Q8_0 signed, Q4_0 the unsigned nibbles), dw[i] the
+ * scale of block i/4; Q8_0's negc lane i = -128 * (sum of lane i's 4 bytes
+ * of lo and 4 of hi). */
 typedef struct quad_w {
-  __m512i lo, hi;
+  __m512i lo, hi, negc;
   __m512 dw;
 } quad_w;
+
+/* w.negc from w.lo and w.hi. */
+AI quad_w with_correction(quad_w w) {
+  const __m512i k128 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+  w.negc = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, k128, w.lo), k128, w.hi));
+  return w;
+}
 
 /* Word permutations (vpermw / vpermt2w, AVX512BW) gathering a quad's quants
  * and scales. Blocks start on even offsets (Q4_0: 18 bytes, Q8_0: 34), so
@@ -128,13 +145,12 @@ AI __m512 fp16_lanes(__m512i words) { return _mm512_cvtph_ps(_mm512_castsi512_si
 
 /* A full quad of Q8_0 blocks (136 bytes). */
 AI quad_w unpack_q8_quad(const uint8_t *b) {
-  const __m512i k128 = _mm512_set1_epi8((char)0x80);
   __m512i a0 = ld(b), a1 = ld(b + 64);
   quad_w w;
-  w.lo = _mm512_xor_si512(_mm512_permutex2var_epi16(a0, ld(ix_q8_lo), a1), k128);
-  w.hi = _mm512_xor_si512(_mm512_permutex2var_epi16(ld(b + 8), ld(ix_q8_hi), ld(b + 72)), k128);
+  w.lo = _mm512_permutex2var_epi16(a0, ld(ix_q8_lo), a1);
+  w.hi = _mm512_permutex2var_epi16(ld(b + 8), ld(ix_q8_hi), ld(b + 72));
   w.dw = fp16_lanes(_mm512_permutex2var_epi16(a0, ld(ix_d8), a1));
-  return w;
+  return with_correction(w);
 }
 
 /* A full quad of Q4_0 blocks (72 bytes): low nibbles are elements 0..15,
@@ -147,6 +163,7 @@ AI quad_w unpack_q4_quad(const uint8_t *b) {
   w.lo = _mm512_and_si512(v, m4);
   w.hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
   w.dw = fp16_lanes(_mm512_permutexvar_epi16(ld(ix_d4), a0));
+  w.negc = _mm512_setzero_si512(); /* unused: the activations carry Q4_0's correction */
   return w;
 }
 
@@ -230,11 +247,13 @@ AI void q_tile(const int R, const int T, const int q4, const ls_mat *w, int64_t 
     #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
       const quad_act *a = xt[t] + q;
-      const __m512i negc = _mm512_load_si512(a->negc), lo = _mm512_load_si512(a->lo), hi = _mm512_load_si512(a->hi);
+      const __m512i lo = _mm512_load_si512(a->lo), hi = _mm512_load_si512(a->hi);
+      const __m512i negc = q4 ? _mm512_load_si512(a->negc) : _mm512_setzero_si512();
       const __m512 dx = _mm512_load_ps(a->dx);
       #pragma GCC unroll 2
       for (int i = 0; i < R; i++) {
-        __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(negc, wq[i].lo, lo), wq[i].hi, hi);
+        __m512i s = q4 ? _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(negc, wq[i].lo, lo), wq[i].hi, hi)
+                       : _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(wq[i].negc, lo, wq[i].lo), hi, wq[i].hi);
         acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wq[i].dw, dx), acc[i][t]);
       }
     }
