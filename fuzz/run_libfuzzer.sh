@@ -25,7 +25,9 @@ dict=()
 [[ -f "$src/dict/$name.dict" ]] && dict=(-dict="$src/dict/$name.dict")
 
 timeout_s=${LS_FUZZ_TIMEOUT:-30}
-TMPDIR=$work/tmp "$bin" -max_total_time="$secs" -timeout="$timeout_s" -rss_limit_mb=2560 -malloc_limit_mb=1024 \
+# a fixed seed (LS_FUZZ_SEED, default 1): the same commit mutates the same way on every run, so
+# the suite's verdict changes with the code, not by chance (a slower machine only gets less far)
+TMPDIR=$work/tmp "$bin" -seed="${LS_FUZZ_SEED:-1}" -max_total_time="$secs" -timeout="$timeout_s" -rss_limit_mb=2560 -malloc_limit_mb=1024 \
   -max_len=65536 -artifact_prefix="$work/" -print_final_stats=1 "${dict[@]}" "$@" "$work/corpus" \
   >"$work/log" 2>&1
 rc=$?

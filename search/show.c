@@ -104,10 +104,14 @@ int ls_search_show(const char *path, ls_err *err) {
 /* A schedule for candidate row `row` when the store has none to start from: stage names and
  * provenance from the store. */
 static int schedule_skeleton(hid_t f, const char *path, const ls_store_data *d, ls_schedule **out, ls_err *err) {
+  /* a schedule's stages are matched to the template by name at run time: without the names
+   * the store cannot give one that runs */
+  if (!d->stage_names)
+    return ls_err_set(err, LS_EFORMAT, "%s: /stage_names missing: the exported stages would have no names", path);
   ls_schedule *sc = NULL;
   LS_TRY(ls_schedule_new(d->n_stages, &sc, err));
   int rc = LS_OK;
-  for (int s = 0; s < d->n_stages && rc == LS_OK && d->stage_names; s++)
+  for (int s = 0; s < d->n_stages && rc == LS_OK; s++)
     rc = ls_schedule_set_str(&sc->stages[s].name, d->stage_names[s], err);
   const char *attrs[3] = {"model_name", "model_fingerprint", "objective"};
   char **fields[3] = {&sc->model_name, &sc->model_fingerprint, &sc->objective};

@@ -131,6 +131,25 @@ START_TEST(round_trip) {
 }
 END_TEST
 
+/* Text that JSON cannot hold (not UTF-8, e.g. a name from a damaged store) is refused by the
+ * writer, naming the field, instead of becoming a null that does not read back. */
+START_TEST(non_utf8_text_refused) {
+  ls_template *t = obqa();
+  ls_schedule *s = full_schedule(t);
+  ls_err err = {0};
+  ck_assert_int_eq(ls_schedule_set_str(&s->stages[1].name, "Analyze\xff", &err), LS_OK);
+  char *text = NULL;
+  ck_assert_int_eq(ls_schedule_to_string(s, &text, &err), LS_EFORMAT);
+  ck_assert_ptr_null(text);
+  ck_assert_msg(strstr(err.msg, "a stage's name is not UTF-8 text") != NULL, "%s", err.msg);
+  const char *p = ls_test_tmp_path("bad-utf8.json");
+  ck_assert_int_eq(ls_schedule_write(s, p, &err), LS_EFORMAT);
+  ck_assert_int_ne(access(p, F_OK), 0); /* nothing written */
+  ls_schedule_free(s);
+  ls_template_free(t);
+}
+END_TEST
+
 START_TEST(masks_and_names) {
   ls_err err = {0};
   int layer, kind;
@@ -301,6 +320,7 @@ int main(void) {
   TCase *tc = tcase_create("schedule");
   tcase_add_test(tc, round_trip);
   tcase_add_test(tc, masks_and_names);
+  tcase_add_test(tc, non_utf8_text_refused);
   tcase_add_test(tc, invalid_schedules);
   suite_add_tcase(s, tc);
   return ls_test_run(s);
