@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ls_util.h"
 #include "search_internal.h"
@@ -127,6 +128,20 @@ static int ref_unit(searcher *s, int begin, int end, ls_example_score *out, ls_e
   return LS_OK;
 }
 
+/* Test hook (tests/integration/slurm_preempt.sh, slurm_plumbing.sh): LS_SEARCH_TEST_HOLD="ID:FILE"
+ * makes a rank wait before a unit of candidate ID or later, while FILE exists and no stop was
+ * asked (at most 300 s): candidates below ID all complete, and a test's warning signal then
+ * always finds the search running (these test searches finish faster than a signal travels
+ * through Slurm). */
+static void maybe_hold(const searcher *s, int64_t cand_id) {
+  const char *v = getenv("LS_SEARCH_TEST_HOLD");
+  long long id = 0;
+  int at = 0;
+  if (!v || sscanf(v, "%lld:%n", &id, &at) != 1 || at == 0 || cand_id < id) return;
+  for (int i = 0; i < 30000 && access(v + at, F_OK) == 0 && !(s->dist.stop_flag && *s->dist.stop_flag); i++)
+    usleep(10000);
+}
+
 int ls_search_unit(void *user, int cand, int shard, int begin, int end, ls_example_score *out, ls_err *err) {
   (void)shard;
   searcher *s = user;
@@ -136,6 +151,7 @@ int ls_search_unit(void *user, int cand, int shard, int begin, int end, ls_examp
     return rc == LS_OK ? rc : ls_err_prefix(err, "reference pass, examples %d..%d", begin, end - 1);
   }
   const ls_cand *c = &s->round_cands[cand];
+  maybe_hold(s, c->id);
   const uint8_t *m = s->round_masks + (size_t)cand * s->S * s->L;
   int rc = score_shard(s, begin, end, m, c->ee_window, c->ee_threshold, out, err);
   return rc == LS_OK ? rc : ls_err_prefix(err, "candidate %lld, examples %d..%d", (long long)c->id, begin, end - 1);

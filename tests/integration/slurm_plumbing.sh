@@ -47,7 +47,12 @@ echo "typo refused in $ms ms: $(tail -n 1 err.txt)"
 # 2. Submit everything at once (the cluster runs them side by side).
 ref=$(LITESTAGE_LAUNCH=mpirun "$SUBMIT" --results res long.json -n 2) || fail "submit long.json (mpirun)"
 SUBMITTED+=(${ref})
-pre=$(LITESTAGE_LAUNCH=mpirun "$SUBMIT" --results res long.json -n 2) || fail "submit long.json (mpirun, preempted)"
+# The jobs to be preempted wait before candidate #3 until the signal (or until the hold
+# file goes, for the sweep's other task): LS_SEARCH_TEST_HOLD, search/evaluate.c. These searches
+# are faster than a signal through Slurm.
+touch hold
+pre=$(LS_SEARCH_TEST_HOLD="3:$PWD/hold" LITESTAGE_LAUNCH=mpirun "$SUBMIT" --results res long.json -n 2) ||
+  fail "submit long.json (mpirun, preempted)"
 SUBMITTED+=(${pre})
 single=$(LITESTAGE_LAUNCH="srun --mpi=none $SLURM_TEST_DIR/as-singleton.sh" "$SUBMIT" --results res long.json -n 2) ||
   fail "submit singleton job"
@@ -55,7 +60,8 @@ SUBMITTED+=(${single})
 # A sweep of job spec paths (relative to the sweep file); task 1 gets preempted.
 mkdir -p specs && cp long.json specs/a.json && cp long.json specs/b.json
 printf '# job specs\na.json\n\nb.json   # the preempted one\n' >specs/sweep-paths.txt
-sweep=$("$SUBMIT" --sweep specs/sweep-paths.txt --results res --no-combine long.json) || fail "submit --sweep (paths)"
+sweep=$(LS_SEARCH_TEST_HOLD="3:$PWD/hold" "$SUBMIT" --sweep specs/sweep-paths.txt --results res --no-combine long.json) ||
+  fail "submit --sweep (paths)"
 SUBMITTED+=(${sweep})
 for id in "${SUBMITTED[@]}"; do [[ "$id" =~ ^[0-9]+$ ]] || fail "bad job id '$id' from submit"; done
 # (The check in 1. can see a job: jobs_from_here finds these.)
@@ -66,6 +72,7 @@ grep -qx "$ref" <<<"$(jobs_from_here)" || fail "jobs_from_here does not list job
 # requeue the whole array: the sbatch must requeue ARRAYID_TASK.
 preempt_job "$pre" "res/$pre/search-attempt0.log" ' [2-9]/[0-9]+ done'
 preempt_job "${sweep}_1" "res/$sweep/task-1/search-attempt0.log" ' [2-9]/[0-9]+ done'
+rm -f hold
 release_job "$pre"
 release_job "${sweep}_1"
 

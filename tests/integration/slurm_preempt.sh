@@ -16,13 +16,19 @@ need_h5py
 
 make_story_job story.json 6 3 4 '[4]' '[0.2, 0.35]'
 
-pre=$("$SUBMIT" --results res story.json -n 2) || fail "submit (preempted job)"
+# The preempted job's ranks wait before candidate #3 (three candidates done) until the signal
+# comes (LS_SEARCH_TEST_HOLD, search/evaluate.c): this search is faster than a signal through
+# Slurm. The hold file goes once the signal is sent, so the restarted run does not wait.
+touch hold
+pre=$(LS_SEARCH_TEST_HOLD="3:$PWD/hold" "$SUBMIT" --results res story.json -n 2) || fail "submit (preempted job)"
 SUBMITTED+=(${pre})
 ref=$("$SUBMIT" --results res story.json -n 2) || fail "submit (uninterrupted job)"
 SUBMITTED+=(${ref})
 
 # Signal once two candidates are done (the search is past its reference and importance passes).
-preempt_and_release "$pre" "res/$pre/search-attempt0.log" ' [2-9]/[0-9]+ done'
+preempt_job "$pre" "res/$pre/search-attempt0.log" ' [2-9]/[0-9]+ done'
+rm -f hold
+release_job "$pre"
 
 [ "$(wait_job "$ref" 170)" = COMPLETED ] || fail "uninterrupted job $ref: $(job_states "$ref")"
 [ "$(wait_job "$pre" 170)" = COMPLETED ] || fail "preempted job $pre: $(job_states "$pre")"
