@@ -43,13 +43,15 @@ PY
 
 # a stop in the middle of a round: its round line counts the units done, not all of them
 small_job "$T/big.json" limit=6 shards=3 'budget={"min":0,"max":5}'
-"$S" run "$T/big.json" --store "$T/b.h5" 2>"$T/b.log" &
+touch "$T/hold"  # the search waits before candidate #2 until the signal (search/evaluate.c)
+LS_SEARCH_TEST_HOLD="2:$T/hold" "$S" run "$T/big.json" --store "$T/b.h5" 2>"$T/b.log" &
 pid=$!
 for i in $(seq 1 3000); do
   grep -q 'litestage-search: candidate #' "$T/b.log" && break
   sleep 0.01
 done
 kill -USR1 $pid
+rm -f "$T/hold"
 set +e; wait $pid; rc=$?; set -e
 [ $rc = 3 ] || { cat "$T/b.log"; fail "stopped run: exit $rc, want 3"; }
 line=$(grep 'litestage-search: round 0 ' "$T/b.log") || { cat "$T/b.log"; fail "no round line after the stop"; }

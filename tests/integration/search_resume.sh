@@ -9,7 +9,11 @@ total=$(h5num "$T/full.h5" /candidates/id | wc -l)
 # killed run: its own session so that the kill reaches mpirun and every rank at once. Progress
 # lines ("candidate #ID ...") are printed after the candidate was committed; the kill lands in the
 # middle of the first round (6 candidates), after its 3rd finished candidate.
-setsid mpirun --oversubscribe -np 2 "$S" run "$T/job.json" --store "$T/k.h5" 2>"$T/k.log" &
+# (LS_SEARCH_TEST_HOLD, search/evaluate.c: the ranks wait before candidate #3 until the kill, so
+# that it cannot come after the end of a search this fast)
+touch "$T/hold"
+LS_SEARCH_TEST_HOLD="3:$T/hold" setsid mpirun --oversubscribe -x LS_SEARCH_TEST_HOLD -np 2 "$S" run "$T/job.json" \
+  --store "$T/k.h5" 2>"$T/k.log" &
 pid=$!
 sid=$(ps -o sid= -p $pid | tr -d ' ')
 for i in $(seq 1 3000); do
@@ -71,13 +75,15 @@ grep -q "different job" "$T/o.log" || { cat "$T/o.log"; fail "no clear message f
 if "$S" run "$T/job.json" --store "$T/k.h5" 2>"$T/e.log"; then fail "overwrote a store"; fi
 grep -q "store exists" "$T/e.log" || fail "no message for an existing store"
 # SIGUSR1: finish the units in flight, commit, exit 3; then resume to the same result
-"$S" run "$T/job.json" --store "$T/u.h5" --quiet 2>"$T/u.log" &
+touch "$T/hold"  # the search waits before candidate #2 until the signal
+LS_SEARCH_TEST_HOLD="2:$T/hold" "$S" run "$T/job.json" --store "$T/u.h5" --quiet 2>"$T/u.log" &
 pid=$!
 for i in $(seq 1 600); do
   [ -f "$T/u.h5" ] && [ "$(h5num "$T/u.h5" /candidates/id 2>/dev/null | wc -l)" -ge 1 ] && break
   sleep 0.1
 done
 kill -USR1 $pid
+rm -f "$T/hold"
 set +e; wait $pid; rc=$?; set -e
 [ $rc = 3 ] || { cat "$T/u.log"; fail "SIGUSR1 exit status $rc, want 3"; }
 [ "$(h5attr "$T/u.h5" /status)" = '"interrupted"' ] || fail "status after SIGUSR1"

@@ -49,7 +49,10 @@ if ! mount -t tmpfs -o size=4m tmpfs "$T/mnt" 2>/dev/null; then
 fi
 trap 'umount "$T/mnt" 2>/dev/null; rm -rf "$T"' EXIT
 mpirun_ls -np 2 "$S" run "$T/job.json" --store "$T/full.h5" --quiet 2>"$T/full.log" || { cat "$T/full.log"; fail "full run"; }
-setsid mpirun --oversubscribe -np 2 "$S" run "$T/job.json" --store "$T/mnt/s.h5" 2>"$T/d.log" &
+# the ranks wait before candidate #2 until the disk is full (LS_SEARCH_TEST_HOLD, search/evaluate.c)
+touch "$T/hold"
+LS_SEARCH_TEST_HOLD="2:$T/hold" setsid mpirun --oversubscribe -x LS_SEARCH_TEST_HOLD -np 2 "$S" run "$T/job.json" \
+  --store "$T/mnt/s.h5" 2>"$T/d.log" &
 pid=$!
 for i in $(seq 1 3000); do
   grep -q 'litestage-search: candidate #' "$T/d.log" && break
@@ -57,6 +60,7 @@ for i in $(seq 1 3000); do
 done
 # fill the disk: every later commit finds no room
 dd if=/dev/zero of="$T/mnt/filler" bs=64k status=none 2>/dev/null || true
+rm -f "$T/hold"
 set +e; wait $pid; rc=$?; set -e
 grep -v '^--\|^Primary job\|^a non-zero exit\|^Per user-direction\|^mpirun detected\|^the job to be\|^  Process name\|^  Exit code\|^$' "$T/d.log" |
   grep -v 'litestage-search: \(world size\|reference\|importance\|candidate #\|round\)' >"$T/d.err" || true
