@@ -12,7 +12,7 @@
  *   cpu_gb_s= read_cpu_gb_s= l2_cpu_gb_s= (the same per second of process CPU
  *   time: with 1 thread, what the core did while it ran)
  *
- * usage: bench_matmul [--type q8_0|q4_0|q4_k|f16] [--threads 1,2] [--tokens 1,4]
+ * usage: bench_matmul [--type q8_0|q4_0|q4_k|q6_k|f16] [--threads 1,2] [--tokens 1,4]
  *                     [--mib 512] [--cols 2048] [--reps 9] */
 #include <immintrin.h>
 #include <stdio.h>
@@ -108,7 +108,8 @@ int main(int argc, char **argv) {
       else if (!strcmp(v, "q4_0")) type = LS_Q4_0;
       else if (!strcmp(v, "f16")) type = LS_F16;
       else if (!strcmp(v, "q4_k")) type = LS_Q4_K;
-      else { fprintf(stderr, "bench_matmul: --type %s: expected q8_0, q4_0, q4_k or f16\n", v); return 2; }
+      else if (!strcmp(v, "q6_k")) type = LS_Q6_K;
+      else { fprintf(stderr, "bench_matmul: --type %s: expected q8_0, q4_0, q4_k, q6_k or f16\n", v); return 2; }
     } else if (!strcmp(a, "--threads")) n_threads = parse_list(v, threads, 8);
     else if (!strcmp(a, "--tokens")) n_tokens = parse_list(v, tokens, 16);
     else if (!strcmp(a, "--mib")) mib = atol(v);
@@ -150,7 +151,7 @@ int main(int argc, char **argv) {
         row[c] = (float)((int64_t)(s >> 40) - (1 << 23)) / (float)(1 << 23);
       }
       if (type == LS_Q8_0) ls_quantize_row_q8_0(row, (void *)(wd + r * rb), cols);
-      else if (type == LS_Q4_0 || type == LS_Q4_K) ls_quantize_row(type, row, (void *)(wd + r * rb), cols);
+      else if (type == LS_Q4_0 || type == LS_Q4_K || type == LS_Q6_K) ls_quantize_row(type, row, (void *)(wd + r * rb), cols);
       else for (long c = 0; c < cols; c++) ((uint16_t *)(wd + r * rb))[c] = ls_fp32_to_fp16(row[c]);
     } else memcpy(wd + r * rb, wd + (r % 64) * rb, rb);
   }

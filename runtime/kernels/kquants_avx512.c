@@ -61,7 +61,7 @@ AI __m512i both_halves(const uint8_t *p) { return _mm512_broadcast_i64x4(_mm256_
 /* Q4_K / Q5_K (qh NULL for Q4_K): 32-byte group g holds sub-block 2g in its
  * low nibbles and 2g + 1 in its high ones (= q[g] in element order); the
  * fifth bit of sub-block i's element l is bit i of qh[l]. */
-AI void unpack_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, kq_block *k) {
+AI void unpack_q45_quants(const uint8_t *qs, const uint8_t *qh, __m512i q[4]) {
   const __m512i m4 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);
   const __m512i nib = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0); /* shift the upper half by 4 */
   const __m512i h = qh ? both_halves(qh) : _mm512_setzero_si512();
@@ -72,8 +72,12 @@ AI void unpack_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, 
       __m512i sh = _mm512_set_epi64(2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g, 2 * g, 2 * g, 2 * g);
       v = _mm512_or_si512(v, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(h, sh), one), 4));
     }
-    k->q[g] = v;
+    q[g] = v;
   }
+}
+
+AI void unpack_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, kq_block *k) {
+  unpack_q45_quants(qs, qh, k->q);
   __m128i sm = scales_mins_k4(scales);
   __m128i sc16 = _mm_cvtepu8_epi16(sm);
   /* 128-bit lane L of dot(q[g]) is sub-block 2g + L/2 */
@@ -212,6 +216,91 @@ AI __m512i fold_pairs(__m512i a, __m512i b) {
   return _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
 }
 
+/* ---- one token, Q4_K / Q5_K: four super-blocks at a time ---------------------
+ * The per-block scale work of unpack_q45 (6-bit unpacking, in-lane shuffles,
+ * the fp16 scales, a horizontal sum) cost as much as the dot products; here it
+ * is done once for four blocks: their 16-byte heads (d, dmin, 12 scale bytes:
+ * the same in both types) in the lanes of one vector, unpacked together,
+ * widened to int16 and picked per block by word permutations (AVX512BW); the
+ * four blocks' sums reduced together and their float combines done
+ * lane-wise, then added to the sum one block after the other. */
+
+/* The heads of super-blocks 0..3 at b (bb bytes apart), block i in 128-bit lane i. */
+AI __m512i heads4(const char *b, size_t bb) {
+  __m512i h = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b));
+  h = _mm512_inserti32x4(h, _mm_loadu_si128((const __m128i *)(b + bb)), 1);
+  h = _mm512_inserti32x4(h, _mm_loadu_si128((const __m128i *)(b + 2 * bb)), 2);
+  return _mm512_inserti32x4(h, _mm_loadu_si128((const __m128i *)(b + 3 * bb)), 3);
+}
+
+/* scales_mins_k4 in every 128-bit lane of heads4: lane i = [scales 0..7, mins 0..7] of block i. */
+AI __m512i scales_mins_k4x4(__m512i heads) {
+  __m512i v = _mm512_bsrli_epi128(heads, 4); /* [a, b, c, 0] per lane */
+  __m512i lo = _mm512_and_si512(v, _mm512_set1_epi8(0x3f));
+  __m512i c = _mm512_srlv_epi32(_mm512_shuffle_epi32(v, 0xaa), _mm512_set4_epi32(0, 0, 4, 0));
+  __m512i top = _mm512_and_si512(_mm512_srli_epi32(v, 6), _mm512_set1_epi8(3));
+  __m512i hi = _mm512_or_si512(_mm512_and_si512(c, _mm512_set1_epi8(15)), _mm512_slli_epi32(top, 4));
+  return _mm512_unpacklo_epi32(lo, hi);
+}
+
+/* Word indices into the int16 scales of two blocks (block j's scale s at
+ * word 16j + s, min s at 16j + 8 + s): ix_sc[j][h] is kq_block.sc[h] of
+ * block j (as pick_words2 in unpack_q45), ix_mins the bsums multipliers of
+ * both blocks (block j in words 16j..16j+15, bsums 2s and 2s+1: min s). */
+#define Q4W(a) a, a, a, a
+#define SC_WORDS(o) Q4W(o), Q4W(o + 2), Q4W(o), Q4W(o + 2), Q4W(o + 1), Q4W(o + 3), Q4W(o + 1), Q4W(o + 3)
+static const uint16_t ix_sc[2][2][32] __attribute__((aligned(64))) = {{{SC_WORDS(0)}, {SC_WORDS(4)}},
+                                                                      {{SC_WORDS(16)}, {SC_WORDS(20)}}};
+#define PAIRW(m) m, m, m + 1, m + 1
+static const uint16_t ix_mins[32] __attribute__((aligned(64))) = {PAIRW(8),  PAIRW(10), PAIRW(12), PAIRW(14),
+                                                                  PAIRW(24), PAIRW(26), PAIRW(28), PAIRW(30)};
+#undef PAIRW
+#undef SC_WORDS
+#undef Q4W
+/* Words d, dmin of block c (words 8c, 8c + 1 of heads4) twice in lanes 4c..4c+3. */
+static const uint16_t ix_dd[32] __attribute__((aligned(64))) = {0, 1, 0, 1, 8, 9, 8, 9, 16, 17, 16, 17, 24, 25, 24, 25};
+
+/* One token, super-blocks 0..3 at wb (Q4_K or Q5_K, bb bytes each) against
+ * x[0..3]: each block's ls_kq_acc_k added to lane 0 of s in block order. */
+AI __m128 q45_dot4(const uint32_t type, const char *wb, size_t bb, const ls_block_q8_K *x, __m128 s) {
+  const __m512i heads = heads4(wb, bb), sm = scales_mins_k4x4(heads);
+  const __m512i sm16[2] = {_mm512_cvtepu8_epi16(_mm512_castsi512_si256(sm)),
+                           _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(sm, 1))}; /* blocks 0, 1 and 2, 3 */
+  __m512i is[2], bs[2];
+  #pragma GCC unroll 2
+  for (int p = 0; p < 2; p++) {
+    __m512i isum16[2];
+    #pragma GCC unroll 2
+    for (int j = 0; j < 2; j++) {
+      const uint8_t *scales, *qs, *qh;
+      uint16_t d, dmin;
+      ls_kq_q45_fields(type, wb + (size_t)(2 * p + j) * bb, &scales, &qs, &qh, &d, &dmin);
+      kq_block k;
+      unpack_q45_quants(qs, qh, k.q);
+      k.sc[0] = _mm512_permutexvar_epi16(_mm512_load_si512(ix_sc[j][0]), sm16[p]);
+      k.sc[1] = _mm512_permutexvar_epi16(_mm512_load_si512(ix_sc[j][1]), sm16[p]);
+      isum16[j] = block_isum16(&k, x + 2 * p + j);
+    }
+    is[p] = fold_halves(isum16[0], isum16[1]);
+    __m512i sums = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[2 * p].bsums)),
+                                      _mm256_loadu_si256((const __m256i *)x[2 * p + 1].bsums), 1);
+    bs[p] = _mm512_madd_epi16(_mm512_permutexvar_epi16(_mm512_load_si512(ix_mins), sm16[p]), sums);
+  }
+  /* chunk c = block c: [isum, isum, msum, msum] partials, then [isum, msum, isum, msum] */
+  __m512 v = _mm512_castsi512_ps(fold_pairs(fold_quarters(is[0], is[1]), fold_quarters(bs[0], bs[1])));
+  __m512i im = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(v, v, _MM_SHUFFLE(2, 0, 2, 0))),
+                                _mm512_castps_si512(_mm512_shuffle_ps(v, v, _MM_SHUFFLE(3, 1, 3, 1))));
+  __m512 dd = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_load_si512(ix_dd), heads)));
+  __m512 dx = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                    _mm512_castps128_ps512(_mm_setr_ps(x[0].d, x[1].d, x[2].d, x[3].d)));
+  __m512 p = _mm512_mul_ps(_mm512_mul_ps(dx, dd), _mm512_cvtepi32_ps(im));
+  __m512 r = _mm512_sub_ps(p, _mm512_movehdup_ps(p)); /* lane 4c: block c's dx*dw*isum - dx*dmin*msum */
+  s = _mm_add_ss(s, _mm512_castps512_ps128(r));
+  s = _mm_add_ss(s, _mm512_extractf32x4_ps(r, 1));
+  s = _mm_add_ss(s, _mm512_extractf32x4_ps(r, 2));
+  return _mm_add_ss(s, _mm512_extractf32x4_ps(r, 3));
+}
+
 /* The integer sums of 8 (block, token) pairs ("lanes": lane l is block
  * k[l] against token x[l]), all reduced together: lanes 0..7 the isum of
  * pairs 0..7, lanes 8..15 their bsums term (exact integers, so the order of
@@ -299,6 +388,9 @@ K_TILE8(tile8_q4k, LS_Q4_K)
 K_TILE8(tile8_q5k, LS_Q5_K)
 K_TILE8(tile8_q6k, LS_Q6_K)
 
+/* One token: the row prefetched about this far ahead, in whole rows (2 to 8). */
+#define KQ_PF_BYTES 12288
+
 /* y[t][r] for one row r x T tokens (T <= 4). */
 AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
                float *y, int64_t ldy) {
@@ -312,6 +404,16 @@ AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, con
   if (T == 1) {
     __m128 s1 = _mm_setzero_ps();
     int64_t b = 0;
+    if (!q6) {
+      /* prefetch about Q_PF_BYTES ahead in whole rows, as the Q8_0/Q4_0 tiles */
+      size_t rows_ahead = KQ_PF_BYTES / w->row_bytes;
+      const size_t pf_ahead = (rows_ahead < 2 ? 2 : rows_ahead > 8 ? 8 : rows_ahead) * w->row_bytes;
+      for (; b + 4 <= nb; b += 4) {
+        const char *pf = row + pf_ahead + (size_t)b * bb;
+        for (size_t o = 0; o < 4 * bb + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
+        s1 = q45_dot4(type, row + (size_t)b * bb, bb, xt[0] + b, s1);
+      }
+    }
     for (; b + 2 <= nb; b += 2) {
       kq_block k0, k1;
       unpack(type, row + (size_t)b * bb, &k0);

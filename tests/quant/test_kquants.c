@@ -288,11 +288,14 @@ static void check_matmul(uint32_t type, int64_t rows, int64_t cols, int n) {
 START_TEST(test_matmul) {
   uint32_t type = types[_i];
   int k_type = ls_dtype_block_elems(type) == LS_QK_K;
-  const int64_t colss_k[] = {256, 512, 2816}, colss_32[] = {32, 96, 4096 + 32};
+  /* K-quants: 1, 2, 5 and 11 super-blocks (one-token tiles take 4 at a time: none, one group and a tail,
+   * two groups and a tail of 3) */
+  const int64_t colss_k[] = {256, 512, 1280, 2816}, colss_32[] = {32, 96, 4096 + 32};
   const int64_t *colss = k_type ? colss_k : colss_32;
+  const int n_cols = k_type ? 4 : 3;
   const int64_t rowss[] = {1, 3, 17, 67};
   const int ns[] = {1, 2, 5, 9, 17};
-  for (int ci = 0; ci < 3; ci++)
+  for (int ci = 0; ci < n_cols; ci++)
     for (int ri = 0; ri < 4; ri++)
       for (int ni = 0; ni < 5; ni++) {
         if (colss[ci] > 1000 && (rowss[ri] > 17 || ns[ni] > 9)) continue; /* keep it quick */
