@@ -14,6 +14,7 @@
  * (tests/quant/test_kquants.c). Tiles: 1 row x 8 tokens, 2 rows x 4 tokens,
  * 1 row x up to 4 tokens, rows in address order (as kernels_avx512.c). */
 #include <immintrin.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -225,7 +226,7 @@ AI __m512i fold_pairs(__m512i a, __m512i b) {
  * four blocks' sums reduced together and their float combines done
  * lane-wise, then added to the sum one block after the other. */
 
-/* The heads of super-blocks 0..3 at b (bb bytes apart), block i in 128-bit lane i. */
+/* 16 bytes at b + i * bb in 128-bit lane i (i < 4): the heads of four super-blocks. */
 AI __m512i heads4(const char *b, size_t bb) {
   __m512i h = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b));
   h = _mm512_inserti32x4(h, _mm_loadu_si128((const __m128i *)(b + bb)), 1);
@@ -260,6 +261,35 @@ static const uint16_t ix_mins[32] __attribute__((aligned(64))) = {PAIRW(8),  PAI
 /* Words d, dmin of block c (words 8c, 8c + 1 of heads4) twice in lanes 4c..4c+3. */
 static const uint16_t ix_dd[32] __attribute__((aligned(64))) = {0, 1, 0, 1, 8, 9, 8, 9, 16, 17, 16, 17, 24, 25, 24, 25};
 
+/* bsums of x[0] and x[1] in the halves of one vector. */
+AI __m512i pair_bsums(const ls_block_q8_K *x) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[0].bsums)),
+                            _mm256_loadu_si256((const __m256i *)x[1].bsums), 1);
+}
+
+/* The end of a four-block dot product: is[p] and bs[p] the folded isum16
+ * and the bsums term of blocks 2p and 2p + 1 (lanes 0..7 and 8..15), dd
+ * chunk c = [dw, dmin, dw, dmin] of block c; each block's ls_kq_acc_k added
+ * to lane 0 of s in block order. Q6_K: isum - 32 msum and no min term, as
+ * block_dot. */
+AI __m128 combine4(const int q6, const __m512i is[2], const __m512i bs[2], __m512 dd, const ls_block_q8_K *x,
+                   __m128 s) {
+  /* chunk c = block c: [isum, isum, msum, msum] partials, then [isum, msum, isum, msum] */
+  __m512 v = _mm512_castsi512_ps(fold_pairs(fold_quarters(is[0], is[1]), fold_quarters(bs[0], bs[1])));
+  __m512i im = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(v, v, _MM_SHUFFLE(2, 0, 2, 0))),
+                                _mm512_castps_si512(_mm512_shuffle_ps(v, v, _MM_SHUFFLE(3, 1, 3, 1))));
+  if (q6)
+    im = _mm512_maskz_sub_epi32(0x5555, im, _mm512_slli_epi32(_mm512_shuffle_epi32(im, _MM_PERM_DDBB), 5));
+  __m512 dx = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                    _mm512_castps128_ps512(_mm_setr_ps(x[0].d, x[1].d, x[2].d, x[3].d)));
+  __m512 p = _mm512_mul_ps(_mm512_mul_ps(dx, dd), _mm512_cvtepi32_ps(im));
+  __m512 r = _mm512_sub_ps(p, _mm512_movehdup_ps(p)); /* lane 4c: block c's dx*dw*isum - dx*dmin*msum */
+  s = _mm_add_ss(s, _mm512_castps512_ps128(r));
+  s = _mm_add_ss(s, _mm512_extractf32x4_ps(r, 1));
+  s = _mm_add_ss(s, _mm512_extractf32x4_ps(r, 2));
+  return _mm_add_ss(s, _mm512_extractf32x4_ps(r, 3));
+}
+
 /* One token, super-blocks 0..3 at wb (Q4_K or Q5_K, bb bytes each) against
  * x[0..3]: each block's ls_kq_acc_k added to lane 0 of s in block order. */
 AI __m128 q45_dot4(const uint32_t type, const char *wb, size_t bb, const ls_block_q8_K *x, __m128 s) {
@@ -282,23 +312,51 @@ AI __m128 q45_dot4(const uint32_t type, const char *wb, size_t bb, const ls_bloc
       isum16[j] = block_isum16(&k, x + 2 * p + j);
     }
     is[p] = fold_halves(isum16[0], isum16[1]);
-    __m512i sums = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[2 * p].bsums)),
-                                      _mm256_loadu_si256((const __m256i *)x[2 * p + 1].bsums), 1);
-    bs[p] = _mm512_madd_epi16(_mm512_permutexvar_epi16(_mm512_load_si512(ix_mins), sm16[p]), sums);
+    bs[p] = _mm512_madd_epi16(_mm512_permutexvar_epi16(_mm512_load_si512(ix_mins), sm16[p]), pair_bsums(x + 2 * p));
   }
-  /* chunk c = block c: [isum, isum, msum, msum] partials, then [isum, msum, isum, msum] */
-  __m512 v = _mm512_castsi512_ps(fold_pairs(fold_quarters(is[0], is[1]), fold_quarters(bs[0], bs[1])));
-  __m512i im = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(v, v, _MM_SHUFFLE(2, 0, 2, 0))),
-                                _mm512_castps_si512(_mm512_shuffle_ps(v, v, _MM_SHUFFLE(3, 1, 3, 1))));
   __m512 dd = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_load_si512(ix_dd), heads)));
-  __m512 dx = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                                    _mm512_castps128_ps512(_mm_setr_ps(x[0].d, x[1].d, x[2].d, x[3].d)));
-  __m512 p = _mm512_mul_ps(_mm512_mul_ps(dx, dd), _mm512_cvtepi32_ps(im));
-  __m512 r = _mm512_sub_ps(p, _mm512_movehdup_ps(p)); /* lane 4c: block c's dx*dw*isum - dx*dmin*msum */
-  s = _mm_add_ss(s, _mm512_castps512_ps128(r));
-  s = _mm_add_ss(s, _mm512_extractf32x4_ps(r, 1));
-  s = _mm_add_ss(s, _mm512_extractf32x4_ps(r, 2));
-  return _mm_add_ss(s, _mm512_extractf32x4_ps(r, 3));
+  return combine4(0, is, bs, dd, x, s);
+}
+
+/* Word indices into the int16 scales of two Q6_K blocks (block j's scale s
+ * at word 16j + s): ix_sc6[j][h] is kq_block.sc[h] of block j (as
+ * pick_words2 in unpack_q6). */
+#define Q4W(a) a, a, a, a
+#define SC6_WORDS(o) Q4W(o), Q4W(o + 4), Q4W(o + 1), Q4W(o + 5), Q4W(o + 2), Q4W(o + 6), Q4W(o + 3), Q4W(o + 7)
+static const uint16_t ix_sc6[2][2][32] __attribute__((aligned(64))) = {{{SC6_WORDS(0)}, {SC6_WORDS(8)}},
+                                                                       {{SC6_WORDS(16)}, {SC6_WORDS(24)}}};
+#undef SC6_WORDS
+#undef Q4W
+
+/* One token, Q6_K super-blocks 0..3 at wb against x[0..3], as q45_dot4:
+ * the scales of two blocks widened to int16 are also their bsums
+ * multipliers (the "-32" term), d through a zero dmin. */
+AI __m128 q6_dot4(const char *wb, size_t bb, const ls_block_q8_K *x, __m128 s) {
+  const __m512i sc8 = heads4(wb + offsetof(ls_block_q6_K, scales), bb); /* block i's 16 scales in lane i */
+  const __m512i sc16[2] = {_mm512_cvtepi8_epi16(_mm512_castsi512_si256(sc8)),
+                           _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(sc8, 1))}; /* blocks 0, 1 and 2, 3 */
+  __m512i is[2], bs[2];
+  #pragma GCC unroll 2
+  for (int p = 0; p < 2; p++) {
+    __m512i isum16[2];
+    #pragma GCC unroll 2
+    for (int j = 0; j < 2; j++) {
+      kq_block k;
+      unpack_q6((const ls_block_q6_K *)(wb + (size_t)(2 * p + j) * bb), &k);
+      k.sc[0] = _mm512_permutexvar_epi16(_mm512_load_si512(ix_sc6[j][0]), sc16[p]);
+      k.sc[1] = _mm512_permutexvar_epi16(_mm512_load_si512(ix_sc6[j][1]), sc16[p]);
+      isum16[j] = block_isum16(&k, x + 2 * p + j);
+    }
+    is[p] = fold_halves(isum16[0], isum16[1]);
+    bs[p] = _mm512_madd_epi16(sc16[p], pair_bsums(x + 2 * p));
+  }
+  const char *d = wb + offsetof(ls_block_q6_K, d);
+  __m128 d4 = _mm_cvtph_ps(_mm_setr_epi16((short)*(const uint16_t *)d, (short)*(const uint16_t *)(d + bb),
+                                          (short)*(const uint16_t *)(d + 2 * bb),
+                                          (short)*(const uint16_t *)(d + 3 * bb), 0, 0, 0, 0));
+  __m512 dd = _mm512_maskz_permutexvar_ps(0x5555, _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                          _mm512_castps128_ps512(d4)); /* chunk c = [d, 0, d, 0] */
+  return combine4(1, is, bs, dd, x, s);
 }
 
 /* The integer sums of 8 (block, token) pairs ("lanes": lane l is block
@@ -404,15 +462,14 @@ AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, con
   if (T == 1) {
     __m128 s1 = _mm_setzero_ps();
     int64_t b = 0;
-    if (!q6) {
-      /* prefetch about Q_PF_BYTES ahead in whole rows, as the Q8_0/Q4_0 tiles */
-      size_t rows_ahead = KQ_PF_BYTES / w->row_bytes;
-      const size_t pf_ahead = (rows_ahead < 2 ? 2 : rows_ahead > 8 ? 8 : rows_ahead) * w->row_bytes;
-      for (; b + 4 <= nb; b += 4) {
-        const char *pf = row + pf_ahead + (size_t)b * bb;
-        for (size_t o = 0; o < 4 * bb + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
-        s1 = q45_dot4(type, row + (size_t)b * bb, bb, xt[0] + b, s1);
-      }
+    /* prefetch about KQ_PF_BYTES ahead in whole rows, as the Q8_0/Q4_0 tiles */
+    size_t rows_ahead = KQ_PF_BYTES / w->row_bytes;
+    const size_t pf_ahead = (rows_ahead < 2 ? 2 : rows_ahead > 8 ? 8 : rows_ahead) * w->row_bytes;
+    for (; b + 4 <= nb; b += 4) {
+      const char *pf = row + pf_ahead + (size_t)b * bb;
+      for (size_t o = 0; o < 4 * bb + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
+      const char *wb = row + (size_t)b * bb;
+      s1 = q6 ? q6_dot4(wb, bb, xt[0] + b, s1) : q45_dot4(type, wb, bb, xt[0] + b, s1);
     }
     for (; b + 2 <= nb; b += 2) {
       kq_block k0, k1;
