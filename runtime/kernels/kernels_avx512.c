@@ -275,6 +275,28 @@ LS_TILE_T4(tile_q8, q_tile1, 0)
 LS_TILE_T4(tile_q4, q_tile1, 1)
 LS_TILE_T4(tile2_q8, q_tile2, 0)
 
+/* Lane r of the result: p[r]'s 16 lanes summed in _mm512_reduce_add_ps's
+ * order (halves of 8, then 4, then lanes {0,2} and {1,3}, then those two),
+ * for 8 keys at once: one key's score is the same as when it was reduced
+ * alone, and does not depend on the other keys of its group. */
+AI __m256 half_sum(__m512 p) { return _mm256_add_ps(_mm512_extractf32x8_ps(p, 1), _mm512_castps512_ps256(p)); }
+
+/* [a's 4 sums of 128-bit halves | b's] */
+AI __m256 quarter_sums(__m256 a, __m256 b) {
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x31), _mm256_permute2f128_ps(a, b, 0x20));
+}
+
+/* per 128-bit lane: [(s0+s2), (s1+s3)] of x's key, then of y's */
+AI __m256 pair_sums(__m256 x, __m256 y) {
+  return _mm256_add_ps(_mm256_shuffle_ps(x, y, 0x44), _mm256_shuffle_ps(x, y, 0xee));
+}
+
+AI __m256 reduce8(__m512 p0, __m512 p1, __m512 p2, __m512 p3, __m512 p4, __m512 p5, __m512 p6, __m512 p7) {
+  __m256 x0 = quarter_sums(half_sum(p0), half_sum(p4)), x1 = quarter_sums(half_sum(p1), half_sum(p5));
+  __m256 x2 = quarter_sums(half_sum(p2), half_sum(p6)), x3 = quarter_sums(half_sum(p3), half_sum(p7));
+  return _mm256_hadd_ps(pair_sums(x0, x1), pair_sums(x2, x3)); /* keys 0 1 2 3 | 4 5 6 7 */
+}
+
 /* Float weights: 16 columns per step, masked tail. */
 AI __m512 load_wf(const int type, const void *row, int64_t c, __mmask16 m) {
   if (type == LS_F32) return _mm512_maskz_loadu_ps(m, (const float *)row + c);
@@ -338,11 +360,29 @@ AI void f_tile(const int R, const int T, const int type, const ls_mat *w, int64_
         acc[i][t][k] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, xt[t] + c), acc[i][t][k]);
     }
   }
+  if (R * T < 4) {
+    #pragma GCC unroll 2
+    for (int i = 0; i < R; i++)
+      #pragma GCC unroll 4
+      for (int t = 0; t < T; t++)
+        y[(int64_t)(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][t][0], acc[i][t][1]));
+    return;
+  }
+  /* the same sums, their shuffles shared (short rows: the per-element
+   * reductions cost more than the FMAs at 64 columns) */
+  __m512 s[8];
   #pragma GCC unroll 2
   for (int i = 0; i < R; i++)
     #pragma GCC unroll 4
-    for (int t = 0; t < T; t++)
-      y[(int64_t)(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][t][0], acc[i][t][1]));
+    for (int t = 0; t < T; t++) s[i * T + t] = _mm512_add_ps(acc[i][t][0], acc[i][t][1]);
+  #pragma GCC unroll 8
+  for (int e = R * T; e < 8; e++) s[e] = s[0];
+  float sum[8];
+  _mm256_storeu_ps(sum, reduce8(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]));
+  #pragma GCC unroll 2
+  for (int i = 0; i < R; i++)
+    #pragma GCC unroll 4
+    for (int t = 0; t < T; t++) y[(int64_t)(t0 + t) * ldy + r + i] = sum[i * T + t];
 }
 
 ROWS_TILE(f_tile1, f_tile, 1)
@@ -447,32 +487,56 @@ static void a5_swiglu(float *h, const float *g, const float *u, int n) {
   }
 }
 
-static void a5_attention(float *out, const float *q, const float *k, const float *v, int64_t kv_stride, int n_pos,
-                         int head_dim, float scale, float *att) {
-  if (head_dim <= 16) {
-    __mmask16 m = tail_mask(head_dim);
-    __m512 qv = _mm512_maskz_loadu_ps(m, q);
-    for (int j = 0; j < n_pos; j++)
-      att[j] = _mm512_reduce_add_ps(_mm512_mul_ps(qv, _mm512_maskz_loadu_ps(m, k + (int64_t)j * kv_stride))) * scale;
-  } else {
-    for (int j = 0; j < n_pos; j++) {
-      const float *kj = k + (int64_t)j * kv_stride;
-      __m512 acc = _mm512_setzero_ps();
-      for (int i = 0; i < head_dim; i += 16) {
-        __mmask16 m = tail_mask(head_dim - i);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_maskz_loadu_ps(m, kj + i), acc);
-      }
-      att[j] = _mm512_reduce_add_ps(acc) * scale;
-    }
-  }
-  a5_softmax(att, n_pos);
+AI __mmask8 tail_mask8(int left) { return left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1); }
+
+/* att[j0 .. j0+nk) = q.k_j * scale for 1 <= nk <= 8 keys: per key the FMA
+ * chain over 16-float chunks and the reduction of the one-key kernel, but
+ * the reduction's shuffles shared by 8 keys (a full horizontal reduction per
+ * key was the bottleneck at small head dims). Keys past nk repeat the last
+ * one; their lanes are not stored. */
+AI void scores8(float *att, const float *q, const float *k, int64_t kv_stride, int head_dim, float scale, int nk) {
+  const float *kr[8];
+  for (int r = 0; r < 8; r++) kr[r] = k + (int64_t)(r < nk ? r : nk - 1) * kv_stride;
+  __m512 acc[8];
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
   for (int i = 0; i < head_dim; i += 16) {
     __mmask16 m = tail_mask(head_dim - i);
-    __m512 acc = _mm512_setzero_ps();
-    for (int j = 0; j < n_pos; j++)
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(att[j]), _mm512_maskz_loadu_ps(m, v + (int64_t)j * kv_stride + i), acc);
-    _mm512_mask_storeu_ps(out + i, m, acc);
+    __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kr[r] + i), acc[r]);
   }
+  _mm256_mask_storeu_ps(att, tail_mask8(nk), _mm256_mul_ps(reduce8(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]), _mm256_set1_ps(scale)));
+}
+
+/* out[i..i+16) = sum_j att[j] v_j[i..]: four accumulators over j mod 4 (a
+ * single one was a chain of n_pos dependent FMAs), added as (0+1)+(2+3). */
+AI void weighted_values16(float *out, const float *att, const float *v, int64_t kv_stride, int n_pos, __mmask16 m) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+#define LS_WV(acc, jj) acc = _mm512_fmadd_ps(_mm512_set1_ps(att[jj]), _mm512_maskz_loadu_ps(m, v + (int64_t)(jj) * kv_stride), acc)
+  int j = 0;
+  for (; j + 4 <= n_pos; j += 4) {
+    LS_WV(a0, j);
+    LS_WV(a1, j + 1);
+    LS_WV(a2, j + 2);
+    LS_WV(a3, j + 3);
+  }
+  if (j < n_pos) LS_WV(a0, j);
+  if (j + 1 < n_pos) LS_WV(a1, j + 1);
+  if (j + 2 < n_pos) LS_WV(a2, j + 2);
+#undef LS_WV
+  _mm512_mask_storeu_ps(out, m, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+/* The order of every sum depends on n_pos and head_dim only, never on the
+ * batch or thread: a row's attention is the same in any batch. */
+static void a5_attention(float *out, const float *q, const float *k, const float *v, int64_t kv_stride, int n_pos,
+                         int head_dim, float scale, float *att) {
+  int j = 0;
+  for (; j + 8 <= n_pos; j += 8) scores8(att + j, q, k + (int64_t)j * kv_stride, kv_stride, head_dim, scale, 8);
+  if (j < n_pos) scores8(att + j, q, k + (int64_t)j * kv_stride, kv_stride, head_dim, scale, n_pos - j);
+  a5_softmax(att, n_pos);
+  for (int i = 0; i < head_dim; i += 16) weighted_values16(out + i, att, v + i, kv_stride, n_pos, tail_mask(head_dim - i));
 }
 
 const ls_kernels ls_kernels_avx512 = {
