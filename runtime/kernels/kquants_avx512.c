@@ -111,6 +111,11 @@ AI void unpack_q6(const ls_block_q6_K *w, kq_block *k) {
 
 LS_KQ_UNPACK_FN(kq_block)
 
+/* Bytes per super-block, a constant where type is (the tiles' prefetch loops unroll). */
+AI size_t block_bytes(const uint32_t type) {
+  return type == LS_Q4_K ? sizeof(ls_block_q4_K) : type == LS_Q5_K ? sizeof(ls_block_q5_K) : sizeof(ls_block_q6_K);
+}
+
 /* One token's scaled dot product of a block in 16 int32 lanes: per 64
  * values vpdpbusd (VNNI: u8 x s8, 4 products per int32 lane), two such
  * vectors packed to int16 (exact: |4 products| <= 4 * 63 * 127 < 32767),
@@ -408,7 +413,7 @@ AI void k_tile8(const int R, const uint32_t type, const ls_mat *w, int64_t r, co
                 float *y, int64_t ldy) {
   const int T = 8 / R;
   int64_t nb = w->cols / LS_QK_K;
-  size_t bb = ls_dtype_block_bytes(type);
+  const size_t bb = block_bytes(type);
   const char *row[2];
   #pragma GCC unroll 2
   for (int i = 0; i < R; i++) row[i] = (const char *)w->data + (size_t)(r + i) * w->row_bytes;
@@ -454,7 +459,7 @@ AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, con
                float *y, int64_t ldy) {
   const int q6 = type == LS_Q6_K;
   int64_t nb = w->cols / LS_QK_K;
-  size_t bb = ls_dtype_block_bytes(type);
+  const size_t bb = block_bytes(type);
   const char *row = (const char *)w->data + (size_t)r * w->row_bytes;
   const ls_block_q8_K *xt[4];
   #pragma GCC unroll 4
@@ -467,6 +472,7 @@ AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, con
     const size_t pf_ahead = (rows_ahead < 2 ? 2 : rows_ahead > 8 ? 8 : rows_ahead) * w->row_bytes;
     for (; b + 4 <= nb; b += 4) {
       const char *pf = row + pf_ahead + (size_t)b * bb;
+      #pragma GCC unroll 16
       for (size_t o = 0; o < 4 * bb + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
       const char *wb = row + (size_t)b * bb;
       s1 = q6 ? q6_dot4(wb, bb, xt[0] + b, s1) : q45_dot4(type, wb, bb, xt[0] + b, s1);
