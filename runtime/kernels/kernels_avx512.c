@@ -210,12 +210,12 @@ AI quad_w unpack_quad(const int q4, const void *row, int64_t q, int64_t nb) {
                int64_t ldy) {                                                                                    \
     tile(R, T, arg, w, r, xa, xs, t0, y, ldy);                                                                   \
   }
-/* Tiles prefetch the row PF_ROWS ahead, every line: the hardware prefetcher
- * alone falls behind these row streams on Zen 5 (bench_matmul, per
- * CPU-second, read loop 37-40 GB/s: one token Q8_0 30.5 -> 36.7, Q4_0
- * 30.4 -> 32, F16 35 -> 40; 4 tokens Q8_0 15-20 -> 21.5, Q4_0 14-16.5 ->
- * 20; 1 and 4 rows ahead measured the same as 2). */
-#define PF_ROWS 2
+/* Tiles prefetch ahead of the row they read, every line: the hardware
+ * prefetcher alone falls behind these row streams on Zen 5 (bench_matmul,
+ * per CPU-second, read loop 37-40 GB/s, two rows ahead at 2048 columns:
+ * one token Q8_0 30.5 -> 36.7, Q4_0 30.4 -> 32, F16 35 -> 40; 4 tokens
+ * Q8_0 15-20 -> 21.5, Q4_0 14-16.5 -> 20; 1 and 4 rows ahead measured the
+ * same as 2). The distances: Q_PF_BYTES, F_PF_BYTES. */
 /* Quantised tiles (Q8_0/Q4_0) prefetch about Q_PF_BYTES ahead, in whole
  * tiles of R rows (2 to 8 tiles). bench_matmul, Zen 5, per CPU-second,
  * read loop 38-40 GB/s, load ~3-4, one token: 2048 columns Q4_0 31-32 ->
@@ -305,6 +305,14 @@ AI __m512 load_wf(const int type, const void *row, int64_t c, __mmask16 m) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* Float tiles prefetch F_PF_BYTES ahead of the line they read (rows are
+ * contiguous: the same stream). Two rows ahead, as before, is 8 KB at 2048
+ * columns but 22 KB at 5632 (F16 FFN down), too far: bench_matmul, Zen 5,
+ * one token, 1 thread, load ~3, read loop 39-43 GB/s: F16 5632 columns 4 KB
+ * ahead 33, 8 KB 37-39.4, 12 KB 33, 16 KB 31.5, two rows 31-32; 2048
+ * columns 8 KB 40-41, 12 KB 35.6, 16 KB 34. */
+#define F_PF_BYTES 8192
+
 /* R rows (1 or 2) x T tokens (T <= 4) of float weights. Per element:
  * column group g (16 columns, the last one masked) into accumulator g % 2
  * by FMA, then acc0 + acc1 and the 16 lanes summed; the same operations for
@@ -333,7 +341,7 @@ AI void f_tile(const int R, const int T, const int type, const ls_mat *w, int64_
     #pragma GCC unroll 2
     for (int i = 0; i < R; i++) {
       /* one line per 32 columns: all of F16/BF16, half of F32 */
-      _mm_prefetch((const char *)rows[i] + PF_ROWS * w->row_bytes + c * (type == LS_F32 ? 4 : 2), _MM_HINT_T0);
+      _mm_prefetch((const char *)rows[i] + F_PF_BYTES + c * (type == LS_F32 ? 4 : 2), _MM_HINT_T0);
       wv[i][0] = load_wf(type, rows[i], c, 0xffff);
       wv[i][1] = load_wf(type, rows[i], c + 16, 0xffff);
     }
