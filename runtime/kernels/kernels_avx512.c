@@ -11,15 +11,17 @@
  * sum w x. Q8_0: the activations are x + 128 against the signed weights,
  * from the weights' correction -128 * (sum of each lane's w), computed once
  * per weight quad and shared by the tile's tokens (one load less per token
- * and quad; Q4_0 keeps the other way, whose nibbles need no subtraction).
+ * and quad; Q4_0 keeps the other way for one token, whose nibbles need no
+ * subtraction, and takes Q8_0's with 2 or more: q4_multi_tile).
  * Per token and quad of weights that leaves two dpbusd, a convert and two
  * float ops; the per-weight work (loads, permutes, scales) is shared by the
  * tile's tokens.
  *
- * Tiles are one row x up to 4 tokens (float weights with more than 4 tokens:
- * 2 rows x 4 tokens); every (row, token) element goes through the same operations in
- * the same order for any tile shape, so results do not depend on how rows
- * are split among threads (nor on the number of tokens in the call). */
+ * Tiles are one row x up to 4 tokens (float weights with more than 4
+ * tokens, Q8_0 and Q4_0 with 2 or more: 2 rows x up to 4 tokens); every
+ * (row, token) element goes through the same operations in the same order
+ * for any tile shape, so results do not depend on how rows are split among
+ * threads (nor on the number of tokens in the call). */
 #include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
@@ -200,9 +202,10 @@ AI quad_w unpack_quad(const int q4, const void *row, int64_t q, int64_t nb) {
  * token's activations loaded once for both rows (the 1-row tile spent its
  * time on 4 loads per token and quad). Measured with bench_matmul on Zen 5
  * (per CPU-second, load ~2-5): 4 tokens Q8_0 in L2 36 -> 39-42 GB/s, from
- * DRAM at 5632 columns 14 -> 19-20; 64 tokens 2.37 -> 2.68. Q4_0's 2-row
- * tile lost from DRAM at 5632 columns (16 -> 13). 4-row x 4-token tiles (16
- * accumulators and 4 unpacked rows live) spill and were slower than one row. */
+ * DRAM at 5632 columns 14 -> 19-20; 64 tokens 2.37 -> 2.68. Q4_0 with two
+ * or more tokens: q4_multi_tile (this tile's 2-row Q4_0 form lost from DRAM
+ * at 5632 columns, 16 -> 13). 4-row x 4-token tiles (16 accumulators and 4
+ * unpacked rows live) spill and were slower than one row. */
 #define QT 4
 /* name(T, arg, ...): tile(R, T, arg, ...) with R fixed, for LS_TILE_T4. */
 #define ROWS_TILE(name, tile, R)                                                                                 \
@@ -223,24 +226,46 @@ AI quad_w unpack_quad(const int q4, const void *row, int64_t q, int64_t nb) {
  * columns Q4_0 40 with 2 rows (6 KB) against 30-35 with 5-8 (16-25 KB).
  * Float tiles lose with 8 rows (F16 one token 42.7 -> 39.5). */
 #define Q_PF_BYTES 12288
-AI void q_tile(const int R, const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
-               float *y, int64_t ldy) {
-  int64_t nb = w->cols / LS_QK, nq = (nb + QUAD - 1) / QUAD;
-  const void *rows[2];
-  #pragma GCC unroll 2
-  for (int i = 0; i < R; i++) rows[i] = (const char *)w->data + (size_t)(r + i) * w->row_bytes;
-  const size_t quad_bytes = QUAD * (q4 ? sizeof(ls_block_q4_0) : sizeof(ls_block_q8_0));
-  const quad_act *xt[QT];
-  #pragma GCC unroll 4
-  for (int t = 0; t < T; t++) xt[t] = (const quad_act *)((const char *)xa + (size_t)(t0 + t) * xs);
-  __m512 acc[2][QT];
+AI size_t q_pf_ahead(const int R, size_t row_bytes) {
+  size_t tiles_ahead = Q_PF_BYTES / (R * row_bytes);
+  tiles_ahead = tiles_ahead < 2 ? 2 : tiles_ahead > 8 ? 8 : tiles_ahead;
+  return tiles_ahead * R * row_bytes;
+}
+
+AI void q_tile_zero(const int R, const int T, __m512 acc[2][QT]) {
   #pragma GCC unroll 2
   for (int i = 0; i < R; i++)
     #pragma GCC unroll 4
     for (int t = 0; t < T; t++) acc[i][t] = _mm512_setzero_ps();
-  size_t tiles_ahead = Q_PF_BYTES / (R * w->row_bytes);
-  tiles_ahead = tiles_ahead < 2 ? 2 : tiles_ahead > 8 ? 8 : tiles_ahead;
-  const size_t pf_ahead = tiles_ahead * R * w->row_bytes;
+}
+
+/* y[t0 + t][r + i]: the 16 lanes of acc[i][t] summed. */
+AI void q_tile_store(const int R, const int T, __m512 acc[2][QT], float *y, int64_t ldy, int64_t r, int t0) {
+  #pragma GCC unroll 2
+  for (int i = 0; i < R; i++)
+    #pragma GCC unroll 4
+    for (int t = 0; t < T; t++) y[(int64_t)(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]);
+}
+
+/* The R rows from r and the T tokens' prepared activations from t0. */
+AI void q_tile_pointers(const int R, const int T, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
+                        const void **rows, const quad_act **xt) {
+  #pragma GCC unroll 2
+  for (int i = 0; i < R; i++) rows[i] = (const char *)w->data + (size_t)(r + i) * w->row_bytes;
+  #pragma GCC unroll 4
+  for (int t = 0; t < T; t++) xt[t] = (const quad_act *)((const char *)xa + (size_t)(t0 + t) * xs);
+}
+
+AI void q_tile(const int R, const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
+               float *y, int64_t ldy) {
+  int64_t nb = w->cols / LS_QK, nq = (nb + QUAD - 1) / QUAD;
+  const void *rows[2];
+  const quad_act *xt[QT];
+  q_tile_pointers(R, T, w, r, xa, xs, t0, rows, xt);
+  const size_t quad_bytes = QUAD * (q4 ? sizeof(ls_block_q4_0) : sizeof(ls_block_q8_0));
+  __m512 acc[2][QT];
+  q_tile_zero(R, T, acc);
+  const size_t pf_ahead = q_pf_ahead(R, w->row_bytes);
   for (int64_t q = 0; q < nq; q++) {
     quad_w wq[2];
     #pragma GCC unroll 2
@@ -264,10 +289,7 @@ AI void q_tile(const int R, const int T, const int q4, const ls_mat *w, int64_t 
       }
     }
   }
-  #pragma GCC unroll 2
-  for (int i = 0; i < R; i++)
-    #pragma GCC unroll 4
-    for (int t = 0; t < T; t++) y[(int64_t)(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]);
+  q_tile_store(R, T, acc, y, ldy, r, t0);
 }
 ROWS_TILE(q_tile1, q_tile, 1)
 ROWS_TILE(q_tile2, q_tile, 2)
@@ -295,6 +317,146 @@ AI __m256 reduce8(__m512 p0, __m512 p1, __m512 p2, __m512 p3, __m512 p4, __m512 
   __m256 x0 = quarter_sums(half_sum(p0), half_sum(p4)), x1 = quarter_sums(half_sum(p1), half_sum(p5));
   __m256 x2 = quarter_sums(half_sum(p2), half_sum(p6)), x3 = quarter_sums(half_sum(p3), half_sum(p7));
   return _mm256_hadd_ps(pair_sums(x0, x1), pair_sums(x2, x3)); /* keys 0 1 2 3 | 4 5 6 7 */
+}
+
+/* Q4_0 with 2 to 4 tokens. q_tile's Q4_0 way loads four vectors per token
+ * and quad (x's two halves, its scales and its correction) and multiplies
+ * d_w by d_x once per token and row, on the two pipes that also run
+ * vpdpbusd and the FMA (Zen 5). Here, per quad:
+ * - the weights go signed (nibble - 8) against x + 128 (x's stored bytes
+ *   with the sign bit flipped in a register), from the weights' correction
+ *   -128 * sum(nibble - 8) = 8192 - 128 * sum(nibble) over each lane's 8
+ *   bytes, one vpdpbusd per weight quad: two loads per token and quad;
+ * - the tile's scales come from q4_scales (lane 4k + t: d_x of block k,
+ *   token t), one load and one multiply by d_w for all tokens; token t's
+ *   lane 4k..4k+3 = d_w,k * d_x,k is a shuffle within 128-bit lanes (off
+ *   the multiply pipes).
+ * Each lane's int32 sum and float product are exactly q_tile's (integer
+ * sums are exact; the float product is the same two operands), so the
+ * element's operations and their order are those of q_tile: every tile
+ * shape gives the same bits as the 1-token path. */
+#define Q4_SCALES_MAX 256 /* quads (32768 columns) per q4_scales buffer */
+
+/* dxg[16 q + 4k + t] = d_x of block k of quad q for token t0 + t (t < T;
+ * the other lanes repeat token t0). */
+static void q4_scales(const void *xa, size_t xs, int t0, int T, int64_t nq, float *dxg) {
+  for (int64_t q = 0; q < nq; q++) {
+    __m512 d = _mm512_load_ps(((const quad_act *)((const char *)xa + (size_t)t0 * xs) + q)->dx);
+    for (int t = 1; t < T; t++) {
+      const quad_act *a = (const quad_act *)((const char *)xa + (size_t)(t0 + t) * xs) + q;
+      d = _mm512_mask_mov_ps(d, (__mmask16)(0x1111u << t), _mm512_load_ps(a->dx));
+    }
+    _mm512_store_ps(dxg + 16 * q, d);
+  }
+}
+
+/* One quad of a Q4_0 row for q4_multi_tile: signed weights, their
+ * correction and d_w times the tile's scales. */
+typedef struct q4_quad {
+  __m512i lo, hi, corr;
+  __m512 prod;
+} q4_quad;
+
+AI q4_quad q4_prepare(const void *row, int64_t q, int64_t nb, const float *dxg, size_t pf_ahead) {
+  const size_t quad_bytes = QUAD * sizeof(ls_block_q4_0);
+  const __m512i k128 = _mm512_set1_epi8((char)0x80), k8 = _mm512_set1_epi8(8);
+  const char *pf = (const char *)row + pf_ahead + q * quad_bytes;
+  #pragma GCC unroll 2
+  for (size_t o = 0; o < quad_bytes + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0); /* every line of the quad */
+  quad_w u = unpack_quad(1, row, q, nb);
+  q4_quad p;
+  p.corr = _mm512_dpbusd_epi32(_mm512_set1_epi32(8192), _mm512_add_epi8(u.lo, u.hi), k128);
+  p.lo = _mm512_sub_epi8(u.lo, k8);
+  p.hi = _mm512_sub_epi8(u.hi, k8);
+  p.prod = _mm512_mul_ps(u.dw, _mm512_load_ps(dxg + 16 * q));
+  return p;
+}
+
+/* Element t of each 128-bit lane, in all four (the immediate spelled out:
+ * unoptimised builds do not fold t). */
+AI __m512 lane_element(__m512 v, int t) {
+  switch (t) {
+  case 0: return _mm512_permute_ps(v, 0x00);
+  case 1: return _mm512_permute_ps(v, 0x55);
+  case 2: return _mm512_permute_ps(v, 0xaa);
+  default: return _mm512_permute_ps(v, 0xff);
+  }
+}
+
+/* R rows (1 or 2) x T tokens (2..4). Each quad is prepared one iteration
+ * ahead of its use: the chain from the weight load to the last FMA is long
+ * (load, permute, correction, two vpdpbusd, convert, FMA), and with the
+ * unpacking in the iteration that uses it the core did not keep enough
+ * iterations in flight (bench_matmul, Zen 5, 4 tokens, 2048 columns, per
+ * CPU-second: 19.5 -> 22.5 GB/s with one row). Two rows share each token's
+ * loads: 4 tokens at 5632 columns 14.4 -> 21-22 GB/s, 64 tokens 1.05 ->
+ * 1.4 (one row x 4 tokens of the old kernel: 15, 1.07). */
+AI void q4_multi_tile(const int R, const int T, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
+                      const float *dxg, float *y, int64_t ldy) {
+  const int64_t nb = w->cols / LS_QK, nq = (nb + QUAD - 1) / QUAD;
+  const __m512i k128 = _mm512_set1_epi8((char)0x80);
+  const void *rows[2];
+  const quad_act *xt[QT];
+  q_tile_pointers(R, T, w, r, xa, xs, t0, rows, xt);
+  __m512 acc[2][QT];
+  q_tile_zero(R, T, acc);
+  const size_t pf_ahead = q_pf_ahead(R, w->row_bytes);
+  q4_quad cur[2];
+  #pragma GCC unroll 2
+  for (int i = 0; i < R; i++) cur[i] = q4_prepare(rows[i], 0, nb, dxg, pf_ahead);
+  for (int64_t q = 0; q < nq; q++) {
+    q4_quad next[2];
+    #pragma GCC unroll 2
+    for (int i = 0; i < R; i++) next[i] = q + 1 < nq ? q4_prepare(rows[i], q + 1, nb, dxg, pf_ahead) : cur[i];
+    #pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+      const quad_act *a = xt[t] + q;
+      const __m512i lo = _mm512_xor_si512(_mm512_load_si512(a->lo), k128);
+      const __m512i hi = _mm512_xor_si512(_mm512_load_si512(a->hi), k128);
+      #pragma GCC unroll 2
+      for (int i = 0; i < R; i++) {
+        __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(cur[i].corr, lo, cur[i].lo), hi, cur[i].hi);
+        acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), lane_element(cur[i].prod, t), acc[i][t]);
+      }
+    }
+    #pragma GCC unroll 2
+    for (int i = 0; i < R; i++) cur[i] = next[i];
+  }
+  q_tile_store(R, T, acc, y, ldy, r, t0);
+}
+
+/* Rows [r0, r1) x tokens t0 .. t0+T-1 (2 <= T <= 4) of Q4_0, R rows a tile. */
+AI void q4_multi_rows(const int R, const ls_mat *w, const void *xa, size_t xs, int t0, int T, const float *dxg,
+                      float *y, int64_t ldy, int64_t r0, int64_t r1) {
+  int64_t r = r0;
+  #define Q4_ROWS(TT)                                                                                             \
+    for (; r + R <= r1; r += R) q4_multi_tile(R, TT, w, r, xa, xs, t0, dxg, y, ldy);                            \
+    for (; r < r1; r++) q4_multi_tile(1, TT, w, r, xa, xs, t0, dxg, y, ldy);
+  switch (T) {
+  case 2: Q4_ROWS(2) break;
+  case 3: Q4_ROWS(3) break;
+  default: Q4_ROWS(4) break;
+  }
+  #undef Q4_ROWS
+}
+
+/* Q4_0 with n >= 2 tokens; false when the row is too wide for the scale
+ * buffer (the caller then uses q_tile). */
+static int q4_multi(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
+                    int64_t r1) {
+  const int64_t nq = (w->cols / LS_QK + QUAD - 1) / QUAD;
+  if (nq > Q4_SCALES_MAX) return 0;
+  float dxg[Q4_SCALES_MAX * 16] __attribute__((aligned(64)));
+  for (int t0 = 0; t0 < n; t0 += QT) {
+    const int T = n - t0 < QT ? n - t0 : QT;
+    if (T == 1) { /* a last single token: the 1-token tile */
+      for (int64_t r = r0; r < r1; r++) tile_q4(1, w, r, xa, xs, t0, y, ldy);
+      continue;
+    }
+    q4_scales(xa, xs, t0, T, nq, dxg);
+    q4_multi_rows(2, w, xa, xs, t0, T, dxg, y, ldy, r0, r1);
+  }
+  return 1;
 }
 
 /* Float weights: 16 columns per step, masked tail. */
@@ -418,8 +580,9 @@ static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
   }
   /* token tiles of up to 4; rows one at a time in address order (one
    * sequential stream per core), quantised weights in pairs of rows for 2 or
-   * more tokens, float weights for more than 4 tokens (prefill: from L2
-   * after the first token tile) */
+   * more tokens (Q4_0: q4_multi), float weights for more than 4 tokens
+   * (prefill: from L2 after the first token tile) */
+  if (w->type == LS_Q4_0 && n >= 2 && q4_multi(w, xa, xs, n, y, ldy, r0, r1)) return;
   const int quant = is_quant(w->type);
   for (int t0 = 0; t0 < n; t0 += 4) {
     int T = n - t0 < 4 ? n - t0 : 4;

@@ -31,7 +31,7 @@ static float frand(void) { /* uniform in [-1, 1) */
 static const uint32_t types[] = {LS_F32, LS_F16, LS_BF16, LS_Q8_0, LS_Q4_0};
 static const int64_t colss[] = {32, 64, 96, 4096 + 32};
 static const int64_t rowss[] = {1, 3, 17, 257};
-static const int ns[] = {1, 2, 5, 17};
+static const int ns[] = {1, 2, 3, 5, 17}; /* tiles of 1 to 4 tokens, a last token alone */
 
 static void quantize_row(uint32_t type, const float *x, void *out, int64_t k) {
   switch (type) {
@@ -132,6 +132,9 @@ START_TEST(test_matmul) {
   check_matmul(k, LS_F32, 5, 172, 3);
   check_matmul(k, LS_F32, 7, 8, 2);
   check_matmul(k, LS_F16, 4, 44, 2);
+  /* Q4_0 rows wider than the avx512 multi-token tile's scale buffer (32768
+   * columns) take the 1-row tile */
+  check_matmul(k, LS_Q4_0, 3, 32768 + 160, 3);
 }
 END_TEST
 
