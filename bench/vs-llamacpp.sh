@@ -8,8 +8,9 @@
 # cost (a forward call of 4 rows against 1 row).
 #
 # usage: bench/vs-llamacpp.sh [--reps 3] [--threads 1,2] [--types q8_0,q4_0] [--no-llamacpp]
-# --types: any `litestage-run synth --type` (q8_0, q4_0, q4_k, q6_k, q4_k_m: Q4_K with
-# llama-quantize's Q6_K tensors, see docs/formats-gguf.md), one TinyLlama-shape file each.
+# --types: any `litestage-run synth --type` (q8_0, q4_0, f16, bf16, q4_k, q6_k, q4_k_m: Q4_K
+# with llama-quantize's Q6_K tensors, see docs/formats-gguf.md), one TinyLlama-shape file each
+# (f16: 2.2 GB, llama.cpp reads it as written).
 # Raw rows and the summary go to bench/results-vs-HOST.tsv; the summary rows
 # (bench=vs, tab-separated key=value) are printed last:
 #   what=decode|prefill type= cpu= threads= ours_tok_s= llamacpp_tok_s= ratio=
