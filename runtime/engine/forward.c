@@ -71,7 +71,8 @@ struct ls_ctx {
   int logits_rows;    /* most tokens with logits per call (bounds the buffer) */
   void *xa;           /* prepared (quantised) activations, [slots][max_batch][xa_stride] */
   size_t xa_stride;   /* bytes per token of xa */
-  float *att;         /* [n_threads][n_ctx] attention scores */
+  float *att;         /* [n_threads][LS_ATTN_ROWS][n_ctx] attention scores */
+  int *att_block;     /* [max_batch + 1] first row of each run of rows of one sequence (attention_rows) */
   double *cos_tmp;    /* [max_batch] per-token cosines of the current sub-layer */
   ls_sublayer_stats *stats;
 };
@@ -230,7 +231,8 @@ int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *
       !(c->up = alloc_floats((size_t)d.n_threads * B * CHUNK_ROWS, err)) ||
       !(c->logits = alloc_floats((size_t)c->logits_rows * (size_t)cfg->vocab_size, err)) ||
       !(c->xa = alloc_floats(((size_t)xa_slots(c->k, m) * B * c->xa_stride + 3) / 4, err)) ||
-      !(c->att = alloc_floats((size_t)d.n_threads * d.n_ctx, err)) ||
+      !(c->att = alloc_floats((size_t)d.n_threads * LS_ATTN_ROWS * d.n_ctx, err)) ||
+      !(c->att_block = alloc_floats(B + 1, err)) ||
       !(c->cos_tmp = (double *)alloc_floats(2 * B, err)) || !(c->kbuf = alloc_floats(B * c->kv_dim, err)) ||
       !(c->vbuf = alloc_floats(B * c->kv_dim, err)) || !(c->kv_len = alloc_floats((size_t)d.n_seq, err)) ||
       !(c->seq_last = alloc_floats((size_t)d.n_seq, err)) || !(c->out_rows = alloc_floats(B, err)) ||
@@ -259,6 +261,7 @@ void ls_ctx_free(ls_ctx *c) {
   free(c->logits);
   free(c->xa);
   free(c->att);
+  free(c->att_block);
   free(c->cos_tmp);
   free(c->kbuf);
   free(c->vbuf);
@@ -519,6 +522,42 @@ static void add_residual(ls_ctx *c, int n, int sublayer) {
   }
 }
 
+/* Rows t0 .. t1-1 (one sequence, at most LS_ATTN_ROWS), head h: all rows
+ * at once where the kernels take this head size (bit-identical to one row at
+ * a time, see kernels.h), otherwise row by row. */
+static void attn_rows_task(void *arg, int task, int thread) {
+  tok_job *j = arg;
+  ls_ctx *c = j->c;
+  const ls_config *p = &c->m->cfg;
+  int blk = task / p->n_heads, h = task % p->n_heads;
+  int t0 = c->att_block[blk], n_q = c->att_block[blk + 1] - t0;
+  int kvh = h / (p->n_heads / p->n_kv_heads), n_pos[LS_ATTN_ROWS];
+  for (int r = 0; r < n_q; r++) n_pos[r] = c->b->pos[t0 + r] + 1;
+  int64_t base = kv_base(c, c->b->seq[t0], j->layer) + (int64_t)kvh * p->head_dim;
+  int64_t at = (int64_t)t0 * c->q_dim + (int64_t)h * p->head_dim;
+  if (c->k->attention_rows(c->att_out + at, c->q_dim, c->q + at, c->q_dim, n_pos, n_q, c->key_cache + base,
+                           c->value_cache + base, c->kv_dim, p->head_dim, 1.0f / sqrtf((float)p->head_dim),
+                           c->att + (int64_t)thread * LS_ATTN_ROWS * c->n_ctx))
+    return;
+  for (int r = 0; r < n_q; r++) attn_task(arg, (t0 + r) * p->n_heads + h, thread);
+}
+
+/* Splits rows 0..n-1 into runs of consecutive rows of one sequence, at most
+ * LS_ATTN_ROWS each (c->att_block); returns the number of runs. */
+static int attention_runs(ls_ctx *c, int n) {
+  int nb = 0;
+  for (int t = 0; t < n; t++)
+    if (t == 0 || c->b->seq[t] != c->b->seq[t - 1] || t - c->att_block[nb - 1] == LS_ATTN_ROWS) c->att_block[nb++] = t;
+  c->att_block[nb] = n;
+  return nb;
+}
+
+static void run_attention(ls_ctx *c, tok_job *j, int n) {
+  int n_heads = c->m->cfg.n_heads;
+  if (c->k->attention_rows && n > 1) ls_pool_run(c->pool, attn_rows_task, j, attention_runs(c, n) * n_heads);
+  else ls_pool_run(c->pool, attn_task, j, n * n_heads);
+}
+
 static void attention_block(ls_ctx *c, int l, int n) {
   const ls_layer *L = &c->m->layers[l];
   int dim = c->m->cfg.dim;
@@ -527,7 +566,7 @@ static void attention_block(ls_ctx *c, int l, int n) {
   mm_part qkv[3] = {{&L->wq, c->q, c->q_dim}, {&L->wk, c->kbuf, c->kv_dim}, {&L->wv, c->vbuf, c->kv_dim}};
   run_matmuls(c, c->xb, n, qkv, 3, 0);
   ls_pool_run(c->pool, rope_task, &j, n);
-  ls_pool_run(c->pool, attn_task, &j, n * c->m->cfg.n_heads);
+  run_attention(c, &j, n);
   mm_part o = {&L->wo, c->xb, dim};
   run_matmuls(c, c->att_out, n, &o, 1, 0);
   add_residual(c, n, 2 * l);

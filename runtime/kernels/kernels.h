@@ -26,6 +26,9 @@
 
 typedef enum { LS_KL_REF = 0, LS_KL_AVX2 = 1, LS_KL_AVX512 = 2 } ls_kernel_level;
 
+/* Most queries attention_rows takes in one call. */
+#define LS_ATTN_ROWS 16
+
 typedef struct ls_kernels {
   const char *name; /* "ref", "avx2", "avx512" */
   int level;        /* ls_kernel_level */
@@ -57,6 +60,14 @@ typedef struct ls_kernels {
    * att is scratch of n_pos floats. */
   void (*attention)(float *out, const float *q, const float *k, const float *v, int64_t kv_stride, int n_pos,
                     int head_dim, float scale, float *att);
+  /* Queries 0..n_q-1 (n_q <= LS_ATTN_ROWS) of one head over one sequence's
+   * keys at once, each bit-identical to `attention` alone: query r at
+   * q + r*q_stride with n_pos[r] positions, its output at out + r*out_stride.
+   * att: scratch of LS_ATTN_ROWS * max(n_pos) floats, 64-byte aligned.
+   * Returns 0, doing nothing, where it does not take the head size (the caller
+   * runs `attention` per query); NULL at levels without it. */
+  int (*attention_rows)(float *out, int64_t out_stride, const float *q, int64_t q_stride, const int *n_pos, int n_q,
+                        const float *k, const float *v, int64_t kv_stride, int head_dim, float scale, float *att);
 } ls_kernels;
 
 /* The best level this CPU supports, or the one LS_KERNELS names (an

@@ -564,6 +564,16 @@ LS_TILE_T4(tile2_f32, f_tile2, LS_F32)
 LS_TILE_T4(tile2_f16, f_tile2, LS_F16)
 LS_TILE_T4(tile2_bf16, f_tile2, LS_BF16)
 
+/* The sum of 16 vectors lane-wise in _mm512_reduce_add_ps's lane order. */
+AI __m512 tree16(const __m512 *p) {
+  __m512 t[8];
+  #pragma GCC unroll 8
+  for (int i = 0; i < 8; i++) t[i] = _mm512_add_ps(p[i + 8], p[i]);
+  #pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) t[i] = _mm512_add_ps(t[i + 4], t[i]);
+  return _mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3]));
+}
+
 static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
                       int64_t r1) {
   void (*tile)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
@@ -710,6 +720,128 @@ static void a5_attention(float *out, const float *q, const float *k, const float
   for (int i = 0; i < head_dim; i += 16) weighted_values16(out + i, att, v + i, kv_stride, n_pos, tail_mask(head_dim - i));
 }
 
+/* ---- attention for up to 16 queries of one head and sequence ----------------
+ * Queries in lanes: lane r is query r, so one broadcast of a key (or value)
+ * element serves 16 queries, and no horizontal sum is needed per key. Every
+ * sum is taken in a5_attention's order for that query alone, so the rows of
+ * a prefill equal the same rows decoded one at a time bit for bit:
+ *  - score: the products q_l k_l of lanes l < 16 (zero past the head), summed
+ *    as _mm512_reduce_add_ps sums the lanes: (l, l+8), then (i, i+4), then
+ *    (0, 2) and (1, 3), then those two; times scale;
+ *  - softmax: the maximum over the query's positions, e_j = exp(s_j - max),
+ *    the sum of e_j into 16 partial sums by j mod 16 in order (the lanes of
+ *    a5_softmax's vector sum), reduced in the same tree; then e_j / sum;
+ *  - values: four accumulators by j mod 4, each in j order, (0+1)+(2+3).
+ * Positions past a query's end get probability 0 and add nothing. Signs of
+ * zero aside (an all-zero sum), nothing differs; a score's sign of zero does
+ * not reach the probabilities (exp(+-0 - m) = exp(-m)). */
+#define ROWS 16
+
+/* S[j] (16 queries) = q.k_j * scale for j < n_keys; HD = head size (8 or 16).
+ * Returns each query's largest score over its own positions (n_pos lanes),
+ * kept in two maxima by j parity so that no chain of max runs through all
+ * keys (the maximum does not depend on the order). */
+AI __m512 rows_scores(const int HD, float *S, const __m512 *qt, const float *k, int64_t kv_stride, int n_keys,
+                      float scale, __m512i n_pos) {
+  const __m512 vs = _mm512_set1_ps(scale);
+  __m512 mx[2] = {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)};
+  for (int j = 0; j < n_keys; j++) {
+    const float *kj = k + (int64_t)j * kv_stride;
+    __m512 p[16];
+    #pragma GCC unroll 16
+    for (int l = 0; l < HD; l++) p[l] = _mm512_mul_ps(qt[l], _mm512_set1_ps(kj[l]));
+    #pragma GCC unroll 16
+    for (int l = HD; l < 16; l++) p[l] = _mm512_setzero_ps();
+    __m512 t[8];
+    /* lanes 8..15 of a head of 8 are zero: (l, l+8) is l itself */
+    #pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) t[i] = HD > 8 ? _mm512_add_ps(p[i + 8], p[i]) : p[i];
+    #pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) t[i] = _mm512_add_ps(t[i + 4], t[i]);
+    __m512 sc = _mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3]));
+    sc = _mm512_mul_ps(sc, vs);
+    _mm512_store_ps(S + (int64_t)j * ROWS, sc);
+    __mmask16 in = _mm512_cmpgt_epi32_mask(n_pos, _mm512_set1_epi32(j));
+    mx[j & 1] = _mm512_mask_max_ps(mx[j & 1], in, mx[j & 1], sc);
+  }
+  return _mm512_max_ps(mx[0], mx[1]);
+}
+
+/* S[j] -> probabilities per query lane (n_pos lanes: positions per query;
+ * mx: each query's largest score). */
+AI void rows_softmax(float *S, __m512i n_pos, int n_keys, __m512 mx) {
+  __m512 part[16];
+  #pragma GCC unroll 16
+  for (int l = 0; l < 16; l++) part[l] = _mm512_setzero_ps();
+  for (int j0 = 0; j0 < n_keys; j0 += 16) {
+    #pragma GCC unroll 16
+    for (int l = 0; l < 16; l++) {
+      int j = j0 + l;
+      if (j >= n_keys) break;
+      __mmask16 in = _mm512_cmpgt_epi32_mask(n_pos, _mm512_set1_epi32(j));
+      float *sj = S + (int64_t)j * ROWS;
+      __m512 e = _mm512_maskz_mov_ps(in, exp512(_mm512_sub_ps(_mm512_load_ps(sj), mx)));
+      _mm512_store_ps(sj, e);
+      part[l] = _mm512_add_ps(part[l], e);
+    }
+  }
+  __mmask16 some = _mm512_cmpgt_epi32_mask(n_pos, _mm512_setzero_si512());
+  __m512 sum = _mm512_mask_mov_ps(_mm512_set1_ps(1.0f), some, tree16(part)); /* empty lanes: 0 / 1 */
+  for (int j = 0; j < n_keys; j++)
+    _mm512_store_ps(S + (int64_t)j * ROWS, _mm512_div_ps(_mm512_load_ps(S + (int64_t)j * ROWS), sum));
+}
+
+/* acc[i] = sum over keys j = r, r+4, ... of P_j v_j[i], in j order. */
+AI void rows_values_mod4(const int HD, __m512 *acc, const float *P, const float *v, int64_t kv_stride, int n_keys,
+                         int r) {
+  #pragma GCC unroll 16
+  for (int i = 0; i < HD; i++) acc[i] = _mm512_setzero_ps();
+  for (int j = r; j < n_keys; j += 4) {
+    __m512 pj = _mm512_load_ps(P + (int64_t)j * ROWS);
+    const float *vj = v + (int64_t)j * kv_stride;
+    #pragma GCC unroll 16
+    for (int i = 0; i < HD; i++) acc[i] = _mm512_fmadd_ps(pj, _mm512_set1_ps(vj[i]), acc[i]);
+  }
+}
+
+AI void rows_attention(const int HD, float *out, int64_t out_stride, const float *q, int64_t q_stride,
+                       const int *n_pos, int n_q, const float *k, const float *v, int64_t kv_stride, float scale,
+                       float *S) {
+  __mmask16 live = (__mmask16)((1u << n_q) - 1);
+  __m512i np = _mm512_maskz_loadu_epi32(live, n_pos);
+  int n_keys = 0;
+  for (int r = 0; r < n_q; r++) n_keys = n_pos[r] > n_keys ? n_pos[r] : n_keys;
+  __m512i qrow = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                    _mm512_set1_epi32((int)q_stride));
+  __m512 qt[16];
+  #pragma GCC unroll 16
+  for (int l = 0; l < HD; l++) qt[l] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, qrow, q + l, 4);
+  rows_softmax(S, np, n_keys, rows_scores(HD, S, qt, k, kv_stride, n_keys, scale, np));
+  __m512 a[16], b[16];
+  rows_values_mod4(HD, a, S, v, kv_stride, n_keys, 0);
+  rows_values_mod4(HD, b, S, v, kv_stride, n_keys, 1);
+  #pragma GCC unroll 16
+  for (int i = 0; i < HD; i++) qt[i] = _mm512_add_ps(a[i], b[i]); /* qt: now a0 + a1 */
+  rows_values_mod4(HD, a, S, v, kv_stride, n_keys, 2);
+  rows_values_mod4(HD, b, S, v, kv_stride, n_keys, 3);
+  __m512i orow = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                    _mm512_set1_epi32((int)out_stride));
+  #pragma GCC unroll 16
+  for (int i = 0; i < HD; i++)
+    _mm512_mask_i32scatter_ps(out + i, live, orow, _mm512_add_ps(qt[i], _mm512_add_ps(a[i], b[i])), 4);
+}
+
+static int a5_attention_rows(float *out, int64_t out_stride, const float *q, int64_t q_stride, const int *n_pos,
+                             int n_q, const float *k, const float *v, int64_t kv_stride, int head_dim, float scale,
+                             float *att) {
+  if (n_q < 1 || n_q > ROWS || (int64_t)ROWS * (q_stride > out_stride ? q_stride : out_stride) > INT32_MAX) return 0;
+  if (head_dim == 8) rows_attention(8, out, out_stride, q, q_stride, n_pos, n_q, k, v, kv_stride, scale, att);
+  else if (head_dim == 16) rows_attention(16, out, out_stride, q, q_stride, n_pos, n_q, k, v, kv_stride, scale, att);
+  else return 0;
+  return 1;
+}
+#undef ROWS
+
 const ls_kernels ls_kernels_avx512 = {
     .name = "avx512",
     .level = LS_KL_AVX512,
@@ -722,4 +854,5 @@ const ls_kernels ls_kernels_avx512 = {
     .swiglu = a5_swiglu,
     .rope = ls_ref_rope,
     .attention = a5_attention,
+    .attention_rows = a5_attention_rows,
 };

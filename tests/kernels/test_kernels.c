@@ -130,6 +130,8 @@ START_TEST(test_matmul) {
         }
   /* F32 widths that are not a multiple of the vector (stories260K has 172) */
   check_matmul(k, LS_F32, 5, 172, 3);
+  check_matmul(k, LS_F32, 5, 172, 20);
+  check_matmul(k, LS_F32, 3, 8, 9);
   check_matmul(k, LS_F32, 7, 8, 2);
   check_matmul(k, LS_F16, 4, 44, 2);
   /* Q4_0 rows wider than the avx512 multi-token tile's scale buffer (32768
@@ -237,6 +239,52 @@ START_TEST(test_attention) {
 }
 END_TEST
 
+/* attention_rows: every query's output bit-identical to `attention` on it
+ * alone (a prefill equals the same rows decoded one by one), for 1..16
+ * queries, positions not in order, a head that takes it (8, 16) and ones it
+ * declines (returns 0 and writes nothing). */
+START_TEST(test_attention_rows) {
+  const ls_kernels *k = level_or_skip(_i);
+  if (!k || !k->attention_rows) return;
+  enum { NQ = LS_ATTN_ROWS, HD_MAX = 24, NPOS = 300 };
+  int64_t stride = 3 * HD_MAX + 5, qs = 2 * HD_MAX + 3;
+  float *kc = malloc(sizeof(float) * NPOS * stride), *vc = malloc(sizeof(float) * NPOS * stride);
+  float *att = aligned_alloc(64, sizeof(float) * NQ * NPOS);
+  float q[NQ * (2 * HD_MAX + 3)], o_rows[NQ * (2 * HD_MAX + 3)], o_one[HD_MAX], one_att[NPOS];
+  for (int64_t i = 0; i < NPOS * stride; i++) {
+    kc[i] = frand() * 2;
+    vc[i] = frand();
+  }
+  for (int i = 0; i < NQ * qs; i++) q[i] = frand() * 2;
+  const int hds[] = {8, 16, 24};
+  const int n_qs[] = {1, 2, 5, 16};
+  for (size_t h = 0; h < sizeof hds / sizeof *hds; h++)
+    for (size_t c = 0; c < sizeof n_qs / sizeof *n_qs; c++) {
+      int n_q = n_qs[c], n_pos[NQ];
+      for (int r = 0; r < n_q; r++) n_pos[r] = 1 + (r * 97 + 13 * (int)c) % NPOS; /* not in order */
+      float scale = 1.0f / sqrtf((float)hds[h]);
+      for (int i = 0; i < NQ * qs; i++) o_rows[i] = -7.0f;
+      int took = k->attention_rows(o_rows, qs, q, qs, n_pos, n_q, kc + 2, vc + 2, stride, hds[h], scale, att);
+      ck_assert_int_eq(took, hds[h] == 8 || hds[h] == 16);
+      for (int r = 0; r < n_q; r++) {
+        k->attention(o_one, q + r * qs, kc + 2, vc + 2, stride, n_pos[r], hds[h], scale, one_att);
+        for (int i = 0; i < hds[h]; i++)
+          if (took)
+            ck_assert_msg(memcmp(&o_rows[r * qs + i], &o_one[i], sizeof(float)) == 0,
+                          "%s attention_rows hd %d, query %d of %d (n_pos %d) [%d]: %a vs %a alone", k->name, hds[h],
+                          r, n_q, n_pos[r], i, (double)o_rows[r * qs + i], (double)o_one[i]);
+          else
+            ck_assert_msg(o_rows[r * qs + i] == -7.0f, "%s attention_rows hd %d declined but wrote", k->name, hds[h]);
+        for (int i = hds[h]; i < qs; i++) /* nothing outside the head */
+          ck_assert_msg(o_rows[r * qs + i] == -7.0f, "%s attention_rows hd %d wrote past the head", k->name, hds[h]);
+      }
+    }
+  free(kc);
+  free(vc);
+  free(att);
+}
+END_TEST
+
 START_TEST(test_dispatch) {
   ck_assert_ptr_nonnull(ls_kernels_get());
   ck_assert_ptr_eq(ls_kernels_level(LS_KL_REF), &ls_kernels_ref);
@@ -302,6 +350,7 @@ int main(void) {
   tcase_add_loop_test(tc, test_matmul, LS_KL_AVX2, LS_KL_AVX512 + 1);
   tcase_add_loop_test(tc, test_elementwise, LS_KL_AVX2, LS_KL_AVX512 + 1);
   tcase_add_loop_test(tc, test_attention, LS_KL_AVX2, LS_KL_AVX512 + 1);
+  tcase_add_loop_test(tc, test_attention_rows, LS_KL_AVX2, LS_KL_AVX512 + 1);
   tcase_add_test(tc, test_dispatch);
   tcase_add_test(tc, test_pool);
   suite_add_tcase(s, tc);
