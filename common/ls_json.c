@@ -311,3 +311,11 @@ int ls_json_dump_string(const json_t *root, char **out, ls_err *err) {
   *out = ls_strbuf_release(&b);
   return *out ? LS_OK : ls_err_set(err, LS_ENOMEM, "out of memory writing JSON");
 }
+
+json_t *ls_json_text_or_null(const char *s, const char *what, const char **bad) {
+  if (!s) return json_null();
+  json_t *j = json_string(s);
+  if (j) return j;
+  if (!*bad) *bad = what;
+  return json_null();
+}

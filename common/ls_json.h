@@ -60,6 +60,12 @@ int ls_json_dump(const json_t *root, ls_strbuf *out, ls_err *err);
 /* The same into a malloc'd string *out (the caller frees it). */
 int ls_json_dump_string(const json_t *root, char **out, ls_err *err);
 
+/* json_string(s), or null where s is NULL; where s is not UTF-8 text (a
+ * name taken from a file), null and the first such field's name (what) in
+ * *bad, so that a writer can fail naming it instead of writing a file that
+ * does not read back. */
+json_t *ls_json_text_or_null(const char *s, const char *what, const char **bad);
+
 /* Shortest "%.Ng" form of a finite double that strtod reads back exactly (buf >= 32 bytes). */
 void ls_json_format_double(double v, char *buf, size_t size);
 

@@ -341,30 +341,20 @@ int ls_schedule_parse(const char *text, const char *where, ls_schedule **out, ls
 
 /* ---- writing -------------------------------------------------------------- */
 
-/* json_string refuses text that is not UTF-8 (a name read from a damaged store,
- * say): the first such field is remembered in *bad, so that the writer fails
- * with its name instead of writing a schedule that does not read back. */
-static json_t *str_or_null(const char *s, const char *what, const char **bad) {
-  if (!s) return json_null();
-  json_t *j = json_string(s);
-  if (j) return j;
-  if (!*bad) *bad = what;
-  return json_null();
-}
 static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
 static json_t *to_json(const ls_schedule *s, const char **bad) {
   json_t *root = json_object();
   json_object_set_new(root, "schema_version", json_integer(LS_SCHEDULE_SCHEMA_VERSION));
   json_t *model = json_object();
-  json_object_set_new(model, "name", str_or_null(s->model_name, "model.name", bad));
-  json_object_set_new(model, "fingerprint", str_or_null(s->model_fingerprint, "model.fingerprint", bad));
+  json_object_set_new(model, "name", ls_json_text_or_null(s->model_name, "model.name", bad));
+  json_object_set_new(model, "fingerprint", ls_json_text_or_null(s->model_fingerprint, "model.fingerprint", bad));
   json_object_set_new(root, "model", model);
   json_t *tmpl = json_object();
-  json_object_set_new(tmpl, "name", str_or_null(s->template_name, "template.name", bad));
-  json_object_set_new(tmpl, "path", str_or_null(s->template_path, "template.path", bad));
+  json_object_set_new(tmpl, "name", ls_json_text_or_null(s->template_name, "template.name", bad));
+  json_object_set_new(tmpl, "path", ls_json_text_or_null(s->template_path, "template.path", bad));
   json_object_set_new(root, "template", tmpl);
-  json_object_set_new(root, "objective", str_or_null(s->objective, "objective", bad));
+  json_object_set_new(root, "objective", ls_json_text_or_null(s->objective, "objective", bad));
   json_object_set_new(root, "kv_policy", json_string(ls_kv_policy_name(s->kv_policy)));
   json_object_set_new(root, "target", num_or_null(s->target));
   json_object_set_new(root, "achieved_score", num_or_null(s->achieved_score));
@@ -373,18 +363,18 @@ static json_t *to_json(const ls_schedule *s, const char **bad) {
   json_object_set_new(root, "measured_latency_ms", num_or_null(s->measured_latency_ms));
   json_object_set_new(root, "speedup", num_or_null(s->speedup));
   json_t *prov = json_object();
-  json_object_set_new(prov, "job", str_or_null(s->prov_job, "provenance.job", bad));
-  json_object_set_new(prov, "results_file", str_or_null(s->prov_results_file, "provenance.results_file", bad));
+  json_object_set_new(prov, "job", ls_json_text_or_null(s->prov_job, "provenance.job", bad));
+  json_object_set_new(prov, "results_file", ls_json_text_or_null(s->prov_results_file, "provenance.results_file", bad));
   json_object_set_new(prov, "candidate_id", s->prov_candidate_id >= 0 ? json_integer(s->prov_candidate_id) : json_null());
-  json_object_set_new(prov, "date", str_or_null(s->prov_date, "provenance.date", bad));
-  json_object_set_new(prov, "commit", str_or_null(s->prov_commit, "provenance.commit", bad));
+  json_object_set_new(prov, "date", ls_json_text_or_null(s->prov_date, "provenance.date", bad));
+  json_object_set_new(prov, "commit", ls_json_text_or_null(s->prov_commit, "provenance.commit", bad));
   json_object_set_new(root, "provenance", prov);
   json_t *stages = json_array();
   for (int i = 0; i < s->n_stages; i++) {
     const ls_sched_stage *st = &s->stages[i];
     json_t *js = json_object(), *skip = json_array(), *ee = json_object();
-    json_object_set_new(js, "name", str_or_null(st->name, "a stage's name", bad));
-    for (int k = 0; k < st->n_skip; k++) json_array_append_new(skip, str_or_null(st->skip[k], "a skipped sub-layer", bad));
+    json_object_set_new(js, "name", ls_json_text_or_null(st->name, "a stage's name", bad));
+    for (int k = 0; k < st->n_skip; k++) json_array_append_new(skip, ls_json_text_or_null(st->skip[k], "a skipped sub-layer", bad));
     json_object_set_new(js, "skip", skip);
     json_object_set_new(ee, "window", json_integer(st->ee_window));
     /* the threshold is a float: write the shortest decimal that reads back to the same float */

@@ -26,13 +26,13 @@ static json_t *int_array(const int *v, int n) {
   return a;
 }
 
-static json_t *to_json(const ls_profile *p) {
+static json_t *to_json(const ls_profile *p, const char **bad) {
   json_t *root = json_object();
   json_object_set_new(root, "schema", json_string(SCHEMA_NAME));
   json_object_set_new(root, "schema_version", json_integer(LS_PROFILE_SCHEMA_VERSION));
   json_t *model = json_object();
-  json_object_set_new(model, "name", json_string(p->model_name));
-  json_object_set_new(model, "fingerprint", json_string(p->model_fingerprint));
+  json_object_set_new(model, "name", ls_json_text_or_null(p->model_name, "model.name", bad));
+  json_object_set_new(model, "fingerprint", ls_json_text_or_null(p->model_fingerprint, "model.fingerprint", bad));
   json_object_set_new(model, "n_layers", json_integer(p->n_layers));
   json_object_set_new(model, "dim", json_integer(p->dim));
   json_object_set_new(model, "hidden_dim", json_integer(p->hidden_dim));
@@ -41,12 +41,12 @@ static json_t *to_json(const ls_profile *p) {
   json_object_set_new(model, "vocab_size", json_integer(p->vocab_size));
   json_object_set_new(root, "model", model);
   json_t *mach = json_object();
-  json_object_set_new(mach, "cpu_model", json_string(p->cpu_model));
-  json_object_set_new(mach, "kernel_level", json_string(p->kernel_level));
+  json_object_set_new(mach, "cpu_model", ls_json_text_or_null(p->cpu_model, "machine.cpu_model", bad));
+  json_object_set_new(mach, "kernel_level", ls_json_text_or_null(p->kernel_level, "machine.kernel_level", bad));
   json_object_set_new(mach, "threads", json_integer(p->n_threads));
   json_object_set_new(root, "machine", mach);
-  json_object_set_new(root, "created", json_string(p->created));
-  json_object_set_new(root, "commit", json_string(p->commit));
+  json_object_set_new(root, "created", ls_json_text_or_null(p->created, "created", bad));
+  json_object_set_new(root, "commit", ls_json_text_or_null(p->commit, "commit", bad));
   json_t *meth = json_object();
   json_object_set_new(meth, "reps", json_integer(p->reps));
   json_object_set_new(meth, "min_ms_per_point", json_real(p->min_ms));
@@ -77,8 +77,13 @@ static json_t *to_json(const ls_profile *p) {
 
 int ls_profile_to_json(const ls_profile *p, char **out, ls_err *err) {
   *out = NULL;
-  json_t *root = to_json(p);
+  const char *bad = NULL;
+  json_t *root = to_json(p, &bad);
   if (!root) return ls_err_set(err, LS_ENOMEM, "out of memory writing the profile");
+  if (bad) {
+    json_decref(root);
+    return ls_err_set(err, LS_EFORMAT, "profile: %s is not UTF-8 text", bad);
+  }
   int rc = ls_json_dump_string(root, out, err);
   json_decref(root);
   return rc;

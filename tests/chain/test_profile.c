@@ -58,6 +58,22 @@ static ls_profile make_profile(void) {
   return p;
 }
 
+/* A model name that is not UTF-8 (from a file name) cannot go into JSON:
+ * the writer fails naming the field, and writes nothing. */
+START_TEST(non_utf8_name_refused) {
+  ls_profile p = make_profile();
+  snprintf(p.model_name, sizeof p.model_name, "model\xff.bin");
+  char path[512];
+  snprintf(path, sizeof path, "%s/bad-utf8.json", ls_test_tmpdir());
+  remove(path);
+  ls_err err = {0};
+  ck_assert_int_eq(ls_profile_save(&p, path, &err), LS_EFORMAT);
+  ck_assert_msg(strstr(err.msg, "model.name is not UTF-8 text") != NULL, "%s", err.msg);
+  FILE *f = fopen(path, "r");
+  ck_assert_msg(f == NULL, "%s was written", path);
+}
+END_TEST
+
 START_TEST(roundtrip_exact) {
   ls_profile p = make_profile(), q;
   /* values that need all 17 digits to survive */
@@ -466,6 +482,7 @@ static Suite *suite(void) {
   TCase *tc = tcase_create("profile");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, roundtrip_exact);
+  tcase_add_test(tc, non_utf8_name_refused);
   tcase_add_test(tc, malformed_files);
   tcase_add_test(tc, interpolation_math);
   tcase_add_test(tc, prediction_formula);
