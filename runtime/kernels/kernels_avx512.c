@@ -483,8 +483,8 @@ AI __m512 load_wf(const int type, const void *row, int64_t c, __mmask16 m) {
  * at a time in address order; more tokens use 2-row tiles, which share each
  * token's loads between the rows (bench_matmul, Zen 5, 64 tokens: 2.5 GB/s
  * per CPU-second against 1.2 for 1-row tiles). */
-AI void f_tile(const int R, const int T, const int type, const ls_mat *w, int64_t r, const void *xa, size_t xs,
-               int t0, float *y, int64_t ldy) {
+AI void f_tile_sums(const int R, const int T, const int type, const ls_mat *w, int64_t r, const void *xa, size_t xs,
+                    int t0, float *y, int64_t ldy, __m512 *sums) {
   int64_t cols = w->cols;
   const void *rows[2];
   const float *xt[4];
@@ -530,6 +530,13 @@ AI void f_tile(const int R, const int T, const int type, const ls_mat *w, int64_
         acc[i][t][k] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, xt[t] + c), acc[i][t][k]);
     }
   }
+  if (sums) { /* lanes not yet summed, element (i, t) at sums[i * T + t] */
+    #pragma GCC unroll 2
+    for (int i = 0; i < R; i++)
+      #pragma GCC unroll 4
+      for (int t = 0; t < T; t++) sums[i * T + t] = _mm512_add_ps(acc[i][t][0], acc[i][t][1]);
+    return;
+  }
   if (R * T < 4) {
     #pragma GCC unroll 2
     for (int i = 0; i < R; i++)
@@ -555,6 +562,54 @@ AI void f_tile(const int R, const int T, const int type, const ls_mat *w, int64_
     for (int t = 0; t < T; t++) y[(int64_t)(t0 + t) * ldy + r + i] = sum[i * T + t];
 }
 
+AI void f_tile(const int R, const int T, const int type, const ls_mat *w, int64_t r, const void *xa, size_t xs,
+               int t0, float *y, int64_t ldy) {
+  f_tile_sums(R, T, type, w, r, xa, xs, t0, y, ldy, NULL);
+}
+
+/* The 16 lane sums of s[0..15] in _mm512_reduce_add_ps's order, with 512-bit
+ * shuffles shared by all 16 (3 operations per sum instead of reduce8's 5):
+ * halves of 8, then of 4, then lanes {0,2} and {1,3}, then those two. Lane
+ * 4b + j of the result is the sum of s[4j + b]. */
+AI __m512 reduce16(const __m512 *s) {
+  __m512 h[8], q[4], p[2];
+  #pragma GCC unroll 8
+  for (int m = 0; m < 8; m++) /* [s2m's 8 half sums | s2m+1's] */
+    h[m] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * m], s[2 * m + 1], 0xee),
+                         _mm512_shuffle_f32x4(s[2 * m], s[2 * m + 1], 0x44));
+  #pragma GCC unroll 4
+  for (int m = 0; m < 4; m++) /* 4 sums of s[4m], s[4m+1], s[4m+2], s[4m+3], one per 128-bit lane */
+    q[m] = _mm512_add_ps(_mm512_shuffle_f32x4(h[2 * m], h[2 * m + 1], 0xdd),
+                         _mm512_shuffle_f32x4(h[2 * m], h[2 * m + 1], 0x88));
+  #pragma GCC unroll 2
+  for (int m = 0; m < 2; m++) /* per lane b: (0+2), (1+3) of s[8m+b], then of s[8m+4+b] */
+    p[m] = _mm512_add_ps(_mm512_shuffle_ps(q[2 * m], q[2 * m + 1], 0x44), _mm512_shuffle_ps(q[2 * m], q[2 * m + 1], 0xee));
+  return _mm512_add_ps(_mm512_shuffle_ps(p[0], p[1], 0x88), _mm512_shuffle_ps(p[0], p[1], 0xdd));
+}
+
+/* 4 rows x 4 tokens of float weights: two 2 x 4 tiles, their 16 sums reduced
+ * together; each token's 4 outputs are adjacent in y (one 128-bit store). */
+AI void f_tile4x4(const int type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
+                  int64_t ldy) {
+  __m512 s[16];
+  f_tile_sums(2, 4, type, w, r, xa, xs, t0, y, ldy, s);
+  f_tile_sums(2, 4, type, w, r + 2, xa, xs, t0, y, ldy, s + 8);
+  __m512 out = reduce16(s); /* lane 4t + i: row r + i, token t0 + t */
+  _mm_storeu_ps(y + (int64_t)t0 * ldy + r, _mm512_castps512_ps128(out));
+  _mm_storeu_ps(y + (int64_t)(t0 + 1) * ldy + r, _mm512_extractf32x4_ps(out, 1));
+  _mm_storeu_ps(y + (int64_t)(t0 + 2) * ldy + r, _mm512_extractf32x4_ps(out, 2));
+  _mm_storeu_ps(y + (int64_t)(t0 + 3) * ldy + r, _mm512_extractf32x4_ps(out, 3));
+}
+static void tile4x4_f32(const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y, int64_t ldy) {
+  f_tile4x4(LS_F32, w, r, xa, xs, t0, y, ldy);
+}
+static void tile4x4_f16(const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y, int64_t ldy) {
+  f_tile4x4(LS_F16, w, r, xa, xs, t0, y, ldy);
+}
+static void tile4x4_bf16(const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y, int64_t ldy) {
+  f_tile4x4(LS_BF16, w, r, xa, xs, t0, y, ldy);
+}
+
 ROWS_TILE(f_tile1, f_tile, 1)
 ROWS_TILE(f_tile2, f_tile, 2)
 LS_TILE_T4(tile_f32, f_tile1, LS_F32)
@@ -578,12 +633,13 @@ static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
                       int64_t r1) {
   void (*tile)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
   void (*tile2)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t) = NULL;
+  void (*tile4x4)(const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t) = NULL;
   switch (w->type) {
   case LS_Q8_0: tile = tile_q8, tile2 = tile2_q8; break;
   case LS_Q4_0: tile = tile_q4; break;
-  case LS_F32: tile = tile_f32, tile2 = tile2_f32; break;
-  case LS_F16: tile = tile_f16, tile2 = tile2_f16; break;
-  case LS_BF16: tile = tile_bf16, tile2 = tile2_bf16; break;
+  case LS_F32: tile = tile_f32, tile2 = tile2_f32, tile4x4 = tile4x4_f32; break;
+  case LS_F16: tile = tile_f16, tile2 = tile2_f16, tile4x4 = tile4x4_f16; break;
+  case LS_BF16: tile = tile_bf16, tile2 = tile2_bf16, tile4x4 = tile4x4_bf16; break;
   default: /* the other block types (kquants_avx512.c) */
     if (ls_kq_is_type(w->type)) ls_kq_matmul_avx512(w, xa, xs, n, y, ldy, r0, r1);
     return;
@@ -597,6 +653,8 @@ static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
   for (int t0 = 0; t0 < n; t0 += 4) {
     int T = n - t0 < 4 ? n - t0 : 4;
     int64_t r = r0;
+    if (tile4x4 && n > 4 && T == 4)
+      for (; r + 4 <= r1; r += 4) tile4x4(w, r, xa, xs, t0, y, ldy);
     if (tile2 && (n > 4 || (n > 1 && quant)))
       for (; r + 2 <= r1; r += 2) tile2(T, w, r, xa, xs, t0, y, ldy);
     for (; r < r1; r++) tile(T, w, r, xa, xs, t0, y, ldy);
