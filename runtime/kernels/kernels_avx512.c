@@ -82,7 +82,7 @@ static void a5_quantize_q8_0(const float *x, ls_block_q8_0 *y, int64_t k) {
 }
 
 static void a5_act_prepare(uint32_t wtype, const float *x, int64_t cols, void *xa) {
-  if (ls_kq_is_type(wtype)) ls_kq_act_prepare(wtype, x, cols, xa);
+  if (ls_kq_is_type(wtype)) ls_kq_act_prepare_avx512(wtype, x, cols, xa);
   if (!is_quant(wtype)) return;
   int64_t nb = cols / LS_QK, nq = (nb + QUAD - 1) / QUAD;
   const size_t qb = QUAD_BYTES(wtype == LS_Q4_0);

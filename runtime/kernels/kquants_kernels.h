@@ -31,6 +31,7 @@ void ls_kq_matmul_avx2(const ls_mat *w, const void *xa, size_t xa_stride, int n,
                        int64_t r1);
 /* The same with AVX-512 (F/BW/VL), what the AVX-512 level uses; only on
  * such a CPU. */
+void ls_kq_act_prepare_avx512(uint32_t wtype, const float *x, int64_t cols, void *xa);
 void ls_kq_matmul_avx512(const ls_mat *w, const void *xa, size_t xa_stride, int n, float *y, int64_t ldy, int64_t r0,
                          int64_t r1);
 

@@ -304,6 +304,42 @@ START_TEST(test_matmul) {
 }
 END_TEST
 
+/* Q8_K activations at every level equal the reference's on blocks that
+ * exercise its edges: all zeros; -amax before +amax (the first one sets the
+ * sign of the scale); exact halves after scaling (nearest-even); a single
+ * non-zero element; tiny and huge magnitudes. */
+START_TEST(test_act_q8_k_edges) {
+  enum { NB = 6 };
+  float x[NB * LS_QK_K];
+  for (int i = 0; i < NB * LS_QK_K; i++) x[i] = frand();
+  memset(x, 0, sizeof(float) * LS_QK_K); /* block 0: zeros */
+  float *b1 = x + LS_QK_K, *b2 = x + 2 * LS_QK_K, *b3 = x + 3 * LS_QK_K;
+  b1[7] = -2.0f, b1[9] = 2.0f, b1[200] = 2.0f; /* block 1: -amax first */
+  for (int j = 0; j < LS_QK_K; j++) b2[j] = (float)(j % 64 - 32) + 0.5f; /* block 2: halves */
+  b2[100] = -127.0f;                                                    /* scale 1: x stays a half */
+  memset(b3, 0, sizeof(float) * LS_QK_K);
+  b3[255] = -1e-30f; /* block 3: one tiny element, last */
+  for (int j = 0; j < LS_QK_K; j++) x[4 * LS_QK_K + j] *= 3e37f; /* block 4: huge */
+  const ls_kernels *ref = ls_kernels_level(LS_KL_REF);
+  size_t n = ref->act_bytes(LS_Q4_K, NB * LS_QK_K);
+  uint8_t *want = malloc(n), *got = malloc(n);
+  ref->act_prepare(LS_Q4_K, x, NB * LS_QK_K, want);
+  ck_assert_int_eq(((const ls_block_q8_K *)want)[2].qs[0], -32); /* the edges were reached: -31.5 -> -32 */
+  ck_assert_int_eq(((const ls_block_q8_K *)want)[2].qs[1], -30); /* -30.5 -> -30 */
+  for (int level = LS_KL_AVX2; level <= LS_KL_AVX512; level++) {
+    const ls_kernels *k = ls_kernels_level(level);
+    if (!k) continue;
+    memset(got, 0xa5, n);
+    k->act_prepare(LS_Q4_K, x, NB * LS_QK_K, got);
+    for (int b = 0; b < NB; b++)
+      ck_assert_msg(memcmp(got + b * sizeof(ls_block_q8_K), want + b * sizeof(ls_block_q8_K), sizeof(ls_block_q8_K)) == 0,
+                    "%s: Q8_K block %d differs from the reference", k->name, b);
+  }
+  free(want);
+  free(got);
+}
+END_TEST
+
 START_TEST(test_sizes) {
   for (int i = 0; i < N_TYPES; i++) {
     int be = ls_dtype_block_elems(types[i]);
@@ -327,6 +363,7 @@ int main(void) {
   tcase_add_test(tc, test_layout_q3_k_q2_k);
   tcase_add_test(tc, test_layout_32);
   tcase_add_test(tc, test_quantisers);
+  tcase_add_test(tc, test_act_q8_k_edges);
   tcase_add_loop_test(tc, test_matmul, 0, N_TYPES);
   suite_add_tcase(s, tc);
   return ls_test_run(s);
