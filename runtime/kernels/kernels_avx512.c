@@ -795,34 +795,43 @@ static void a5_attention(float *out, const float *q, const float *k, const float
  * not reach the probabilities (exp(+-0 - m) = exp(-m)). */
 #define ROWS 16
 
-/* S[j] (16 queries) = q.k_j * scale for j < n_keys; HD = head size (8 or 16).
- * Returns each query's largest score over its own positions (n_pos lanes),
- * kept in two maxima by j parity so that no chain of max runs through all
- * keys (the maximum does not depend on the order). */
+/* Key j's scores for the 16 queries: q.k_j * scale (HD = head size, 8 or 16). */
+AI __m512 key_scores(const int HD, const __m512 *qt, const float *kj, __m512 vs) {
+  __m512 p[16];
+  #pragma GCC unroll 16
+  for (int l = 0; l < HD; l++) p[l] = _mm512_mul_ps(qt[l], _mm512_set1_ps(kj[l]));
+  __m512 t[8];
+  /* lanes 8..15 of a head of 8 are zero: (l, l+8) is l itself */
+  #pragma GCC unroll 8
+  for (int i = 0; i < 8; i++) t[i] = HD > 8 ? _mm512_add_ps(p[i + 8], p[i]) : p[i];
+  #pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) t[i] = _mm512_add_ps(t[i + 4], t[i]);
+  return _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3])), vs);
+}
+
+/* S[j] (16 queries) = q.k_j * scale for j < n_keys. Returns each query's
+ * largest score over its own positions (n_pos lanes), kept in two maxima by
+ * j parity so that no chain of max runs through all keys (the maximum does
+ * not depend on the order). */
 AI __m512 rows_scores(const int HD, float *S, const __m512 *qt, const float *k, int64_t kv_stride, int n_keys,
                       float scale, __m512i n_pos) {
   const __m512 vs = _mm512_set1_ps(scale);
-  __m512 mx[2] = {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)};
-  for (int j = 0; j < n_keys; j++) {
-    const float *kj = k + (int64_t)j * kv_stride;
-    __m512 p[16];
-    #pragma GCC unroll 16
-    for (int l = 0; l < HD; l++) p[l] = _mm512_mul_ps(qt[l], _mm512_set1_ps(kj[l]));
-    #pragma GCC unroll 16
-    for (int l = HD; l < 16; l++) p[l] = _mm512_setzero_ps();
-    __m512 t[8];
-    /* lanes 8..15 of a head of 8 are zero: (l, l+8) is l itself */
-    #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) t[i] = HD > 8 ? _mm512_add_ps(p[i + 8], p[i]) : p[i];
-    #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) t[i] = _mm512_add_ps(t[i + 4], t[i]);
-    __m512 sc = _mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3]));
-    sc = _mm512_mul_ps(sc, vs);
-    _mm512_store_ps(S + (int64_t)j * ROWS, sc);
-    __mmask16 in = _mm512_cmpgt_epi32_mask(n_pos, _mm512_set1_epi32(j));
-    mx[j & 1] = _mm512_mask_max_ps(mx[j & 1], in, mx[j & 1], sc);
+  __m512 mx0 = _mm512_set1_ps(-INFINITY), mx1 = mx0;
+  int j = 0;
+  for (; j + 2 <= n_keys; j += 2) {
+    __m512 s0 = key_scores(HD, qt, k + (int64_t)j * kv_stride, vs);
+    __m512 s1 = key_scores(HD, qt, k + (int64_t)(j + 1) * kv_stride, vs);
+    _mm512_store_ps(S + (int64_t)j * ROWS, s0);
+    _mm512_store_ps(S + (int64_t)(j + 1) * ROWS, s1);
+    mx0 = _mm512_mask_max_ps(mx0, _mm512_cmpgt_epi32_mask(n_pos, _mm512_set1_epi32(j)), mx0, s0);
+    mx1 = _mm512_mask_max_ps(mx1, _mm512_cmpgt_epi32_mask(n_pos, _mm512_set1_epi32(j + 1)), mx1, s1);
   }
-  return _mm512_max_ps(mx[0], mx[1]);
+  if (j < n_keys) {
+    __m512 s0 = key_scores(HD, qt, k + (int64_t)j * kv_stride, vs);
+    _mm512_store_ps(S + (int64_t)j * ROWS, s0);
+    mx0 = _mm512_mask_max_ps(mx0, _mm512_cmpgt_epi32_mask(n_pos, _mm512_set1_epi32(j)), mx0, s0);
+  }
+  return _mm512_max_ps(mx0, mx1);
 }
 
 /* S[j] -> probabilities per query lane (n_pos lanes: positions per query;
