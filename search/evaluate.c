@@ -69,7 +69,12 @@ static int shard_fidelity(searcher *s, int begin, int n, const ls_stage_plan *pl
       given[i * s->S + st] = (uint8_t)ls_stage_memo_find(&s->memo, begin + i, st, plans[st].skip, eew[st], eet[st],
                                                          &stage_fid[i * s->S + st]);
   if (rc == LS_OK) {
-    ls_engine_clear_cache(&s->eng);
+    /* Under reuse the prompts the generation just ran serve the teacher forcing as they are (the
+     * same tokens under the same mask: the same K/V bit for bit), so the cache is kept but for
+     * what the generation memory held without running it; under shared-prefix what the cache
+     * holds would change the scores, so they start from an empty one. */
+    if (s->job->kv_policy == LS_KV_SHARED_PREFIX) ls_engine_clear_cache(&s->eng);
+    else ls_engine_drop_held(&s->eng);
     rc = ls_pipeline_fidelity_many(&s->eng, s->tpl, plans, &s->ref[begin], n, n < s->lanes ? n : s->lanes, given,
                                    fid, stage_fid, err);
   }

@@ -335,6 +335,7 @@ void ls_engine_finish(ls_engine *e, int slot0, int n, ls_gen_output *outs) {
 }
 
 void ls_engine_clear_cache(ls_engine *e) { ls_kv_clear(e->ctx); }
+void ls_engine_drop_held(ls_engine *e) { ls_kv_drop_held(e->ctx); }
 
 int ls_engine_generate_multi(ls_engine *e, const ls_gen_request *reqs, int n, ls_gen_output *outs, ls_err *err) {
   for (int i = 0; i < n; i++) memset(&outs[i], 0, sizeof outs[i]);

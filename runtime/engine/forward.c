@@ -53,6 +53,7 @@ struct ls_ctx {
   int *kv_len;        /* [n_seq] positions held per sequence */
   int *slot_tok;      /* [n_seq][n_ctx] token held at each position */
   uint8_t *slot_mask; /* [n_seq][n_ctx] index into masks of the mask it was computed under */
+  uint8_t *slot_held; /* [n_seq][n_ctx] 1: recorded by ls_kv_seq_hold, K/V not computed */
   uint8_t *masks;     /* [MAX_MASKS][n_layers] masks seen (NULL skip = all zeros) */
   int n_masks;
   int *seq_last;      /* [n_seq] scratch: last position per sequence in the batch being checked */
@@ -238,6 +239,7 @@ int ls_ctx_new(const ls_model *m, const ls_ctx_params *p, ls_ctx **out, ls_err *
       !(c->seq_last = alloc_floats((size_t)d.n_seq, err)) || !(c->out_rows = alloc_floats(B, err)) ||
       !(c->slot_tok = alloc_floats((size_t)d.n_seq * d.n_ctx, err)) ||
       !(c->slot_mask = alloc_floats(((size_t)d.n_seq * d.n_ctx + 3) / 4, err)) ||
+      !(c->slot_held = alloc_floats(((size_t)d.n_seq * d.n_ctx + 3) / 4, err)) ||
       !(c->masks = alloc_floats(((size_t)MAX_MASKS * cfg->n_layers + 3) / 4, err)) ||
       ls_batch_init(&c->own, d.max_batch, err)) {
     ls_ctx_free(c);
@@ -270,6 +272,7 @@ void ls_ctx_free(ls_ctx *c) {
   free(c->out_rows);
   free(c->slot_tok);
   free(c->slot_mask);
+  free(c->slot_held);
   free(c->masks);
   ls_batch_free(&c->own);
   free(c);
@@ -653,6 +656,7 @@ static int run_batch(ls_ctx *c, const ls_batch *b, const uint8_t *skip, int appe
     c->kv_len[b->seq[t]] = b->pos[t] + 1;
     c->slot_tok[at] = b->token[t];
     c->slot_mask[at] = id;
+    c->slot_held[at] = 0;
   }
   c->b = b;
   for (int t = 0; t < n; t++)
@@ -740,9 +744,19 @@ int ls_kv_seq_hold(ls_ctx *c, int seq, const int *tokens, int from, int to, cons
   for (int p = from; p < to; p++) {
     c->slot_tok[(size_t)seq * c->n_ctx + (size_t)p] = tokens[p];
     c->slot_mask[(size_t)seq * c->n_ctx + (size_t)p] = id;
+    c->slot_held[(size_t)seq * c->n_ctx + (size_t)p] = 1;
   }
   c->kv_len[seq] = to;
   return LS_OK;
+}
+
+void ls_kv_drop_held(ls_ctx *c) {
+  for (int s = 0; s < c->n_seq; s++) {
+    const uint8_t *held = c->slot_held + (size_t)s * c->n_ctx;
+    int p = 0;
+    while (p < c->kv_len[s] && !held[p]) p++;
+    c->kv_len[s] = p;
+  }
 }
 
 void ls_kv_clear(ls_ctx *c) {
@@ -760,6 +774,7 @@ int ls_kv_seq_fork(ls_ctx *c, int dst, int src, int n_pos, ls_err *err) {
   if (dst != src) {
     memcpy(c->slot_tok + (size_t)dst * c->n_ctx, c->slot_tok + (size_t)src * c->n_ctx, sizeof(int) * (size_t)n_pos);
     memcpy(c->slot_mask + (size_t)dst * c->n_ctx, c->slot_mask + (size_t)src * c->n_ctx, (size_t)n_pos);
+    memcpy(c->slot_held + (size_t)dst * c->n_ctx, c->slot_held + (size_t)src * c->n_ctx, (size_t)n_pos);
     size_t bytes = sizeof(float) * (size_t)n_pos * (size_t)c->kv_dim;
     for (int l = 0; l < c->m->cfg.n_layers; l++) {
       memcpy(c->key_cache + kv_base(c, dst, l), c->key_cache + kv_base(c, src, l), bytes);

@@ -151,6 +151,10 @@ int ls_engine_running(const ls_engine *e, int slot0, int n);
 void ls_engine_finish(ls_engine *e, int slot0, int n, ls_gen_output *outs);
 /* Empties every sequence slot of the KV cache (nothing is reused from before). */
 void ls_engine_clear_cache(ls_engine *e);
+/* Keeps in every slot only the positions before the first one a hold_only
+ * request recorded without computing it (ls_kv_drop_held): the rest can be
+ * reused by any later request. */
+void ls_engine_drop_held(ls_engine *e);
 
 /* Teacher forcing: feeds prompt then target with the given mask and returns,
  * for each target position i, the model's top-1 prediction pred[i] and its

@@ -103,6 +103,9 @@ int ls_kv_mask_serves(const uint8_t *held, const uint8_t *want, int n_layers, in
  * positions) under mask skip, without computing them: their K/V are left
  * unset, so only for positions no later call reads (the caller knows). */
 int ls_kv_seq_hold(ls_ctx *c, int seq, const int *tokens, int from, int to, const uint8_t *skip, ls_err *err);
+/* Every sequence keeps its positions up to the first one ls_kv_seq_hold recorded
+ * (whose K/V were never computed): what is left can serve any later call. */
+void ls_kv_drop_held(ls_ctx *c);
 /* Every sequence empty (ls_kv_seq_keep 0) and the table of masks forgotten, so that
  * what a later run reuses does not depend on the masks of runs before it. */
 void ls_kv_clear(ls_ctx *c);

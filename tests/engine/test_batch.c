@@ -217,12 +217,57 @@ START_TEST(test_batch_errors) {
 }
 END_TEST
 
+/* Held positions (ls_kv_seq_hold: recorded, K/V never computed) are what
+ * ls_kv_drop_held removes: every sequence keeps what it ran before its first
+ * held position, forks carry the marks, and what is left is reused as before. */
+START_TEST(test_drop_held) {
+  load("f32");
+  unsetenv("LS_KERNELS");
+  reference(NULL);
+  ls_err err = {0};
+  ls_ctx *c;
+  ls_ctx_params p = {.n_ctx = 32, .n_seq = 3, .max_batch = 8, .n_threads = 1};
+  ck_assert(ls_ctx_new(&model, &p, &c, &err) == LS_OK);
+  ls_batch b;
+  ck_assert(ls_batch_init(&b, 8, &err) == LS_OK);
+  for (int i = 0; i < 4; i++) ls_batch_add(&b, stream[A][i], i, 0, i == 3);
+  ck_assert_msg(ls_decode(c, &b, NULL, &err) == LS_OK, "%s", err.msg);
+  ck_assert_msg(ls_kv_seq_hold(c, 0, stream[A], 4, 9, NULL, &err) == LS_OK, "%s", err.msg);
+  ck_assert_int_eq(ls_kv_seq_len(c, 0), 9);
+  /* held positions count as reusable tokens until dropped */
+  ck_assert_int_eq(ls_kv_seq_reusable(c, 0, stream[A], 9, NULL, LS_KV_REUSE), 9);
+  ck_assert_msg(ls_kv_seq_fork(c, 1, 0, 7, &err) == LS_OK, "%s", err.msg);
+  /* sequence 2 runs 3 positions, holds none */
+  ls_batch_clear(&b);
+  for (int i = 0; i < 3; i++) ls_batch_add(&b, stream[B][i], i, 2, i == 2);
+  ck_assert_msg(ls_decode(c, &b, NULL, &err) == LS_OK, "%s", err.msg);
+  ls_kv_drop_held(c);
+  ck_assert_int_eq(ls_kv_seq_len(c, 0), 4);
+  ck_assert_int_eq(ls_kv_seq_len(c, 1), 4); /* the fork carried the marks */
+  ck_assert_int_eq(ls_kv_seq_len(c, 2), 3);
+  ck_assert_int_eq(ls_kv_seq_reusable(c, 0, stream[A], 9, NULL, LS_KV_REUSE), 4);
+  /* running the dropped positions for real: they stay after another drop,
+   * and the logits equal the stream run alone */
+  ls_batch_clear(&b);
+  for (int i = 4; i < 9; i++) ls_batch_add(&b, stream[A][i], i, 0, i == 8);
+  ck_assert_msg(ls_decode(c, &b, NULL, &err) == LS_OK, "%s", err.msg);
+  ls_kv_drop_held(c);
+  ck_assert_int_eq(ls_kv_seq_len(c, 0), 9);
+  ck_assert_msg(memcmp(ls_ctx_logits(c), ref[A] + (size_t)8 * vocab, sizeof(float) * vocab) == 0,
+                "logits after a drop differ from the stream run alone");
+  ls_batch_free(&b);
+  ls_ctx_free(c);
+  unload();
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("batch");
   TCase *tc = tcase_create("stories260K");
   tcase_set_timeout(tc, 600);
   tcase_add_loop_test(tc, test_batch_rows_match_alone, 0, 2);
   tcase_add_test(tc, test_batch_errors);
+  tcase_add_test(tc, test_drop_held);
   suite_add_tcase(s, tc);
   return ls_test_run(s);
 }
