@@ -56,10 +56,33 @@ static double attn_ctx_part(const ls_profile *p, double c) {
 }
 
 /* Sum of attn_ctx_part over the queries of a prefill of n tokens at pos0..:
- * query i attends pos0 + i positions. */
+ * query i attends pos0 + i positions. The same terms, in the same order, as
+ * summing attn_ctx_part(pos0 + i), but the decode table's segment is found
+ * by walking forward with the increasing context and A_dec(0) is taken once
+ * (the search predicts every candidate's chain through this loop). */
 static double attn_ctx_sum(const ls_profile *p, int pos0, int n) {
+  if (p->n_dec <= 1) {
+    double s = 0.0;
+    for (int i = 1; i <= n; i++) s += attn_ctx_part(p, (double)pos0 + i);
+    return s;
+  }
+  double xs[LS_PROFILE_MAX_POINTS];
+  for (int i = 0; i < p->n_dec; i++) xs[i] = p->dec_ctx[i];
+  const double *ys = p->dec_attn_ms;
+  const double at0 = ls_profile_dec_attn_ms(p, 0);
+  const int last = p->n_dec - 1;
   double s = 0.0;
-  for (int i = 1; i <= n; i++) s += attn_ctx_part(p, (double)pos0 + i);
+  int seg = 0; /* interp's segment for x: the first i with x <= xs[i + 1], at most n_dec - 2 */
+  for (int i = 1; i <= n; i++) {
+    double x = (double)pos0 + i;
+    if (x >= xs[last])
+      seg = last - 1;
+    else
+      while (seg < last - 1 && x > xs[seg + 1]) seg++;
+    double t = (x - xs[seg]) / (xs[seg + 1] - xs[seg]);
+    double y = ys[seg] + t * (ys[seg + 1] - ys[seg]);
+    s += (y > 0 ? y : 0.0) - at0;
+  }
   return s;
 }
 

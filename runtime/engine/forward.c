@@ -465,8 +465,7 @@ static void rope_task(void *arg, int t, int thread) {
     rope_ext(q, p->n_heads, p->head_dim, p, freqs, pos);
     rope_ext(k, p->n_kv_heads, p->head_dim, p, freqs, pos);
   } else {
-    c->k->rope(q, p->n_heads, p->head_dim, p->rope_dim, pos, p->rope_theta);
-    c->k->rope(k, p->n_kv_heads, p->head_dim, p->rope_dim, pos, p->rope_theta);
+    c->k->rope(q, p->n_heads, k, p->n_kv_heads, p->head_dim, p->rope_dim, pos, p->rope_theta);
   }
   int64_t at = kv_base(c, c->b->seq[t], j->layer) + (int64_t)pos * c->kv_dim;
   memcpy(c->key_cache + at, k, sizeof(float) * (size_t)c->kv_dim);

@@ -52,9 +52,11 @@ typedef struct ls_kernels {
   void (*softmax)(float *x, int n);
   /* h[i] = silu(g[i]) * u[i] (h may alias g). */
   void (*swiglu)(float *h, const float *g, const float *u, int n);
-  /* Rotates adjacent pairs (x[2i], x[2i+1]) of each of n_heads heads of
-   * head_dim by pos * theta^(-2i/rope_dim) for 2i < rope_dim. */
-  void (*rope)(float *x, int n_heads, int head_dim, int rope_dim, int pos, float theta);
+  /* Rotates adjacent pairs (x[2i], x[2i+1]) of each of the n_q heads of q
+   * and the n_k heads of k (head_dim each) by pos * theta^(-2i/rope_dim) for
+   * 2i < rope_dim: a row's queries and keys together, each angle's cos and
+   * sin computed once for both. */
+  void (*rope)(float *q, int n_q, float *k, int n_k, int head_dim, int rope_dim, int pos, float theta);
   /* One attention head for one query: out[head_dim] = sum_j softmax_j(q.k_j *
    * scale) v_j over j in [0, n_pos); k_j at k + j*kv_stride, v_j likewise.
    * att is scratch of n_pos floats. */
@@ -83,7 +85,7 @@ extern const ls_kernels ls_kernels_avx512;
 
 /* Scalar reference functions, also used by levels that do not vectorise an op. */
 float ls_ref_silu(float x);
-void ls_ref_rope(float *x, int n_heads, int head_dim, int rope_dim, int pos, float theta);
+void ls_ref_rope(float *q, int n_q, float *k, int n_k, int head_dim, int rope_dim, int pos, float theta);
 void ls_ref_rmsnorm(float *o, const float *x, const float *w, int n, float eps);
 void ls_ref_softmax(float *x, int n);
 void ls_ref_swiglu(float *h, const float *g, const float *u, int n);

@@ -113,17 +113,19 @@ void ls_ref_swiglu(float *h, const float *g, const float *u, int n) {
   for (int i = 0; i < n; i++) h[i] = ls_ref_silu(g[i]) * u[i];
 }
 
-void ls_ref_rope(float *x, int n_heads, int head_dim, int rope_dim, int pos, float theta) {
+static void rotate_pair(float *v, float fcr, float fci) {
+  float v0 = v[0], v1 = v[1];
+  v[0] = v0 * fcr - v1 * fci;
+  v[1] = v0 * fci + v1 * fcr;
+}
+
+void ls_ref_rope(float *q, int n_q, float *k, int n_k, int head_dim, int rope_dim, int pos, float theta) {
   for (int i = 0; i < rope_dim; i += 2) {
     float freq = 1.0f / powf(theta, (float)i / (float)rope_dim);
     float val = (float)pos * freq;
     float fcr = cosf(val), fci = sinf(val);
-    for (int h = 0; h < n_heads; h++) {
-      float *v = x + (int64_t)h * head_dim + i;
-      float v0 = v[0], v1 = v[1];
-      v[0] = v0 * fcr - v1 * fci;
-      v[1] = v0 * fci + v1 * fcr;
-    }
+    for (int h = 0; h < n_q; h++) rotate_pair(q + (int64_t)h * head_dim + i, fcr, fci);
+    for (int h = 0; h < n_k; h++) rotate_pair(k + (int64_t)h * head_dim + i, fcr, fci);
   }
 }
 

@@ -204,8 +204,8 @@ START_TEST(test_elementwise) {
     for (int pos = 0; pos < 300; pos += 37) {
       memcpy(qa, q, sizeof q);
       memcpy(qb, q, sizeof q);
-      ref->rope(qa, 4, 64, rope_dims[rd], pos, 10000.0f);
-      k->rope(qb, 4, 64, rope_dims[rd], pos, 10000.0f);
+      ref->rope(qa, 3, qa + 192, 1, 64, rope_dims[rd], pos, 10000.0f);
+      k->rope(qb, 3, qb + 192, 1, 64, rope_dims[rd], pos, 10000.0f);
       assert_close("rope", k, qb, qa, 256, 1e-5, 1);
     }
 }
