@@ -75,13 +75,57 @@ void ls_engine_close(ls_engine *e) {
   free(e->slots);
   ls_batch_free(&e->batch);
   free(e->no_skip);
+  for (int i = 0; i < LS_PROMPT_CACHE; i++) {
+    free(e->prompt_cache[i].text);
+    free(e->prompt_cache[i].tokens);
+  }
   memset(e, 0, sizeof *e);
+}
+
+static uint64_t text_hash(const char *s, size_t *len) {
+  uint64_t h = 14695981039346656037ull; /* FNV-1a */
+  const char *p = s;
+  for (; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+  *len = (size_t)(p - s);
+  return h;
+}
+
+/* Tokenises text (BOS first) into tokens[<= n_ctx], from the engine's prompt
+ * cache when the same text was tokenised lately (tokenising is a function of
+ * the text alone, so the tokens are the same). */
+static int tokenize_prompt(ls_engine *e, const char *text, int *tokens, int *n_prompt, ls_err *err) {
+  size_t len;
+  uint64_t h = text_hash(text, &len);
+  for (int i = 0; i < LS_PROMPT_CACHE; i++) {
+    struct ls_prompt_memo *m = &e->prompt_cache[i];
+    if (m->text && m->hash == h && !strcmp(m->text, text)) {
+      memcpy(tokens, m->tokens, (size_t)m->n * sizeof *tokens);
+      *n_prompt = m->n;
+      return LS_OK;
+    }
+  }
+  LS_TRY(ls_tokenize(&e->tok, text, 1, tokens, e->n_ctx, n_prompt, err));
+  struct ls_prompt_memo *m = &e->prompt_cache[e->prompt_next];
+  char *t = malloc(len + 1);
+  int *tk = malloc((size_t)*n_prompt * sizeof *tk + 1);
+  if (!t || !tk) { /* no room to remember it: the tokens are right all the same */
+    free(t);
+    free(tk);
+    return LS_OK;
+  }
+  free(m->text);
+  free(m->tokens);
+  memcpy(t, text, len + 1);
+  memcpy(tk, tokens, (size_t)*n_prompt * sizeof *tk);
+  *m = (struct ls_prompt_memo){.hash = h, .text = t, .tokens = tk, .n = *n_prompt};
+  e->prompt_next = (e->prompt_next + 1) % LS_PROMPT_CACHE;
+  return LS_OK;
 }
 
 static int load_prompt(ls_engine *e, const ls_gen_request *req, int *tokens, int *n_prompt, ls_err *err) {
   if (req->prompt) {
     if (!e->tok.vocab) return ls_err_set(err, LS_EINVAL, "%s: the model has no tokenizer", e->model.path);
-    return ls_tokenize(&e->tok, req->prompt, 1, tokens, e->n_ctx, n_prompt, err);
+    return tokenize_prompt(e, req->prompt, tokens, n_prompt, err);
   }
   if (req->n_prompt_tokens <= 0 || req->n_prompt_tokens > e->n_ctx)
     return ls_err_set(err, LS_EINVAL, "prompt of %d tokens does not fit a context of %d", req->n_prompt_tokens,

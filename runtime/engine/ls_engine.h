@@ -111,6 +111,9 @@ typedef struct ls_gen_slot {
 
 /* Holds pointers into itself (the tokenizer points at model.vocab): open it in
  * place and never copy it. */
+/* Prompt texts whose tokens the engine remembers (ls_engine.prompt_cache). */
+#define LS_PROMPT_CACHE 16
+
 typedef struct ls_engine {
   ls_model model;
   ls_tokenizer tok;
@@ -126,6 +129,15 @@ typedef struct ls_engine {
   uint8_t *no_skip;     /* [n_layers] zeros */
   ls_gen_slot *slots;   /* [n_seq] */
   ls_batch batch;       /* max_batch rows */
+  /* The last LS_PROMPT_CACHE prompt texts tokenised and their tokens (the search renders the
+   * same prompts for candidate after candidate); reused round robin. */
+  struct ls_prompt_memo {
+    uint64_t hash;
+    char *text;  /* NULL: empty entry */
+    int *tokens; /* [n] */
+    int n;
+  } prompt_cache[LS_PROMPT_CACHE];
+  int prompt_next;
 } ls_engine;
 
 int ls_engine_open(ls_engine *e, const ls_engine_params *p, ls_err *err);

@@ -650,12 +650,15 @@ static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
    * (prefill: from L2 after the first token tile) */
   if (w->type == LS_Q4_0 && n >= 2 && q4_multi(w, xa, xs, n, y, ldy, r0, r1)) return;
   const int quant = is_quant(w->type);
+  /* float rows this short sit in cache: with 2-4 tokens the several-row tiles' shared
+   * reductions win over walking one row at a time (stories260K's 64 and 172 columns) */
+  const int short_rows = w->cols <= 512;
   for (int t0 = 0; t0 < n; t0 += 4) {
     int T = n - t0 < 4 ? n - t0 : 4;
     int64_t r = r0;
-    if (tile4x4 && n > 4 && T == 4)
+    if (tile4x4 && T == 4 && (n > 4 || short_rows))
       for (; r + 4 <= r1; r += 4) tile4x4(w, r, xa, xs, t0, y, ldy);
-    if (tile2 && (n > 4 || (n > 1 && quant)))
+    if (tile2 && (n > 4 || (n > 1 && (quant || short_rows))))
       for (; r + 2 <= r1; r += 2) tile2(T, w, r, xa, xs, t0, y, ldy);
     for (; r < r1; r++) tile(T, w, r, xa, xs, t0, y, ldy);
   }

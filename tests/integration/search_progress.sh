@@ -46,7 +46,7 @@ small_job "$T/big.json" limit=6 shards=3 'budget={"min":0,"max":5}'
 touch "$T/hold"  # the search waits before candidate #2 until the signal (search/evaluate.c)
 LS_SEARCH_TEST_HOLD="2:$T/hold" "$S" run "$T/big.json" --store "$T/b.h5" 2>"$T/b.log" &
 pid=$!
-for i in $(seq 1 3000); do
+for i in $(seq 1 30000); do  # up to ~300 s: the held search cannot end first
   grep -q 'litestage-search: candidate #' "$T/b.log" && break
   sleep 0.01
 done

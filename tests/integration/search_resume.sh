@@ -15,8 +15,16 @@ touch "$T/hold"
 LS_SEARCH_TEST_HOLD="3:$T/hold" setsid mpirun --oversubscribe -x LS_SEARCH_TEST_HOLD -np 2 "$S" run "$T/job.json" \
   --store "$T/k.h5" 2>"$T/k.log" &
 pid=$!
-sid=$(ps -o sid= -p $pid | tr -d ' ')
-for i in $(seq 1 3000); do
+# setsid makes the search its own session (sid = its pid) only once the child has run it: read
+# too early, the sid is this test's session, and the kill below would reach every test ctest
+# runs beside this one (a search_smoke run failed that way)
+sid=
+for i in $(seq 1 1000); do
+  [ "$(ps -o sid= -p $pid 2>/dev/null | tr -d ' ')" = "$pid" ] && { sid=$pid; break; }
+  sleep 0.01
+done
+[ -n "$sid" ] || fail "the killed run did not become its own session (setsid)"
+for i in $(seq 1 30000); do  # up to ~300 s: the held search cannot end first
   [ "$(grep -c 'litestage-search: candidate #' "$T/k.log")" -ge 3 ] && break
   sleep 0.01
 done
@@ -78,7 +86,7 @@ grep -q "store exists" "$T/e.log" || fail "no message for an existing store"
 touch "$T/hold"  # the search waits before candidate #2 until the signal
 LS_SEARCH_TEST_HOLD="2:$T/hold" "$S" run "$T/job.json" --store "$T/u.h5" --quiet 2>"$T/u.log" &
 pid=$!
-for i in $(seq 1 600); do
+for i in $(seq 1 3000); do  # up to ~300 s (held)
   [ -f "$T/u.h5" ] && [ "$(h5num "$T/u.h5" /candidates/id 2>/dev/null | wc -l)" -ge 1 ] && break
   sleep 0.1
 done

@@ -54,7 +54,7 @@ touch "$T/hold"
 LS_SEARCH_TEST_HOLD="2:$T/hold" setsid mpirun --oversubscribe -x LS_SEARCH_TEST_HOLD -np 2 "$S" run "$T/job.json" \
   --store "$T/mnt/s.h5" 2>"$T/d.log" &
 pid=$!
-for i in $(seq 1 3000); do
+for i in $(seq 1 30000); do  # up to ~300 s: the held search cannot end first
   grep -q 'litestage-search: candidate #' "$T/d.log" && break
   sleep 0.01
 done

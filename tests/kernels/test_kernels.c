@@ -131,6 +131,8 @@ START_TEST(test_matmul) {
   /* F32 widths that are not a multiple of the vector (stories260K has 172) */
   check_matmul(k, LS_F32, 5, 172, 3);
   check_matmul(k, LS_F32, 5, 172, 20);
+  check_matmul(k, LS_F32, 17, 64, 4); /* short rows: 4 x 4 tiles with 4 tokens */
+  check_matmul(k, LS_F32, 9, 172, 3); /* and 2-row tiles with 2-3 tokens */
   check_matmul(k, LS_F32, 3, 8, 9);
   check_matmul(k, LS_F32, 7, 8, 2);
   check_matmul(k, LS_F16, 4, 44, 2);
