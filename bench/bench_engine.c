@@ -5,7 +5,7 @@
  *
  * Prints one machine-readable row per case, tab-separated key=value:
  *   bench=engine what=decode|prefill model= type= threads= tokens= tok_s=
- *   ms_tok= gb_s= peak_rss_mb= kernels= reps=
+ *   ms_tok= gb_s= peak_rss_mb= kernels= streams= reps=
  * tok_s is the best of `reps` runs. gb_s = weight bytes streamed per forward
  * call (all matrices except the embedding table) x calls / seconds: for
  * decode it is the achieved memory bandwidth.
@@ -98,11 +98,11 @@ static void row(const char *what, const ls_model *m, const char *type, int threa
                 double best_cpu_ms, int calls, const ls_ctx *c, int reps) {
   double s = best_ms / 1000.0;
   printf("bench=engine\twhat=%s\tmodel=%s\ttype=%s\tthreads=%d\ttokens=%d\ttok_s=%.1f\tms_tok=%.4f\tgb_s=%.2f\t"
-         "peak_rss_mb=%.1f\trss_bound_mb=%.1f\tkernels=%s\treps=%d\tcpu_ms_tok=%.4f\tload=%.2f\tthp=%d\tsource=%s\t"
+         "peak_rss_mb=%.1f\trss_bound_mb=%.1f\tkernels=%s\tstreams=%s\treps=%d\tcpu_ms_tok=%.4f\tload=%.2f\tthp=%d\tsource=%s\t"
          "anon_huge_mb=%.0f\n",
          what, m->name, type, threads, tokens, tokens / s, best_ms / tokens,
          (double)streamed_bytes(m) * calls / s / 1e9, peak_rss_mb(),
-         (double)(model_bytes + ls_ctx_kv_bytes(c) + ((size_t)64 << 20)) / (1 << 20), ls_ctx_kernels(c), reps,
+         (double)(model_bytes + ls_ctx_kv_bytes(c) + ((size_t)64 << 20)) / (1 << 20), ls_ctx_kernels(c), ls_ctx_kernel_streams(c), reps,
          best_cpu_ms / tokens, ls_load_avg(), m->format == 0 ? use_thp : 0,
          m->format == 0 ? "memory" : m->weights_copied ? "copy" : m->map ? "mmap" : "file", anon_huge_mb());
   fflush(stdout);
@@ -133,8 +133,9 @@ static int bench_steps(ls_ctx *c, const ls_model *m, const char *type, int th, c
     qsort(ms, (size_t)k, sizeof *ms, cmp_double);
     if (n == 1) one = ms[k / 2];
     printf("bench=engine\twhat=step\tmodel=%s\ttype=%s\tthreads=%d\trows=%d\tms_step=%.3f\tms_step_best=%.3f\t"
-           "x_1row=%.3f\tkernels=%s\treps=%d\tload=%.2f\n",
-           m->name, type, th, n, ms[k / 2], ms[0], one > 0 ? ms[k / 2] / one : 0.0, ls_ctx_kernels(c), k, ls_load_avg());
+           "x_1row=%.3f\tkernels=%s\tstreams=%s\treps=%d\tload=%.2f\n",
+           m->name, type, th, n, ms[k / 2], ms[0], one > 0 ? ms[k / 2] / one : 0.0, ls_ctx_kernels(c),
+           ls_ctx_kernel_streams(c), k, ls_load_avg());
     fflush(stdout);
   }
   return LS_OK;

@@ -294,6 +294,7 @@ const float *ls_ctx_logits_ith(const ls_ctx *c, int i) {
 int ls_ctx_n_threads(const ls_ctx *c) { return c->n_threads; }
 const ls_model *ls_ctx_model(const ls_ctx *c) { return c->m; }
 const char *ls_ctx_kernels(const ls_ctx *c) { return c->k->name; }
+const char *ls_ctx_kernel_streams(const ls_ctx *c) { return c->k->streams ? c->k->streams : "-"; }
 
 /* ---- parallel jobs ------------------------------------------------------- */
 

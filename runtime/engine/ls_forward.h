@@ -131,6 +131,8 @@ int ls_ctx_n_threads(const ls_ctx *c);
 const ls_model *ls_ctx_model(const ls_ctx *c);
 /* Name of the kernel level in use ("ref", "avx2", "avx512"; see LS_KERNELS). */
 const char *ls_ctx_kernels(const ls_ctx *c);
+/* How its matmuls stream weight rows: "prefetch", "plain" (ls_kernels.streams), or "-". */
+const char *ls_ctx_kernel_streams(const ls_ctx *c);
 /* Name of the kernel level new contexts will use (CPU features / LS_KERNELS). */
 const char *ls_kernel_level_name(void);
 

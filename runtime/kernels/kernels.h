@@ -32,6 +32,12 @@ typedef enum { LS_KL_REF = 0, LS_KL_AVX2 = 1, LS_KL_AVX512 = 2 } ls_kernel_level
 typedef struct ls_kernels {
   const char *name; /* "ref", "avx2", "avx512" */
   int level;        /* ls_kernel_level */
+  /* How matmul reads weight rows at up to 4 tokens (decode, small batches):
+   * "prefetch" (software prefetch ahead of each row stream, Q8_0 in pairs of
+   * rows) or "plain" (the hardware prefetcher alone, one row at a time).
+   * Both give the same bits; which one is faster depends on the CPU
+   * (ls_kernels_get, docs/engine.md). NULL: the level has one way. */
+  const char *streams;
 
   /* Bytes of prepared activations per token for a weight type and width (0:
    * use the f32 vector as is). */
@@ -73,7 +79,10 @@ typedef struct ls_kernels {
 } ls_kernels;
 
 /* The best level this CPU supports, or the one LS_KERNELS names (an
- * unsupported or unknown name falls back to the best supported level). */
+ * unsupported or unknown name falls back to the best supported level); at
+ * the AVX-512 level, the streams this CPU reads fastest (AMD family 25,
+ * Zen 4: "plain"; others "prefetch"), or the ones LS_STREAMS=prefetch|plain
+ * names. */
 const ls_kernels *ls_kernels_get(void);
 /* A given level, or NULL if this CPU (or build) cannot run it. */
 const ls_kernels *ls_kernels_level(int level);
@@ -81,7 +90,8 @@ const ls_kernels *ls_kernels_level(int level);
 /* Level tables (kernels_avx2.c / kernels_avx512.c; NULL-free). */
 extern const ls_kernels ls_kernels_ref;
 extern const ls_kernels ls_kernels_avx2;
-extern const ls_kernels ls_kernels_avx512;
+extern const ls_kernels ls_kernels_avx512;       /* streams "prefetch" */
+extern const ls_kernels ls_kernels_avx512_plain; /* streams "plain" */
 
 /* Scalar reference functions, also used by levels that do not vectorise an op. */
 float ls_ref_silu(float x);

@@ -256,8 +256,14 @@ AI void q_tile_pointers(const int R, const int T, const ls_mat *w, int64_t r, co
   for (int t = 0; t < T; t++) xt[t] = (const quad_act *)((const char *)xa + (size_t)(t0 + t) * xs);
 }
 
-AI void q_tile(const int R, const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
-               float *y, int64_t ldy) {
+/* q_tile's flags: Q4_0 (else Q8_0); software prefetch (else the hardware
+ * prefetcher alone: the plain streams, ls_kernels.streams). */
+#define QF_Q4 1
+#define QF_PREFETCH 2
+
+AI void q_tile(const int R, const int T, const int flags, const ls_mat *w, int64_t r, const void *xa, size_t xs,
+               int t0, float *y, int64_t ldy) {
+  const int q4 = flags & QF_Q4, prefetch = flags & QF_PREFETCH;
   int64_t nb = w->cols / LS_QK, nq = (nb + QUAD - 1) / QUAD;
   const void *rows[2];
   const quad_act *xt[QT];
@@ -271,8 +277,10 @@ AI void q_tile(const int R, const int T, const int q4, const ls_mat *w, int64_t 
     #pragma GCC unroll 2
     for (int i = 0; i < R; i++) {
       const char *pf = (const char *)rows[i] + pf_ahead + q * quad_bytes;
-      #pragma GCC unroll 3
-      for (size_t o = 0; o < quad_bytes + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0); /* every line of the quad */
+      if (prefetch) {
+        #pragma GCC unroll 3
+        for (size_t o = 0; o < quad_bytes + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0); /* every line of the quad */
+      }
       wq[i] = unpack_quad(q4, rows[i], q, nb);
     }
     #pragma GCC unroll 4
@@ -293,9 +301,10 @@ AI void q_tile(const int R, const int T, const int q4, const ls_mat *w, int64_t 
 }
 ROWS_TILE(q_tile1, q_tile, 1)
 ROWS_TILE(q_tile2, q_tile, 2)
-LS_TILE_T4(tile_q8, q_tile1, 0)
-LS_TILE_T4(tile_q4, q_tile1, 1)
-LS_TILE_T4(tile2_q8, q_tile2, 0)
+LS_TILE_T4(tile_q8, q_tile1, QF_PREFETCH)
+LS_TILE_T4(tile_q8_plain, q_tile1, 0)
+LS_TILE_T4(tile_q4, q_tile1, QF_Q4 | QF_PREFETCH)
+LS_TILE_T4(tile2_q8, q_tile2, QF_PREFETCH)
 
 /* Lane r of the result: p[r]'s 16 lanes summed in _mm512_reduce_add_ps's
  * order (halves of 8, then 4, then lanes {0,2} and {1,3}, then those two),
@@ -474,6 +483,8 @@ AI __m512 load_wf(const int type, const void *row, int64_t c, __mmask16 m) {
  * ahead 33, 8 KB 37-39.4, 12 KB 33, 16 KB 31.5, two rows 31-32; 2048
  * columns 8 KB 40-41, 12 KB 35.6, 16 KB 34. */
 #define F_PF_BYTES 8192
+/* or'ed into f_tile's type: no software prefetch (the plain streams) */
+#define F_PLAIN 0x100
 
 /* R rows (1 or 2) x T tokens (T <= 4) of float weights. Per element:
  * column group g (16 columns, the last one masked) into accumulator g % 2
@@ -483,8 +494,9 @@ AI __m512 load_wf(const int type, const void *row, int64_t c, __mmask16 m) {
  * at a time in address order; more tokens use 2-row tiles, which share each
  * token's loads between the rows (bench_matmul, Zen 5, 64 tokens: 2.5 GB/s
  * per CPU-second against 1.2 for 1-row tiles). */
-AI void f_tile_sums(const int R, const int T, const int type, const ls_mat *w, int64_t r, const void *xa, size_t xs,
-                    int t0, float *y, int64_t ldy, __m512 *sums) {
+AI void f_tile_sums(const int R, const int T, const int type_flags, const ls_mat *w, int64_t r, const void *xa,
+                    size_t xs, int t0, float *y, int64_t ldy, __m512 *sums) {
+  const int type = type_flags & ~F_PLAIN, prefetch = !(type_flags & F_PLAIN);
   int64_t cols = w->cols;
   const void *rows[2];
   const float *xt[4];
@@ -498,12 +510,15 @@ AI void f_tile_sums(const int R, const int T, const int type, const ls_mat *w, i
     #pragma GCC unroll 4
     for (int t = 0; t < T; t++) acc[i][t][0] = acc[i][t][1] = _mm512_setzero_ps();
   int64_t c = 0;
+  /* two steps an iteration: Zen 4, plain streams, one token, 2048 columns:
+   * 0.79 -> 0.84 of the read loop (bench_matmul); the sums are unchanged */
+  #pragma GCC unroll 2
   for (; c + 32 <= cols; c += 32) {
     __m512 wv[2][2];
     #pragma GCC unroll 2
     for (int i = 0; i < R; i++) {
       /* one line per 32 columns: all of F16/BF16, half of F32 */
-      _mm_prefetch((const char *)rows[i] + F_PF_BYTES + c * (type == LS_F32 ? 4 : 2), _MM_HINT_T0);
+      if (prefetch) _mm_prefetch((const char *)rows[i] + F_PF_BYTES + c * (type == LS_F32 ? 4 : 2), _MM_HINT_T0);
       wv[i][0] = load_wf(type, rows[i], c, 0xffff);
       wv[i][1] = load_wf(type, rows[i], c + 16, 0xffff);
     }
@@ -615,6 +630,9 @@ ROWS_TILE(f_tile2, f_tile, 2)
 LS_TILE_T4(tile_f32, f_tile1, LS_F32)
 LS_TILE_T4(tile_f16, f_tile1, LS_F16)
 LS_TILE_T4(tile_bf16, f_tile1, LS_BF16)
+LS_TILE_T4(tile_f32_plain, f_tile1, LS_F32 | F_PLAIN)
+LS_TILE_T4(tile_f16_plain, f_tile1, LS_F16 | F_PLAIN)
+LS_TILE_T4(tile_bf16_plain, f_tile1, LS_BF16 | F_PLAIN)
 LS_TILE_T4(tile2_f32, f_tile2, LS_F32)
 LS_TILE_T4(tile2_f16, f_tile2, LS_F16)
 LS_TILE_T4(tile2_bf16, f_tile2, LS_BF16)
@@ -629,19 +647,33 @@ AI __m512 tree16(const __m512 *p) {
   return _mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3]));
 }
 
-static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
-                      int64_t r1) {
+/* plain: the streams of up to 4 tokens without software prefetch, Q8_0 one
+ * row at a time (ls_kernels.streams); prefill (more than 4 tokens), Q4_0
+ * and the K-quants' several-token tiles keep theirs (they lost without it
+ * on Zen 4 too). */
+AI void a5_matmul_streams(const int plain, const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy,
+                          int64_t r0, int64_t r1) {
   void (*tile)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
+  void (*tile_small)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t) = NULL;
   void (*tile2)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t) = NULL;
   void (*tile4x4)(const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t) = NULL;
   switch (w->type) {
-  case LS_Q8_0: tile = tile_q8, tile2 = tile2_q8; break;
+  case LS_Q8_0: tile = tile_q8, tile2 = tile2_q8, tile_small = tile_q8_plain; break;
   case LS_Q4_0: tile = tile_q4; break;
-  case LS_F32: tile = tile_f32, tile2 = tile2_f32, tile4x4 = tile4x4_f32; break;
-  case LS_F16: tile = tile_f16, tile2 = tile2_f16, tile4x4 = tile4x4_f16; break;
-  case LS_BF16: tile = tile_bf16, tile2 = tile2_bf16, tile4x4 = tile4x4_bf16; break;
+  case LS_F32: tile = tile_f32, tile2 = tile2_f32, tile4x4 = tile4x4_f32, tile_small = tile_f32_plain; break;
+  case LS_F16: tile = tile_f16, tile2 = tile2_f16, tile4x4 = tile4x4_f16, tile_small = tile_f16_plain; break;
+  case LS_BF16: tile = tile_bf16, tile2 = tile2_bf16, tile4x4 = tile4x4_bf16, tile_small = tile_bf16_plain; break;
   default: /* the other block types (kquants_avx512.c) */
-    if (ls_kq_is_type(w->type)) ls_kq_matmul_avx512(w, xa, xs, n, y, ldy, r0, r1);
+    if (ls_kq_is_type(w->type)) ls_kq_matmul_avx512(w, xa, xs, n, y, ldy, r0, r1, !plain);
+    return;
+  }
+  /* Zen 4 (bench_matmul, from DRAM, fraction of the read loop, 1 thread):
+   * Q8_0 1 token 0.76 -> 0.89, 2 tokens 0.35 -> 0.64, 4 tokens 0.23 -> 0.55;
+   * F16 1 token 0.49 -> 0.85, 2 tokens 0.42 -> 0.71, but 4 tokens 0.29 ->
+   * 0.26 (float rows with 3-4 tokens keep the prefetch) */
+  const int small = w->type == LS_Q8_0 ? n <= 4 : n <= 2 && w->cols > 512;
+  if (plain && tile_small && small) {
+    for (int64_t r = r0; r < r1; r++) tile_small(n, w, r, xa, xs, 0, y, ldy);
     return;
   }
   /* token tiles of up to 4; rows one at a time in address order (one
@@ -662,6 +694,16 @@ static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
       for (; r + 2 <= r1; r += 2) tile2(T, w, r, xa, xs, t0, y, ldy);
     for (; r < r1; r++) tile(T, w, r, xa, xs, t0, y, ldy);
   }
+}
+
+static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
+                      int64_t r1) {
+  a5_matmul_streams(0, w, xa, xs, n, y, ldy, r0, r1);
+}
+
+static void a5_matmul_plain(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
+                            int64_t r1) {
+  a5_matmul_streams(1, w, xa, xs, n, y, ldy, r0, r1);
 }
 
 /* ---- elementwise ---------------------------------------------------------- */
@@ -912,17 +954,12 @@ static int a5_attention_rows(float *out, int64_t out_stride, const float *q, int
 }
 #undef ROWS
 
-const ls_kernels ls_kernels_avx512 = {
-    .name = "avx512",
-    .level = LS_KL_AVX512,
-    .act_bytes = a5_act_bytes,
-    .act_prepare = a5_act_prepare,
-    .matmul = a5_matmul,
-    .quantize_q8_0 = a5_quantize_q8_0,
-    .rmsnorm = a5_rmsnorm,
-    .softmax = a5_softmax,
-    .swiglu = a5_swiglu,
-    .rope = ls_ref_rope,
-    .attention = a5_attention,
-    .attention_rows = a5_attention_rows,
-};
+#define A5_TABLE(streams_name, matmul_fn)                                                                       \
+  {                                                                                                               \
+    .name = "avx512", .level = LS_KL_AVX512, .streams = streams_name, .act_bytes = a5_act_bytes,                  \
+    .act_prepare = a5_act_prepare, .matmul = matmul_fn, .quantize_q8_0 = a5_quantize_q8_0, .rmsnorm = a5_rmsnorm, \
+    .softmax = a5_softmax, .swiglu = a5_swiglu, .rope = ls_ref_rope, .attention = a5_attention,                  \
+    .attention_rows = a5_attention_rows,                                                                          \
+  }
+const ls_kernels ls_kernels_avx512 = A5_TABLE("prefetch", a5_matmul);
+const ls_kernels ls_kernels_avx512_plain = A5_TABLE("plain", a5_matmul_plain);

@@ -37,11 +37,34 @@ static int cpu_has_avx512(void) {
 #endif
 }
 
+/* AMD family 25 (Zen 3 and Zen 4; only Zen 4 has AVX-512): its hardware
+ * prefetcher keeps up with one row stream per core, and the software
+ * prefetches of the "prefetch" streams (tuned on Zen 5) cost it 5-20% at one
+ * token (bench_matmul, docs/engine.md). */
+static int cpu_prefers_plain_streams(void) {
+#if defined(__x86_64__)
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541u) return 0; /* "Auth"enticAMD */
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+  unsigned family = ((a >> 8) & 0xf) + (((a >> 8) & 0xf) == 0xf ? (a >> 20) & 0xff : 0);
+  return family == 25;
+#else
+  return 0;
+#endif
+}
+
+/* The AVX-512 table with the streams LS_STREAMS names, else this CPU's. */
+static const ls_kernels *avx512_streams(void) {
+  const char *want = getenv("LS_STREAMS");
+  int plain = want && !strcmp(want, "plain") ? 1 : want && !strcmp(want, "prefetch") ? 0 : cpu_prefers_plain_streams();
+  return plain ? &ls_kernels_avx512_plain : &ls_kernels_avx512;
+}
+
 const ls_kernels *ls_kernels_level(int level) {
   switch (level) {
   case LS_KL_REF: return &ls_kernels_ref;
   case LS_KL_AVX2: return cpu_has_avx2() && ls_kernels_avx2.matmul ? &ls_kernels_avx2 : NULL;
-  case LS_KL_AVX512: return cpu_has_avx512() && ls_kernels_avx512.matmul ? &ls_kernels_avx512 : NULL;
+  case LS_KL_AVX512: return cpu_has_avx512() && ls_kernels_avx512.matmul ? avx512_streams() : NULL;
   default: return NULL;
   }
 }

@@ -456,9 +456,12 @@ K_TILE8(tile8_q6k, LS_Q6_K)
 #define KQ_PF_BYTES 12288
 
 /* y[t][r] for one row r x T tokens (T <= 4). */
-AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
+#define KQ_PLAIN 0x100 /* or'ed into k_tile's type: one token without software prefetch */
+
+AI void k_tile(const int T, const uint32_t type_flags, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
                float *y, int64_t ldy) {
-  const int q6 = type == LS_Q6_K;
+  const uint32_t type = type_flags & ~(uint32_t)KQ_PLAIN;
+  const int q6 = type == LS_Q6_K, prefetch = !(type_flags & KQ_PLAIN);
   int64_t nb = w->cols / LS_QK_K;
   const size_t bb = block_bytes(type);
   const char *row = (const char *)w->data + (size_t)r * w->row_bytes;
@@ -473,8 +476,10 @@ AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, con
     const size_t pf_ahead = (rows_ahead < 2 ? 2 : rows_ahead > 8 ? 8 : rows_ahead) * w->row_bytes;
     for (; b + 4 <= nb; b += 4) {
       const char *pf = row + pf_ahead + (size_t)b * bb;
-      #pragma GCC unroll 16
-      for (size_t o = 0; o < 4 * bb + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
+      if (prefetch) {
+        #pragma GCC unroll 16
+        for (size_t o = 0; o < 4 * bb + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
+      }
       const char *wb = row + (size_t)b * bb;
       s1 = q6 ? q6_dot4(wb, bb, xt[0] + b, s1) : q45_dot4(type, wb, bb, xt[0] + b, s1);
     }
@@ -510,6 +515,9 @@ AI void k_tile(const int T, const uint32_t type, const ls_mat *w, int64_t r, con
 LS_TILE_T4(tile_q4k, k_tile, LS_Q4_K)
 LS_TILE_T4(tile_q5k, k_tile, LS_Q5_K)
 LS_TILE_T4(tile_q6k, k_tile, LS_Q6_K)
+LS_TILE_T4(tile_q4k_plain, k_tile, LS_Q4_K | KQ_PLAIN)
+LS_TILE_T4(tile_q5k_plain, k_tile, LS_Q5_K | KQ_PLAIN)
+LS_TILE_T4(tile_q6k_plain, k_tile, LS_Q6_K | KQ_PLAIN)
 
 /* ---- activations ----------------------------------------------------------- */
 
@@ -553,13 +561,14 @@ void ls_kq_act_prepare_avx512(uint32_t wtype, const float *x, int64_t cols, void
 }
 
 void ls_kq_matmul_avx512(const ls_mat *w, const void *xa, size_t xa_stride, int n, float *y, int64_t ldy, int64_t r0,
-                         int64_t r1) {
+                         int64_t r1, int prefetch) {
   void (*tile)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
+  void (*tile1)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
   void (*tile8)(int, const ls_mat *, int64_t, const void *, size_t, int, float *, int64_t);
   switch (w->type) {
-  case LS_Q4_K: tile = tile_q4k, tile8 = tile8_q4k; break;
-  case LS_Q5_K: tile = tile_q5k, tile8 = tile8_q5k; break;
-  case LS_Q6_K: tile = tile_q6k, tile8 = tile8_q6k; break;
+  case LS_Q4_K: tile = tile_q4k, tile1 = prefetch ? tile_q4k : tile_q4k_plain, tile8 = tile8_q4k; break;
+  case LS_Q5_K: tile = tile_q5k, tile1 = prefetch ? tile_q5k : tile_q5k_plain, tile8 = tile8_q5k; break;
+  case LS_Q6_K: tile = tile_q6k, tile1 = prefetch ? tile_q6k : tile_q6k_plain, tile8 = tile8_q6k; break;
   default: ls_kq_matmul_ref(w, xa, xa_stride, n, y, ldy, r0, r1); return;
   }
   /* 8 tokens x 1 row while 8 tokens remain, then 4 tokens x 2 rows (the
@@ -575,6 +584,6 @@ void ls_kq_matmul_avx512(const ls_mat *w, const void *xa, size_t xa_stride, int 
   }
   for (; t0 < n; t0 += 4) {
     int T = n - t0 < 4 ? n - t0 : 4;
-    for (int64_t r = r0; r < r1; r++) tile(T, w, r, xa, xa_stride, t0, y, ldy);
+    for (int64_t r = r0; r < r1; r++) (T == 1 ? tile1 : tile)(T, w, r, xa, xa_stride, t0, y, ldy);
   }
 }

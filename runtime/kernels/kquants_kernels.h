@@ -33,7 +33,7 @@ void ls_kq_matmul_avx2(const ls_mat *w, const void *xa, size_t xa_stride, int n,
  * such a CPU. */
 void ls_kq_act_prepare_avx512(uint32_t wtype, const float *x, int64_t cols, void *xa);
 void ls_kq_matmul_avx512(const ls_mat *w, const void *xa, size_t xa_stride, int n, float *y, int64_t ldy, int64_t r0,
-                         int64_t r1);
+                         int64_t r1, int prefetch);
 
 /* One K-quant super-block's contribution: isum = sum over sub-blocks of
  * scale * (q . x), msum = sum of min * (sum of x) (0 for Q3_K/Q6_K). */

@@ -287,6 +287,45 @@ START_TEST(test_attention_rows) {
 }
 END_TEST
 
+/* The AVX-512 level's two ways of streaming weight rows (ls_kernels.streams)
+ * give the same bits for every type, width, row range and token count. */
+START_TEST(test_streams_same_bits) {
+  const ls_kernels *pf = &ls_kernels_avx512, *plain = &ls_kernels_avx512_plain;
+  if (!ls_kernels_level(LS_KL_AVX512)) return; /* this CPU lacks AVX-512 */
+  ck_assert_str_eq(pf->streams, "prefetch");
+  ck_assert_str_eq(plain->streams, "plain");
+  const uint32_t all[] = {LS_F32, LS_F16, LS_BF16, LS_Q8_0, LS_Q4_0, LS_Q4_K, LS_Q6_K};
+  const int64_t widths[] = {256, 512 + 256, 2048, 5632};
+  const int counts[] = {1, 2, 3, 4, 5, 9};
+  const int64_t rows = 37;
+  for (size_t ti = 0; ti < sizeof all / sizeof *all; ti++)
+    for (size_t ci = 0; ci < sizeof widths / sizeof *widths; ci++) {
+      int64_t cols = widths[ci];
+      size_t rb = ls_dtype_row_bytes(all[ti], cols);
+      char *wd = malloc(rb * rows);
+      float *wf = malloc(sizeof(float) * cols), *x = malloc(sizeof(float) * 9 * cols);
+      for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++) wf[c] = frand();
+        ls_quantize_row(all[ti], wf, wd + rb * r, cols);
+      }
+      for (int64_t i = 0; i < 9 * cols; i++) x[i] = frand() * 2.0f;
+      ls_mat w = {.type = all[ti], .rows = rows, .cols = cols, .row_bytes = rb, .data = wd};
+      size_t stride;
+      void *xa = prepare(pf, all[ti], x, 9, cols, &stride);
+      float *a = calloc((size_t)9 * rows, 4), *b = calloc((size_t)9 * rows, 4);
+      for (size_t ni = 0; ni < sizeof counts / sizeof *counts; ni++) {
+        int n = counts[ni];
+        pf->matmul(&w, xa, stride, n, a, rows, 0, rows);
+        plain->matmul(&w, xa, stride, n, b, rows, 0, 11);
+        plain->matmul(&w, xa, stride, n, b, rows, 11, rows);
+        ck_assert_msg(memcmp(a, b, sizeof(float) * (size_t)n * rows) == 0, "%s %lld columns, %d tokens: plain streams differ",
+                      ls_dtype_name(all[ti]), (long long)cols, n);
+      }
+      free(a); free(b); free(xa); free(x); free(wf); free(wd);
+    }
+}
+END_TEST
+
 START_TEST(test_dispatch) {
   ck_assert_ptr_nonnull(ls_kernels_get());
   ck_assert_ptr_eq(ls_kernels_level(LS_KL_REF), &ls_kernels_ref);
@@ -294,6 +333,13 @@ START_TEST(test_dispatch) {
   setenv("LS_KERNELS", "ref", 1);
   ck_assert_str_eq(ls_kernels_get()->name, "ref");
   unsetenv("LS_KERNELS");
+  if (ls_kernels_level(LS_KL_AVX512)) { /* LS_STREAMS picks the AVX-512 table's streams */
+    setenv("LS_STREAMS", "plain", 1);
+    ck_assert_ptr_eq(ls_kernels_level(LS_KL_AVX512), &ls_kernels_avx512_plain);
+    setenv("LS_STREAMS", "prefetch", 1);
+    ck_assert_ptr_eq(ls_kernels_level(LS_KL_AVX512), &ls_kernels_avx512);
+    unsetenv("LS_STREAMS");
+  }
 }
 END_TEST
 
@@ -353,6 +399,7 @@ int main(void) {
   tcase_add_loop_test(tc, test_elementwise, LS_KL_AVX2, LS_KL_AVX512 + 1);
   tcase_add_loop_test(tc, test_attention, LS_KL_AVX2, LS_KL_AVX512 + 1);
   tcase_add_loop_test(tc, test_attention_rows, LS_KL_AVX2, LS_KL_AVX512 + 1);
+  tcase_add_test(tc, test_streams_same_bits);
   tcase_add_test(tc, test_dispatch);
   tcase_add_test(tc, test_pool);
   suite_add_tcase(s, tc);
