@@ -474,17 +474,22 @@ static void rope_task(void *arg, int t, int thread) {
 }
 
 /* Row t, head h attends to positions 0..pos of the row's own sequence. */
-static void attn_task(void *arg, int task, int thread) {
-  tok_job *j = arg;
-  ls_ctx *c = j->c;
+/* Row t, head h, one query alone; `scratch` holds n_ctx scores. */
+static void attn_one(ls_ctx *c, int layer, int t, int h, float *scratch) {
   const ls_config *p = &c->m->cfg;
-  int t = task / p->n_heads, h = task % p->n_heads;
   int kvh = h / (p->n_heads / p->n_kv_heads);
-  int64_t base = kv_base(c, c->b->seq[t], j->layer) + (int64_t)kvh * p->head_dim;
+  int64_t base = kv_base(c, c->b->seq[t], layer) + (int64_t)kvh * p->head_dim;
   c->k->attention(c->att_out + (int64_t)t * c->q_dim + (int64_t)h * p->head_dim,
                   c->q + (int64_t)t * c->q_dim + (int64_t)h * p->head_dim, c->key_cache + base,
                   c->value_cache + base, c->kv_dim, c->b->pos[t] + 1, p->head_dim, 1.0f / sqrtf((float)p->head_dim),
-                  c->att + (int64_t)thread * c->n_ctx);
+                  scratch);
+}
+
+static void attn_task(void *arg, int task, int thread) {
+  tok_job *j = arg;
+  ls_ctx *c = j->c;
+  int n_heads = c->m->cfg.n_heads;
+  attn_one(c, j->layer, task / n_heads, task % n_heads, c->att + (int64_t)thread * c->n_ctx);
 }
 
 /* x += d, returning cos(x before, x after) (one pass: no copy of x). */
@@ -527,22 +532,30 @@ static void add_residual(ls_ctx *c, int n, int sublayer) {
 
 /* Rows t0 .. t1-1 (one sequence, at most LS_ATTN_ROWS), head h: all rows
  * at once where the kernels take this head size (bit-identical to one row at
- * a time, see kernels.h), otherwise row by row. */
+ * a time, see kernels.h) and there are at least LS_ATTN_ROWS_MIN of them,
+ * otherwise row by row. */
 static void attn_rows_task(void *arg, int task, int thread) {
   tok_job *j = arg;
   ls_ctx *c = j->c;
   const ls_config *p = &c->m->cfg;
   int blk = task / p->n_heads, h = task % p->n_heads;
   int t0 = c->att_block[blk], n_q = c->att_block[blk + 1] - t0;
+  /* this thread's scratch of this pool run: rows of other tasks' threads
+   * are at thread * LS_ATTN_ROWS * n_ctx, so a row done alone uses it too */
+  float *scratch = c->att + (int64_t)thread * LS_ATTN_ROWS * c->n_ctx;
+  if (n_q < LS_ATTN_ROWS_MIN) {
+    for (int r = 0; r < n_q; r++) attn_one(c, j->layer, t0 + r, h, scratch);
+    return;
+  }
   int kvh = h / (p->n_heads / p->n_kv_heads), n_pos[LS_ATTN_ROWS];
   for (int r = 0; r < n_q; r++) n_pos[r] = c->b->pos[t0 + r] + 1;
   int64_t base = kv_base(c, c->b->seq[t0], j->layer) + (int64_t)kvh * p->head_dim;
   int64_t at = (int64_t)t0 * c->q_dim + (int64_t)h * p->head_dim;
   if (c->k->attention_rows(c->att_out + at, c->q_dim, c->q + at, c->q_dim, n_pos, n_q, c->key_cache + base,
                            c->value_cache + base, c->kv_dim, p->head_dim, 1.0f / sqrtf((float)p->head_dim),
-                           c->att + (int64_t)thread * LS_ATTN_ROWS * c->n_ctx))
+                           scratch))
     return;
-  for (int r = 0; r < n_q; r++) attn_task(arg, (t0 + r) * p->n_heads + h, thread);
+  for (int r = 0; r < n_q; r++) attn_one(c, j->layer, t0 + r, h, scratch);
 }
 
 /* Splits rows 0..n-1 into runs of consecutive rows of one sequence, at most
