@@ -473,8 +473,12 @@ static void rope_task(void *arg, int t, int thread) {
   memcpy(c->value_cache + at, c->vbuf + (int64_t)t * c->kv_dim, sizeof(float) * (size_t)c->kv_dim);
 }
 
+/* A thread's attention scratch: LS_ATTN_ROWS x n_ctx scores, the same
+ * stride for one-row and several-row tasks (rows done alone inside an
+ * attn_rows_task must not reach into another thread's rows). */
+static float *attn_scratch(ls_ctx *c, int thread) { return c->att + (int64_t)thread * LS_ATTN_ROWS * c->n_ctx; }
+
 /* Row t, head h attends to positions 0..pos of the row's own sequence. */
-/* Row t, head h, one query alone; `scratch` holds n_ctx scores. */
 static void attn_one(ls_ctx *c, int layer, int t, int h, float *scratch) {
   const ls_config *p = &c->m->cfg;
   int kvh = h / (p->n_heads / p->n_kv_heads);
@@ -489,7 +493,7 @@ static void attn_task(void *arg, int task, int thread) {
   tok_job *j = arg;
   ls_ctx *c = j->c;
   int n_heads = c->m->cfg.n_heads;
-  attn_one(c, j->layer, task / n_heads, task % n_heads, c->att + (int64_t)thread * c->n_ctx);
+  attn_one(c, j->layer, task / n_heads, task % n_heads, attn_scratch(c, thread));
 }
 
 /* x += d, returning cos(x before, x after) (one pass: no copy of x). */
@@ -540,9 +544,7 @@ static void attn_rows_task(void *arg, int task, int thread) {
   const ls_config *p = &c->m->cfg;
   int blk = task / p->n_heads, h = task % p->n_heads;
   int t0 = c->att_block[blk], n_q = c->att_block[blk + 1] - t0;
-  /* this thread's scratch of this pool run: rows of other tasks' threads
-   * are at thread * LS_ATTN_ROWS * n_ctx, so a row done alone uses it too */
-  float *scratch = c->att + (int64_t)thread * LS_ATTN_ROWS * c->n_ctx;
+  float *scratch = attn_scratch(c, thread);
   if (n_q < LS_ATTN_ROWS_MIN) {
     for (int r = 0; r < n_q; r++) attn_one(c, j->layer, t0 + r, h, scratch);
     return;

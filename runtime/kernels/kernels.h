@@ -32,9 +32,7 @@ typedef enum { LS_KL_REF = 0, LS_KL_AVX2 = 1, LS_KL_AVX512 = 2 } ls_kernel_level
  * LS_ATTN_ROWS queries however many lanes are live, so a batched decode step
  * (one row per sequence) or a short run goes to `attention` row by row
  * (the same bits either way). */
-#ifndef LS_ATTN_ROWS_MIN
 #define LS_ATTN_ROWS_MIN 6
-#endif
 
 typedef struct ls_kernels {
   const char *name; /* "ref", "avx2", "avx512" */
