@@ -1,6 +1,7 @@
 /* One matmul kernel in isolation: a weight matrix much larger than the
  * caches (default 64 MiB... 1 GiB of rows, cols 2048) times n token vectors,
- * split over the pool in 32-row chunks exactly as the forward pass does, next
+ * split over the pool in 32-row chunks, handed out in spans of consecutive
+ * chunks (SPANS_PER_THREAD per thread) exactly as the forward pass does, next
  * to a plain read of the same bytes by the same threads (the roofline, in the
  * same run). Also the same matmul on a matrix that fits in L2 (compute bound:
  * what the kernel could do if memory were free).
@@ -26,6 +27,7 @@
 #include "ls_util.h"
 
 #define CHUNK 32
+#define SPANS_PER_THREAD 4 /* runtime/engine/forward.c's MM_SPANS_PER_THREAD */
 
 typedef struct job {
   const ls_kernels *k;
@@ -34,21 +36,36 @@ typedef struct job {
   size_t xs;
   int n;
   float *y;
+  int n_spans;
   uint64_t sink[64];
 } job;
 
-static void mm_task(void *arg, int task, int thread) {
-  (void)thread;
-  job *j = arg;
-  int64_t r0 = (int64_t)task * CHUNK, r1 = r0 + CHUNK < j->w.rows ? r0 + CHUNK : j->w.rows;
-  j->k->matmul(&j->w, j->xa, j->xs, j->n, j->y, j->w.rows, r0, r1);
+static int64_t n_chunks(const job *j) { return (j->w.rows + CHUNK - 1) / CHUNK; }
+
+/* Rows [*r0, *r1) of span s: chunks [s * C / n_spans, (s + 1) * C / n_spans). */
+static void span_rows(const job *j, int s, int64_t *r0, int64_t *r1) {
+  int64_t c = n_chunks(j);
+  *r0 = c * s / j->n_spans * CHUNK;
+  *r1 = c * (s + 1) / j->n_spans * CHUNK;
+  if (*r1 > j->w.rows) *r1 = j->w.rows;
 }
 
-/* The same chunks, only read (32-byte loads xor-folded): the bandwidth the
+/* One matmul call per chunk of the span, as the forward pass makes them. */
+static void mm_task(void *arg, int span, int thread) {
+  (void)thread;
+  job *j = arg;
+  int64_t s0, s1;
+  span_rows(j, span, &s0, &s1);
+  for (int64_t r0 = s0; r0 < s1; r0 += CHUNK)
+    j->k->matmul(&j->w, j->xa, j->xs, j->n, j->y, j->w.rows, r0, r0 + CHUNK < s1 ? r0 + CHUNK : s1);
+}
+
+/* The same spans, only read (32-byte loads xor-folded): the bandwidth the
  * access pattern itself gets. */
 __attribute__((target("avx2"))) static void read_task(void *arg, int task, int thread) {
   job *j = arg;
-  int64_t r0 = (int64_t)task * CHUNK, r1 = r0 + CHUNK < j->w.rows ? r0 + CHUNK : j->w.rows;
+  int64_t r0, r1;
+  span_rows(j, task, &r0, &r1);
   const uint8_t *p = (const uint8_t *)j->w.data + (size_t)r0 * j->w.row_bytes;
   size_t n = (size_t)(r1 - r0) * j->w.row_bytes;
   __m256i a = _mm256_setzero_si256(), b = a;
@@ -77,11 +94,12 @@ static double cpu_ms(void) {
  * the kernel's own time, much less sensitive to a shared machine). */
 static double median_ms(ls_pool *p, ls_pool_fn fn, job *j, int reps, double *cpu) {
   double t[64], c[64];
-  int chunks = (int)((j->w.rows + CHUNK - 1) / CHUNK);
-  ls_pool_run(p, fn, j, chunks); /* warm-up */
+  int64_t spans = (int64_t)ls_pool_n_threads(p) * SPANS_PER_THREAD;
+  j->n_spans = (int)(spans < n_chunks(j) ? spans : n_chunks(j));
+  ls_pool_run(p, fn, j, j->n_spans); /* warm-up */
   for (int r = 0; r < reps; r++) {
     double t0 = ls_now_ms(), c0 = cpu_ms();
-    ls_pool_run(p, fn, j, chunks);
+    ls_pool_run(p, fn, j, j->n_spans);
     t[r] = ls_now_ms() - t0;
     c[r] = cpu_ms() - c0;
   }

@@ -14,9 +14,13 @@
 # Raw rows and the summary go to bench/results-vs-HOST.tsv; the summary rows
 # (bench=vs, tab-separated key=value) are printed last:
 #   what=decode|prefill type= cpu= threads= ours_tok_s= llamacpp_tok_s= ratio=
-#   bw_gb_s= (median read bandwidth at that thread count) mb_tok= (weights
-#   streamed per token) roofline_tok_s= (bw / bytes per token) ours_roofline=
-#   llamacpp_roofline= (decode tok/s as a fraction of the roofline) load=
+#   bw_gb_s= (median read bandwidth at that thread count, over the sample at
+#   the start and one at the start of every round) bw_span= (their min-max)
+#   mb_tok= (weights streamed per token) roofline_tok_s= (bw / bytes per
+#   token) ours_roofline= llamacpp_roofline= (decode tok/s as a fraction of
+#   the roofline) ours_roofline_rounds= llamacpp_roofline_rounds= (min-max
+#   over rounds of each round's decode against its own bandwidth sample: on
+#   a host whose bandwidth drifts, the fraction to trust) load=
 #   what=step rows=N x_1row= (median step time against the 1-row step)
 # Shared machine: each row carries the load average; compare only rows of
 # one run. llama.cpp comes from bench/llamacpp.sh (node-llama-cpp 3.21.1).
@@ -68,12 +72,16 @@ done
 
 ours() { "$build/bench/bench_engine" --only tinyllama --model "$1" --threads "$threads" --reps 1 --what decode,prefill; }
 theirs() { node "$here/llamacpp_bench.mjs" --pkg "$pkg" --model "$1" --threads "$threads" --reps 1; }
+# Each round starts with its own read-bandwidth sample: on a shared host the
+# bandwidth drifts from minute to minute, so each round's decode is also set
+# against the sample taken just before it (the summary's *_roofline_rounds).
 for ((r = 1; r <= reps; r++)); do
+  "$build/bench/bench_membw" --threads "$threads" --mib 1024 --reps 3 | sed "s/^/round=$r\t/" | emit
   for t in "${tlist[@]}"; do
     model="$build/tinyllama-shape-$t.gguf"
-    if [[ $llama == 1 && $((r % 2)) == 0 ]]; then theirs "$model" | emit; fi
-    ours "$model" | sed "s/\tmodel=[^\t]*/\tmodel=tinyllama-shape-$t.gguf/" | emit
-    if [[ $llama == 1 && $((r % 2)) == 1 ]]; then theirs "$model" | emit; fi
+    if [[ $llama == 1 && $((r % 2)) == 0 ]]; then theirs "$model" | sed "s/^/round=$r\t/" | emit; fi
+    ours "$model" | sed "s/\tmodel=[^\t]*/\tmodel=tinyllama-shape-$t.gguf/; s/^/round=$r\t/" | emit
+    if [[ $llama == 1 && $((r % 2)) == 1 ]]; then theirs "$model" | sed "s/^/round=$r\t/" | emit; fi
   done
 done
 "$build/bench/bench_engine" --only tinyllama --model "$build/tinyllama-shape-${tlist[0]}.gguf" --threads "$threads" \
@@ -84,7 +92,19 @@ import statistics, sys
 rows = [dict(f.split("=", 1) for f in line.rstrip("\n").split("\t") if "=" in f) for line in open(sys.argv[1])]
 cpu = sys.argv[2]
 med = lambda xs: statistics.median(xs) if xs else float("nan")
-bw = {r["threads"]: float(r["gb_s"]) for r in rows if r.get("bench") == "membw"}
+# read bandwidth per thread count: every sample of the run (the start's and each round's)
+samples = {}
+for r in rows:
+    if r.get("bench") == "membw":
+        samples.setdefault(r["threads"], []).append(float(r["gb_s"]))
+bw = {th: med(v) for th, v in samples.items()}
+round_bw = {(r["round"], r["threads"]): float(r["gb_s"]) for r in rows if r.get("bench") == "membw" and "round" in r}
+span = lambda xs: f"{min(xs):.2f}-{max(xs):.2f}" if xs else "nan"
+
+def round_fractions(sel_rows, mb):
+    """Each round's decode tok/s against the bandwidth sampled at that round's start."""
+    return [float(r["tok_s"]) * mb / (round_bw[(r["round"], r["threads"])] * 1e3)
+            for r in sel_rows if (r.get("round"), r["threads"]) in round_bw]
 for what in ("decode", "prefill"):
     keys = sorted({(r["model"], r["threads"]) for r in rows if r.get("bench") in ("engine", "llamacpp") and r.get("what") == what})
     for model, th in keys:
@@ -100,8 +120,11 @@ for what in ("decode", "prefill"):
             mb = med([float(r["gb_s"]) * 1e3 / float(r["tok_s"]) for r in ours])
             b = bw.get(th, float("nan"))
             roof = b * 1e3 / mb
-            out.update(bw_gb_s=f"{b:.2f}", mb_tok=f"{mb:.1f}", roofline_tok_s=f"{roof:.1f}",
-                       ours_roofline=f"{o / roof:.2f}", llamacpp_roofline=f"{l / roof:.2f}" if theirs else "nan")
+            out.update(bw_gb_s=f"{b:.2f}", bw_span=span(samples.get(th, [])), mb_tok=f"{mb:.1f}",
+                       roofline_tok_s=f"{roof:.1f}", ours_roofline=f"{o / roof:.2f}",
+                       llamacpp_roofline=f"{l / roof:.2f}" if theirs else "nan",
+                       ours_roofline_rounds=span(round_fractions(ours, mb)),
+                       llamacpp_roofline_rounds=span(round_fractions(theirs, mb)))
         out["load"] = f"{min(loads):.1f}-{max(loads):.1f}"
         print("\t".join(f"{k}={v}" for k, v in out.items()))
 for r in rows:
