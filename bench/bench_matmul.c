@@ -1,7 +1,7 @@
 /* One matmul kernel in isolation: a weight matrix much larger than the
  * caches (default 64 MiB... 1 GiB of rows, cols 2048) times n token vectors,
  * split over the pool in 32-row chunks, handed out in spans of consecutive
- * chunks (SPANS_PER_THREAD per thread) exactly as the forward pass does, next
+ * chunks (ls_pool_spans) exactly as the forward pass does, next
  * to a plain read of the same bytes by the same threads (the roofline, in the
  * same run). Also the same matmul on a matrix that fits in L2 (compute bound:
  * what the kernel could do if memory were free).
@@ -27,7 +27,6 @@
 #include "ls_util.h"
 
 #define CHUNK 32
-#define SPANS_PER_THREAD 4 /* runtime/engine/forward.c's MM_SPANS_PER_THREAD */
 
 typedef struct job {
   const ls_kernels *k;
@@ -42,12 +41,12 @@ typedef struct job {
 
 static int64_t n_chunks(const job *j) { return (j->w.rows + CHUNK - 1) / CHUNK; }
 
-/* Rows [*r0, *r1) of span s: chunks [s * C / n_spans, (s + 1) * C / n_spans). */
+/* Rows [*r0, *r1) of span s (ls_pool_span's chunks). */
 static void span_rows(const job *j, int s, int64_t *r0, int64_t *r1) {
-  int64_t c = n_chunks(j);
-  *r0 = c * s / j->n_spans * CHUNK;
-  *r1 = c * (s + 1) / j->n_spans * CHUNK;
-  if (*r1 > j->w.rows) *r1 = j->w.rows;
+  int c0, c1;
+  ls_pool_span(s, j->n_spans, (int)n_chunks(j), &c0, &c1);
+  *r0 = (int64_t)c0 * CHUNK;
+  *r1 = (int64_t)c1 * CHUNK < j->w.rows ? (int64_t)c1 * CHUNK : j->w.rows;
 }
 
 /* One matmul call per chunk of the span, as the forward pass makes them. */
@@ -94,8 +93,7 @@ static double cpu_ms(void) {
  * the kernel's own time, much less sensitive to a shared machine). */
 static double median_ms(ls_pool *p, ls_pool_fn fn, job *j, int reps, double *cpu) {
   double t[64], c[64];
-  int64_t spans = (int64_t)ls_pool_n_threads(p) * SPANS_PER_THREAD;
-  j->n_spans = (int)(spans < n_chunks(j) ? spans : n_chunks(j));
+  j->n_spans = ls_pool_spans(p, (int)n_chunks(j));
   ls_pool_run(p, fn, j, j->n_spans); /* warm-up */
   for (int r = 0; r < reps; r++) {
     double t0 = ls_now_ms(), c0 = cpu_ms();

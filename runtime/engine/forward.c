@@ -2,7 +2,7 @@
  * token of some sequence at some position), prefill and decode alike.
  *
  * Work is split across the pool by output rows (matmuls, in chunks of a fixed
- * CHUNK_ROWS rows, handed out as spans of consecutive chunks: mm_spans), by
+ * CHUNK_ROWS rows, handed out as spans of consecutive chunks: ls_pool_span), by
  * (token, head) (attention) or by token (norms, RoPE, activation
  * quantisation). A chunk's size never depends on the thread count
  * and every output element is computed by one thread with a fixed reduction
@@ -351,29 +351,11 @@ static void mm_task(void *arg, int task, int thread) {
   }
 }
 
-/* Matmul tasks are spans of consecutive chunks, MM_SPANS_PER_THREAD per
- * thread, not single chunks: with one chunk a task, the threads' claims
- * interleave (thread 0 takes chunk 0, thread 1 chunk 1, ...), so each
- * thread's reads jump every 32 rows (36-100 KB) and the hardware prefetcher
- * starts over at every jump; a span is one long stream. Measured on Zen 5
- * (2 vCPUs, TinyLlama-shape synth files, 2 threads, bench_engine, chunks ->
- * spans of 4 per thread, alternating): Q4_0 decode 40-45 -> 62-69 tok/s,
- * Q8_0 30-34 -> 35-44, Q4_0 step of 16 rows 81 -> 71 ms; prefill-256 the
- * same (205-213 tok/s either way: compute-bound). 1 span per thread
- * measured the same as 4; 4 leaves the pool room to even out a thread that
- * is descheduled on a shared host. Each chunk is still one matmul call of
- * the same rows, so results do not change. */
-#define MM_SPANS_PER_THREAD 4
-
-static int mm_spans(int n_chunks, int n_threads) {
-  int spans = n_threads * MM_SPANS_PER_THREAD;
-  return spans < n_chunks ? spans : n_chunks;
-}
-
-/* Chunks [span * n_chunks / n_spans, (span + 1) * n_chunks / n_spans), in order. */
+/* One span of chunks (ls_pool_span: why matmuls run in spans), in order. */
 static void mm_span_task(void *arg, int span, int thread) {
   mm_job *j = arg;
-  int c0 = (int)((int64_t)j->n_chunks * span / j->n_spans), c1 = (int)((int64_t)j->n_chunks * (span + 1) / j->n_spans);
+  int c0, c1;
+  ls_pool_span(span, j->n_spans, j->n_chunks, &c0, &c1);
   for (int chunk = c0; chunk < c1; chunk++) mm_task(arg, chunk, thread);
 }
 
@@ -418,7 +400,7 @@ static void run_matmuls(ls_ctx *c, const float *x, int n, mm_part *parts, int n_
   }
   if (swiglu) j.chunks[1] = 0;
   j.n_chunks = n_tasks;
-  j.n_spans = mm_spans(n_tasks, c->n_threads);
+  j.n_spans = ls_pool_spans(c->pool, n_tasks);
   ls_pool_run(c->pool, mm_span_task, &j, j.n_spans);
 }
 

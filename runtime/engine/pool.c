@@ -137,6 +137,16 @@ void ls_pool_free(ls_pool *p) {
 
 int ls_pool_n_threads(const ls_pool *p) { return p ? p->n_threads : 1; }
 
+int ls_pool_spans(const ls_pool *p, int n_chunks) {
+  int64_t spans = (int64_t)ls_pool_n_threads(p) * LS_POOL_SPANS_PER_THREAD;
+  return spans < n_chunks ? (int)spans : n_chunks;
+}
+
+void ls_pool_span(int s, int n_spans, int n_chunks, int *c0, int *c1) {
+  *c0 = (int)((int64_t)n_chunks * s / n_spans);
+  *c1 = (int)((int64_t)n_chunks * (s + 1) / n_spans);
+}
+
 static void run_batch(ls_pool *p, ls_pool_fn fn, void *arg, int first, int n_tasks);
 
 typedef struct offset_job {

@@ -389,6 +389,32 @@ START_TEST(test_pool) {
 }
 END_TEST
 
+START_TEST(test_pool_spans) {
+  /* spans: at most threads x LS_POOL_SPANS_PER_THREAD, never more than the
+   * chunks; together they cover every chunk once, in order, none empty */
+  const int chunks[] = {1, 2, 7, 8, 9, 64, 177, 1000};
+  for (int th = 1; th <= 3; th++) {
+    ls_pool *p;
+    ls_err err = {0};
+    ck_assert_int_eq(ls_pool_new(th, &p, &err), LS_OK);
+    for (int i = 0; i < 8; i++) {
+      int n = chunks[i], spans = ls_pool_spans(p, n);
+      int want = th * LS_POOL_SPANS_PER_THREAD < n ? th * LS_POOL_SPANS_PER_THREAD : n;
+      ck_assert_msg(spans == want, "%d threads, %d chunks: %d spans, want %d", th, n, spans, want);
+      int next = 0;
+      for (int s = 0; s < spans; s++) {
+        int c0, c1;
+        ls_pool_span(s, spans, n, &c0, &c1);
+        ck_assert_msg(c0 == next && c1 > c0, "%d chunks, span %d of %d: [%d, %d) after %d", n, s, spans, c0, c1, next);
+        next = c1;
+      }
+      ck_assert_int_eq(next, n);
+    }
+    ls_pool_free(p);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("kernels");
   TCase *tc = tcase_create("levels");
@@ -402,6 +428,7 @@ int main(void) {
   tcase_add_test(tc, test_streams_same_bits);
   tcase_add_test(tc, test_dispatch);
   tcase_add_test(tc, test_pool);
+  tcase_add_test(tc, test_pool_spans);
   suite_add_tcase(s, tc);
   return ls_test_run(s);
 }
