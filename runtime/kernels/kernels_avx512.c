@@ -11,17 +11,18 @@
  * sum w x. Q8_0: the activations are x + 128 against the signed weights,
  * from the weights' correction -128 * (sum of each lane's w), computed once
  * per weight quad and shared by the tile's tokens (one load less per token
- * and quad; Q4_0 keeps the other way for one token, whose nibbles need no
- * subtraction, and takes Q8_0's with 2 or more: q4_multi_tile).
+ * and quad). The pipelined tile (pipe_tile), which takes Q8_0 and Q4_0
+ * calls with the weights coming from memory, uses Q8_0's way for both
+ * types (Q4_0: nibble - 8); q_tile, Q4_0's other way only where pipe_tile
+ * cannot (rows over 32768 columns).
  * Per token and quad of weights that leaves two dpbusd, a convert and two
  * float ops; the per-weight work (loads, permutes, scales) is shared by the
  * tile's tokens.
  *
- * Tiles are one row x up to 4 tokens (float weights with more than 4
- * tokens, Q8_0 and Q4_0 with 2 or more: 2 rows x up to 4 tokens); every
- * (row, token) element goes through the same operations in the same order
- * for any tile shape, so results do not depend on how rows are split among
- * threads (nor on the number of tokens in the call). */
+ * Tiles are one or two rows x up to 4 tokens; every (row, token) element
+ * goes through the same operations in the same order for any tile shape and
+ * either tile, so results do not depend on how rows are split among threads
+ * (nor on the number of tokens in the call). */
 #include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
@@ -202,10 +203,12 @@ AI quad_w unpack_quad(const int q4, const void *row, int64_t q, int64_t nb) {
  * token's activations loaded once for both rows (the 1-row tile spent its
  * time on 4 loads per token and quad). Measured with bench_matmul on Zen 5
  * (per CPU-second, load ~2-5): 4 tokens Q8_0 in L2 36 -> 39-42 GB/s, from
- * DRAM at 5632 columns 14 -> 19-20; 64 tokens 2.37 -> 2.68. Q4_0 with two
- * or more tokens: q4_multi_tile (this tile's 2-row Q4_0 form lost from DRAM
- * at 5632 columns, 16 -> 13). 4-row x 4-token tiles (16 accumulators and 4
- * unpacked rows live) spill and were slower than one row. */
+ * DRAM at 5632 columns 14 -> 19-20; 64 tokens 2.37 -> 2.68. Today q_tile
+ * takes Q8_0's token tiles after the first (prefill, weights in L2) and rows
+ * too wide for pipe_tile; the rest goes to pipe_tile (this tile's 2-row
+ * Q4_0 form lost from DRAM at 5632 columns, 16 -> 13). 4-row x 4-token
+ * tiles (16 accumulators and 4 unpacked rows live) spill and were slower
+ * than one row. */
 #define QT 4
 /* name(T, arg, ...): tile(R, T, arg, ...) with R fixed, for LS_TILE_T4. */
 #define ROWS_TILE(name, tile, R)                                                                                 \
@@ -328,58 +331,76 @@ AI __m256 reduce8(__m512 p0, __m512 p1, __m512 p2, __m512 p3, __m512 p4, __m512 
   return _mm256_hadd_ps(pair_sums(x0, x1), pair_sums(x2, x3)); /* keys 0 1 2 3 | 4 5 6 7 */
 }
 
-/* Q4_0 with 2 to 4 tokens. q_tile's Q4_0 way loads four vectors per token
- * and quad (x's two halves, its scales and its correction) and multiplies
- * d_w by d_x once per token and row, on the two pipes that also run
- * vpdpbusd and the FMA (Zen 5). Here, per quad:
- * - the weights go signed (nibble - 8) against x + 128 (x's stored bytes
- *   with the sign bit flipped in a register), from the weights' correction
- *   -128 * sum(nibble - 8) = 8192 - 128 * sum(nibble) over each lane's 8
- *   bytes, one vpdpbusd per weight quad: two loads per token and quad;
- * - the tile's scales come from q4_scales (lane 4k + t: d_x of block k,
+/* The pipelined tile: Q8_0 and Q4_0 weights, R rows (1 or 2) x T tokens
+ * (1..4), each quad of weights loaded and prepared one iteration ahead of the
+ * dot products that use it. The chain from a weight load to the last FMA is
+ * long (load, permute, correction, two vpdpbusd, convert, FMA); with the
+ * loads in the iteration that uses them, a load that missed the caches held
+ * up that iteration's dependent instructions and the core stopped issuing
+ * the next loads: memory time and compute time added up instead of
+ * overlapping. bench_matmul, Zen 5, 2048 columns, 1 thread, from DRAM against
+ * the same matrix in L2 (q_tile before this tile took these calls):
+ * - Q8_0 1 token 21.7-24.5 -> 30.2-31.7 GB/s (0.80-0.91 -> 0.99-1.27 of
+ *   the read loop), 2 tokens 17.3-21.8 -> 32.1-36.6, 4 tokens 16.3-23.5 ->
+ *   25.5-26.7;
+ * - Q4_0 1 token 22.7-23.6 -> 28.3-29.4 GB/s (0.76-0.78 -> 0.91-0.98);
+ *   with 2-4 tokens Q4_0 already took this tile (4 tokens at 2048 columns,
+ *   one row: 19.5 -> 22.5 GB/s when it was introduced).
+ * Per quad:
+ * - the weights are signed (Q8_0 as stored; Q4_0 nibble - 8) against x +
+ *   128 (Q8_0's prepared bytes; Q4_0's stored bytes with the sign bit
+ *   flipped in a register), from the weights' correction -128 * (sum of each
+ *   lane's 8 weights): Q8_0's from unpack_q8_quad, Q4_0's 8192 - 128 *
+ *   sum(nibble) in one vpdpbusd;
+ * - the tile's scales come from tile_scales (lane 4k + t: d_x of block k,
  *   token t), one load and one multiply by d_w for all tokens; token t's
- *   lane 4k..4k+3 = d_w,k * d_x,k is a shuffle within 128-bit lanes (off
- *   the multiply pipes).
+ *   lanes 4k..4k+3 = d_w,k * d_x,k are a shuffle within 128-bit lanes (off
+ *   the two pipes that run vpdpbusd, the FMA and the multiply on Zen 5).
  * Each lane's int32 sum and float product are exactly q_tile's (integer
  * sums are exact; the float product is the same two operands), so the
  * element's operations and their order are those of q_tile: every tile
- * shape gives the same bits as the 1-token path. The activations' own
- * correction instead (unsigned nibbles against x as stored: no xor, no
- * weight correction, but a third load per token and quad) was slower:
- * bench_matmul, Zen 5, 4 tokens, 2048 columns, 18 -> 14.5 GB/s. */
-#define Q4_SCALES_MAX 256 /* quads (32768 columns) per q4_scales buffer */
+ * shape and path gives the same bits. Q4_0's activation-side correction
+ * instead (unsigned nibbles against x as stored: no xor, no weight
+ * correction, but a third load per token and quad) was slower: 4 tokens,
+ * 2048 columns, 18 -> 14.5 GB/s. */
+#define TILE_SCALES_MAX 256 /* quads (32768 columns) per tile_scales buffer */
 
 /* dxg[16 q + 4k + t] = d_x of block k of quad q for token t0 + t (t < T;
  * the other lanes repeat token t0). */
-static void q4_scales(const void *xa, size_t xs, int t0, int T, int64_t nq, float *dxg) {
+static void tile_scales(const int q4, const void *xa, size_t xs, int t0, int T, int64_t nq, float *dxg) {
+  const size_t qb = QUAD_BYTES(q4);
   for (int64_t q = 0; q < nq; q++) {
-    __m512 d = _mm512_load_ps(((const quad_act *)((const char *)xa + (size_t)t0 * xs) + q)->dx);
+    __m512 d = _mm512_load_ps(((const quad_act *)((const char *)xa + (size_t)t0 * xs + q * qb))->dx);
     for (int t = 1; t < T; t++) {
-      const quad_act *a = (const quad_act *)((const char *)xa + (size_t)(t0 + t) * xs) + q;
+      const quad_act *a = (const quad_act *)((const char *)xa + (size_t)(t0 + t) * xs + q * qb);
       d = _mm512_mask_mov_ps(d, (__mmask16)(0x1111u << t), _mm512_load_ps(a->dx));
     }
     _mm512_store_ps(dxg + 16 * q, d);
   }
 }
 
-/* One quad of a Q4_0 row for q4_multi_tile: signed weights, their
+/* One quad of a row, prepared for pipe_tile: signed weights, their
  * correction and d_w times the tile's scales. */
-typedef struct q4_quad {
+typedef struct pipe_quad {
   __m512i lo, hi, corr;
   __m512 prod;
-} q4_quad;
+} pipe_quad;
 
-AI q4_quad q4_prepare(const void *row, int64_t q, int64_t nb, const float *dxg, size_t pf_ahead) {
-  const size_t quad_bytes = QUAD * sizeof(ls_block_q4_0);
-  const __m512i k128 = _mm512_set1_epi8((char)0x80), k8 = _mm512_set1_epi8(8);
+AI pipe_quad pipe_prepare(const int q4, const void *row, int64_t q, int64_t nb, const float *dxg, size_t pf_ahead) {
+  const size_t quad_bytes = QUAD * (q4 ? sizeof(ls_block_q4_0) : sizeof(ls_block_q8_0));
   const char *pf = (const char *)row + pf_ahead + q * quad_bytes;
-  #pragma GCC unroll 2
+  #pragma GCC unroll 3
   for (size_t o = 0; o < quad_bytes + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0); /* every line of the quad */
-  quad_w u = unpack_quad(1, row, q, nb);
-  q4_quad p;
-  p.corr = _mm512_dpbusd_epi32(_mm512_set1_epi32(8192), _mm512_add_epi8(u.lo, u.hi), k128);
-  p.lo = _mm512_sub_epi8(u.lo, k8);
-  p.hi = _mm512_sub_epi8(u.hi, k8);
+  quad_w u = unpack_quad(q4, row, q, nb);
+  pipe_quad p;
+  if (q4) {
+    const __m512i k128 = _mm512_set1_epi8((char)0x80), k8 = _mm512_set1_epi8(8);
+    p.corr = _mm512_dpbusd_epi32(_mm512_set1_epi32(8192), _mm512_add_epi8(u.lo, u.hi), k128);
+    p.lo = _mm512_sub_epi8(u.lo, k8);
+    p.hi = _mm512_sub_epi8(u.hi, k8);
+  } else {
+    p.corr = u.negc, p.lo = u.lo, p.hi = u.hi;
+  }
   p.prod = _mm512_mul_ps(u.dw, _mm512_load_ps(dxg + 16 * q));
   return p;
 }
@@ -395,36 +416,34 @@ AI __m512 lane_element(__m512 v, int t) {
   }
 }
 
-/* R rows (1 or 2) x T tokens (2..4). Each quad is prepared one iteration
- * ahead of its use: the chain from the weight load to the last FMA is long
- * (load, permute, correction, two vpdpbusd, convert, FMA), and with the
- * unpacking in the iteration that uses it the core did not keep enough
- * iterations in flight (bench_matmul, Zen 5, 4 tokens, 2048 columns, per
- * CPU-second: 19.5 -> 22.5 GB/s with one row). Two rows share each token's
- * loads: 4 tokens at 5632 columns 14.4 -> 21-22 GB/s, 64 tokens 1.05 ->
- * 1.4 (one row x 4 tokens of the old kernel: 15, 1.07). */
-AI void q4_multi_tile(const int R, const int T, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
-                      const float *dxg, float *y, int64_t ldy) {
+/* Token t's prepared bytes of quad q as x + 128 (Q4_0 stores x itself). */
+AI __m512i act_offset(const int q4, const int8_t *bytes) {
+  const __m512i v = _mm512_load_si512(bytes);
+  return q4 ? _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)) : v;
+}
+
+/* R rows (1 or 2) x T tokens (1..4); two rows share each token's loads
+ * (Q4_0, 4 tokens at 5632 columns: 14.4 -> 21-22 GB/s against one row). */
+AI void pipe_tile(const int q4, const int R, const int T, const ls_mat *w, int64_t r, const void *xa, size_t xs,
+                  int t0, const float *dxg, float *y, int64_t ldy) {
   const int64_t nb = w->cols / LS_QK, nq = (nb + QUAD - 1) / QUAD;
-  const __m512i k128 = _mm512_set1_epi8((char)0x80);
   const void *rows[2];
   const quad_act *xt[QT];
   q_tile_pointers(R, T, w, r, xa, xs, t0, rows, xt);
   __m512 acc[2][QT];
   q_tile_zero(R, T, acc);
   const size_t pf_ahead = q_pf_ahead(R, w->row_bytes);
-  q4_quad cur[2];
+  pipe_quad cur[2];
   #pragma GCC unroll 2
-  for (int i = 0; i < R; i++) cur[i] = q4_prepare(rows[i], 0, nb, dxg, pf_ahead);
+  for (int i = 0; i < R; i++) cur[i] = pipe_prepare(q4, rows[i], 0, nb, dxg, pf_ahead);
   for (int64_t q = 0; q < nq; q++) {
-    q4_quad next[2];
+    pipe_quad next[2];
     #pragma GCC unroll 2
-    for (int i = 0; i < R; i++) next[i] = q + 1 < nq ? q4_prepare(rows[i], q + 1, nb, dxg, pf_ahead) : cur[i];
+    for (int i = 0; i < R; i++) next[i] = q + 1 < nq ? pipe_prepare(q4, rows[i], q + 1, nb, dxg, pf_ahead) : cur[i];
     #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
-      const quad_act *a = xt[t] + q;
-      const __m512i lo = _mm512_xor_si512(_mm512_load_si512(a->lo), k128);
-      const __m512i hi = _mm512_xor_si512(_mm512_load_si512(a->hi), k128);
+      const quad_act *a = (const quad_act *)((const char *)xt[t] + q * QUAD_BYTES(q4));
+      const __m512i lo = act_offset(q4, a->lo), hi = act_offset(q4, a->hi);
       #pragma GCC unroll 2
       for (int i = 0; i < R; i++) {
         __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(cur[i].corr, lo, cur[i].lo), hi, cur[i].hi);
@@ -437,36 +456,44 @@ AI void q4_multi_tile(const int R, const int T, const ls_mat *w, int64_t r, cons
   q_tile_store(R, T, acc, y, ldy, r, t0);
 }
 
-/* Rows [r0, r1) x tokens t0 .. t0+T-1 of Q4_0, two rows a tile; one
- * function per T (noinline: inlined into one body, GCC left some of the
- * token counts' accumulators unrolled less, bench_matmul 2 tokens at 2048
+/* Rows [r0, r1) x tokens t0 .. t0+T-1, two rows a tile; one function per
+ * type and T (noinline: inlined into one body, GCC left some of the token
+ * counts' accumulators unrolled less, bench_matmul Q4_0 2 tokens at 2048
  * columns 20.5 GB/s against 31.5 for the 1-row q_tile). */
-#define Q4_MULTI_ROWS(name, T)                                                                                    \
+#define PIPE_ROWS(name, q4, T)                                                                                    \
   __attribute__((noinline)) static void name(const ls_mat *w, const void *xa, size_t xs, int t0, const float *dxg, \
                                              float *y, int64_t ldy, int64_t r0, int64_t r1) {                      \
     int64_t r = r0;                                                                                              \
-    for (; r + 2 <= r1; r += 2) q4_multi_tile(2, T, w, r, xa, xs, t0, dxg, y, ldy);                              \
-    for (; r < r1; r++) q4_multi_tile(1, T, w, r, xa, xs, t0, dxg, y, ldy);                                      \
+    for (; r + 2 <= r1; r += 2) pipe_tile(q4, 2, T, w, r, xa, xs, t0, dxg, y, ldy);                              \
+    for (; r < r1; r++) pipe_tile(q4, 1, T, w, r, xa, xs, t0, dxg, y, ldy);                                      \
   }
-Q4_MULTI_ROWS(q4_multi_rows2, 2)
-Q4_MULTI_ROWS(q4_multi_rows3, 3)
-Q4_MULTI_ROWS(q4_multi_rows4, 4)
+PIPE_ROWS(pipe_rows_q4_1, 1, 1)
+PIPE_ROWS(pipe_rows_q4_2, 1, 2)
+PIPE_ROWS(pipe_rows_q4_3, 1, 3)
+PIPE_ROWS(pipe_rows_q4_4, 1, 4)
+PIPE_ROWS(pipe_rows_q8_1, 0, 1)
+PIPE_ROWS(pipe_rows_q8_2, 0, 2)
+PIPE_ROWS(pipe_rows_q8_3, 0, 3)
+PIPE_ROWS(pipe_rows_q8_4, 0, 4)
 
-/* Q4_0 with n >= 2 tokens; false when the row is too wide for the scale
- * buffer (the caller then uses q_tile). */
-static int q4_multi(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
-                    int64_t r1) {
+typedef void (*pipe_rows_fn)(const ls_mat *, const void *, size_t, int, const float *, float *, int64_t, int64_t,
+                             int64_t);
+
+/* Tokens [t0, t1) of Q8_0 or Q4_0 weights through pipe_tile, up to QT a
+ * tile; false when the row is too wide for the scale buffer (the caller then
+ * uses q_tile). */
+static int pipe_matmul(const ls_mat *w, const void *xa, size_t xs, int t0, int t1, float *y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+  static const pipe_rows_fn rows_q4[QT] = {pipe_rows_q4_1, pipe_rows_q4_2, pipe_rows_q4_3, pipe_rows_q4_4};
+  static const pipe_rows_fn rows_q8[QT] = {pipe_rows_q8_1, pipe_rows_q8_2, pipe_rows_q8_3, pipe_rows_q8_4};
+  const int q4 = w->type == LS_Q4_0;
   const int64_t nq = (w->cols / LS_QK + QUAD - 1) / QUAD;
-  if (nq > Q4_SCALES_MAX) return 0;
-  float dxg[Q4_SCALES_MAX * 16] __attribute__((aligned(64)));
-  for (int t0 = 0; t0 < n; t0 += QT) {
-    const int T = n - t0 < QT ? n - t0 : QT;
-    if (T == 1) { /* a last single token: the 1-token tile */
-      for (int64_t r = r0; r < r1; r++) tile_q4(1, w, r, xa, xs, t0, y, ldy);
-      continue;
-    }
-    q4_scales(xa, xs, t0, T, nq, dxg);
-    (T == 2 ? q4_multi_rows2 : T == 3 ? q4_multi_rows3 : q4_multi_rows4)(w, xa, xs, t0, dxg, y, ldy, r0, r1);
+  if (nq > TILE_SCALES_MAX) return 0;
+  float dxg[TILE_SCALES_MAX * 16] __attribute__((aligned(64)));
+  for (int t = t0; t < t1; t += QT) {
+    const int T = t1 - t < QT ? t1 - t : QT;
+    tile_scales(q4, xa, xs, t, T, nq, dxg);
+    (q4 ? rows_q4 : rows_q8)[T - 1](w, xa, xs, t, dxg, y, ldy, r0, r1);
   }
   return 1;
 }
@@ -679,16 +706,26 @@ AI void a5_matmul_streams(const int plain, const ls_mat *w, const void *xa, size
     for (int64_t r = r0; r < r1; r++) tile_small(n, w, r, xa, xs, 0, y, ldy);
     return;
   }
-  /* token tiles of up to 4; rows one at a time in address order (one
-   * sequential stream per core), quantised weights in pairs of rows for 2 or
-   * more tokens (Q4_0: q4_multi), float weights for more than 4 tokens
-   * (prefill: from L2 after the first token tile) */
-  if (w->type == LS_Q4_0 && n >= 2 && q4_multi(w, xa, xs, n, y, ldy, r0, r1)) return;
+  /* Q8_0 and Q4_0: pipe_tile for the first token tile, the one that reads
+   * the weights from memory (decode and small batches: all their tokens);
+   * Q4_0's later tiles too (its fastest tile in cache), Q8_0's through q_tile
+   * in pairs of rows (prefill, from L2 after the first tile: prefill-256, 1
+   * thread, 97-100 tok/s against 90-93 with pipe_tile). The same bits either
+   * way. */
+  int t_begin = 0;
+  if (is_quant(w->type)) {
+    const int t_pipe = w->type == LS_Q4_0 || n < QT ? n : QT;
+    if (pipe_matmul(w, xa, xs, 0, t_pipe, y, ldy, r0, r1)) t_begin = t_pipe;
+  }
+  /* the other token tiles of up to 4; rows one at a time in address order
+   * (one sequential stream per core), Q8_0 in pairs of rows, float weights
+   * in pairs for more than 4 tokens (prefill: from L2 after the first token
+   * tile) */
   const int quant = is_quant(w->type);
   /* float rows this short sit in cache: with 2-4 tokens the several-row tiles' shared
    * reductions win over walking one row at a time (stories260K's 64 and 172 columns) */
   const int short_rows = w->cols <= 512;
-  for (int t0 = 0; t0 < n; t0 += 4) {
+  for (int t0 = t_begin; t0 < n; t0 += 4) {
     int T = n - t0 < 4 ? n - t0 : 4;
     int64_t r = r0;
     if (tile4x4 && T == 4 && (n > 4 || short_rows))

@@ -408,13 +408,20 @@ AI __m256 block_dot8(const int q6, const kq_block *const k[8], const ls_block_q8
   return _mm256_add_ps(s, _mm256_sub_ps(a, m));
 }
 
+/* Super-block b of a row for k_tile8, every line of the same block 2 R rows
+ * ahead prefetched. */
+AI void k_tile8_unpack(const uint32_t type, const ls_mat *w, const char *row, const int R, int64_t b, kq_block *k) {
+  const size_t bb = block_bytes(type);
+  for (size_t o = 0; o < bb + 63; o += 64) _mm_prefetch(row + 2 * R * w->row_bytes + (size_t)b * bb + o, _MM_HINT_T0);
+  unpack(type, row + (size_t)b * bb, k);
+}
+
 /* y[t][r + i] for R rows x 8 / R tokens (R = 1: 8 tokens, R = 2: 4 tokens
  * t0 .. t0+3; lane 8i/R + t is row r + i, token t0 + t). */
 AI void k_tile8(const int R, const uint32_t type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0,
                 float *y, int64_t ldy) {
   const int T = 8 / R;
   int64_t nb = w->cols / LS_QK_K;
-  const size_t bb = block_bytes(type);
   const char *row[2];
   #pragma GCC unroll 2
   for (int i = 0; i < R; i++) row[i] = (const char *)w->data + (size_t)(r + i) * w->row_bytes;
@@ -422,19 +429,33 @@ AI void k_tile8(const int R, const uint32_t type, const ls_mat *w, int64_t r, co
   #pragma GCC unroll 8
   for (int t = 0; t < T; t++) xt[t] = (const ls_block_q8_K *)((const char *)xa + (size_t)(t0 + t) * xs);
   __m256 s = _mm256_setzero_ps();
+  /* 2 rows x 4 tokens (small batches: the weights come from memory): each
+   * super-block unpacked one iteration ahead of its dot products, as
+   * pipe_tile in kernels_avx512.c, so that a load that misses does not hold
+   * up the iteration that issues it (bench_matmul, Zen 5, Q4_K 4 tokens, 1
+   * thread, from DRAM 7.5-10.2 -> 11.4-12.8 GB/s, Q6_K 9.2-13.9 -> 16.9-17.6;
+   * the 4-row TinyLlama Q4_K step 56-59 -> 47-49 ms). 1 row x 8 tokens
+   * (prefill) unpacks in the iteration that uses it: the copies cost more
+   * than they hide there (8-row step 77-79 -> 79-86 ms). */
+  const int ahead = R == 2;
+  kq_block cur[2], next[2];
+  if (ahead)
+    #pragma GCC unroll 2
+    for (int i = 0; i < R; i++) k_tile8_unpack(type, w, row[i], R, 0, &cur[i]);
   for (int64_t b = 0; b < nb; b++) {
-    kq_block kb[2];
     const kq_block *k[8];
     const ls_block_q8_K *x[8];
     #pragma GCC unroll 2
     for (int i = 0; i < R; i++) {
-      for (size_t o = 0; o < bb + 63; o += 64)
-        _mm_prefetch(row[i] + 2 * R * w->row_bytes + (size_t)b * bb + o, _MM_HINT_T0);
-      unpack(type, row[i] + (size_t)b * bb, &kb[i]);
+      if (!ahead) k_tile8_unpack(type, w, row[i], R, b, &cur[i]);
+      else if (b + 1 < nb) k_tile8_unpack(type, w, row[i], R, b + 1, &next[i]);
     }
     #pragma GCC unroll 8
-    for (int l = 0; l < 8; l++) k[l] = &kb[l / T], x[l] = xt[l % T] + b;
+    for (int l = 0; l < 8; l++) k[l] = &cur[l / T], x[l] = xt[l % T] + b;
     s = block_dot8(type == LS_Q6_K, k, x, s);
+    if (ahead)
+      #pragma GCC unroll 2
+      for (int i = 0; i < R; i++) cur[i] = next[i];
   }
   float out[8];
   _mm256_storeu_ps(out, s);

@@ -136,9 +136,10 @@ START_TEST(test_matmul) {
   check_matmul(k, LS_F32, 3, 8, 9);
   check_matmul(k, LS_F32, 7, 8, 2);
   check_matmul(k, LS_F16, 4, 44, 2);
-  /* Q4_0 rows wider than the avx512 multi-token tile's scale buffer (32768
-   * columns) take the 1-row tile */
+  /* Q4_0 and Q8_0 rows wider than the avx512 pipelined tile's scale buffer
+   * (32768 columns) take q_tile, with the same bits for every token count */
   check_matmul(k, LS_Q4_0, 3, 32768 + 160, 3);
+  check_matmul(k, LS_Q8_0, 3, 32768 + 160, 5);
 }
 END_TEST
 
