@@ -484,8 +484,8 @@ typedef void (*pipe_rows_fn)(const ls_mat *, const void *, size_t, int, const fl
  * uses q_tile). */
 static int pipe_matmul(const ls_mat *w, const void *xa, size_t xs, int t0, int t1, float *y, int64_t ldy, int64_t r0,
                        int64_t r1) {
-  static const pipe_rows_fn rows_q4[QT] = {pipe_rows_q4_1, pipe_rows_q4_2, pipe_rows_q4_3, pipe_rows_q4_4};
-  static const pipe_rows_fn rows_q8[QT] = {pipe_rows_q8_1, pipe_rows_q8_2, pipe_rows_q8_3, pipe_rows_q8_4};
+  static const pipe_rows_fn rows_fn[2][QT] = {{pipe_rows_q8_1, pipe_rows_q8_2, pipe_rows_q8_3, pipe_rows_q8_4},
+                                              {pipe_rows_q4_1, pipe_rows_q4_2, pipe_rows_q4_3, pipe_rows_q4_4}};
   const int q4 = w->type == LS_Q4_0;
   const int64_t nq = (w->cols / LS_QK + QUAD - 1) / QUAD;
   if (nq > TILE_SCALES_MAX) return 0;
@@ -493,7 +493,7 @@ static int pipe_matmul(const ls_mat *w, const void *xa, size_t xs, int t0, int t
   for (int t = t0; t < t1; t += QT) {
     const int T = t1 - t < QT ? t1 - t : QT;
     tile_scales(q4, xa, xs, t, T, nq, dxg);
-    (q4 ? rows_q4 : rows_q8)[T - 1](w, xa, xs, t, dxg, y, ldy, r0, r1);
+    rows_fn[q4][T - 1](w, xa, xs, t, dxg, y, ldy, r0, r1);
   }
   return 1;
 }
