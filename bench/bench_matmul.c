@@ -180,12 +180,14 @@ int main(int argc, char **argv) {
   for (int t = 0; t < max_n; t++)
     if (k->act_bytes(type, cols)) k->act_prepare(type, x + t * cols, cols, xa + xs * t);
     else memcpy(xa + xs * t, x + t * cols, sizeof(float) * cols);
+  /* weights in the layout the engine gives this level (ls_model_copy_weights) */
+  ls_mat w = {.type = type, .rows = rows, .cols = cols, .row_bytes = rb, .data = wd};
+  if (k->pack && ls_x16_packable(&w) && k->pack(&w, wd)) { fprintf(stderr, "bench_matmul: out of memory\n"); return 1; }
   for (int ti = 0; ti < n_threads; ti++) {
     ls_pool *p;
     ls_err err = {0};
     if (ls_pool_new(threads[ti], &p, &err)) { fprintf(stderr, "bench_matmul: %s\n", err.msg); return 1; }
-    job j = {.k = k, .w = {.type = type, .rows = rows, .cols = cols, .row_bytes = rb, .data = wd}, .xa = xa,
-             .xs = xs, .y = y};
+    job j = {.k = k, .w = w, .xa = xa, .xs = xs, .y = y};
     double one = 0;
     for (int ni = 0; ni < n_tokens; ni++) {
       j.n = tokens[ni];

@@ -31,14 +31,29 @@ typedef struct ls_config {
   float norm_eps;
 } ls_config;
 
-/* A weight matrix as stored: `rows` rows of `cols` elements of `type`, row
- * major, each row `row_bytes` long. y = W x maps cols -> rows. (GGUF lists
- * dims fastest first, so GGUF ne = [cols, rows].) */
+/* How a matrix's bytes are laid out.
+ * ROWS: row r at data + r*row_bytes, as the file has it.
+ * X16 (Q8_0 and Q4_0 only; written by a kernel level's `pack`, kernels.h):
+ *   rows in groups of 16, group g at data + 16g*row_bytes (the same bytes
+ *   per group as ROWS). Block b of a group: the 16 rows' fp16 scales (32
+ *   bytes), then their quants 4 bytes of a row at a time: bytes 4k..4k+3 of
+ *   row i at 64k + 4i (Q8_0: 8 x 64 bytes; Q4_0: the packed nibble bytes,
+ *   4 x 64). A whole block of 16 rows is one contiguous read and the
+ *   operand AMX tiles and VNNI lanes take as it is. Rows after the last
+ *   whole group stay as ROWS. */
+typedef enum { LS_LAYOUT_ROWS = 0, LS_LAYOUT_X16 = 1 } ls_layout;
+#define LS_X16_ROWS 16
+
+/* A weight matrix as stored: `rows` rows of `cols` elements of `type`, each
+ * row `row_bytes` long, laid out as `layout` says (ROWS: row major). y = W x
+ * maps cols -> rows. (GGUF lists dims fastest first, so GGUF ne = [cols,
+ * rows].) */
 typedef struct ls_mat {
   uint32_t type; /* ls_dtype */
   int64_t rows, cols;
   size_t row_bytes;
   const void *data;
+  uint32_t layout; /* ls_layout */
 } ls_mat;
 
 typedef struct ls_layer {

@@ -24,7 +24,8 @@
 #include "ls_model.h"
 #include "ls_quant.h"
 
-typedef enum { LS_KL_REF = 0, LS_KL_AVX2 = 1, LS_KL_AVX512 = 2 } ls_kernel_level;
+typedef enum { LS_KL_REF = 0, LS_KL_AVX2 = 1, LS_KL_AVX512 = 2, LS_KL_AMX = 3 } ls_kernel_level;
+#define LS_KL_MAX LS_KL_AMX
 
 /* Most queries attention_rows takes in one call. */
 #define LS_ATTN_ROWS 16
@@ -35,7 +36,7 @@ typedef enum { LS_KL_REF = 0, LS_KL_AVX2 = 1, LS_KL_AVX512 = 2 } ls_kernel_level
 #define LS_ATTN_ROWS_MIN 6
 
 typedef struct ls_kernels {
-  const char *name; /* "ref", "avx2", "avx512" */
+  const char *name; /* "ref", "avx2", "avx512", "amx" */
   int level;        /* ls_kernel_level */
   /* How matmul reads weight rows at up to 4 tokens (decode, small batches):
    * "prefetch" (software prefetch ahead of each row stream, Q8_0 in pairs of
@@ -53,6 +54,13 @@ typedef struct ls_kernels {
    * xa: prepared activations of token t at (char *)xa + t*xa_stride. */
   void (*matmul)(const ls_mat *w, const void *xa, size_t xa_stride, int n, float *y, int64_t ldy, int64_t r0,
                  int64_t r1);
+
+  /* Rewrites a Q8_0 or Q4_0 matrix's bytes (data: w->data, writable) into
+   * the layout this level reads fastest and sets w->layout; returns 0, or -1
+   * if out of memory (nothing changed). NULL: the level reads rows as
+   * stored. Every level's matmul takes every layout with the same bits
+   * (levels without their own way go row by row: ls_matmul_by_rows). */
+  int (*pack)(ls_mat *w, void *data);
 
   /* Q8_0 quantisation, bit-identical to ls_quantize_row_q8_0 at every level. */
   void (*quantize_q8_0)(const float *x, ls_block_q8_0 *y, int64_t k);
@@ -92,11 +100,34 @@ const ls_kernels *ls_kernels_get(void);
 /* A given level, or NULL if this CPU (or build) cannot run it. */
 const ls_kernels *ls_kernels_level(int level);
 
+/* The "amx" level (kernels_amx.c): the given AVX-512 table with Q8_0 and
+ * Q4_0 matmul in block order, on AMX-INT8 tiles from 16 tokens up. */
+const ls_kernels *ls_kernels_amx_table(const ls_kernels *avx512);
+
 /* Level tables (kernels_avx2.c / kernels_avx512.c; NULL-free). */
 extern const ls_kernels ls_kernels_ref;
 extern const ls_kernels ls_kernels_avx2;
 extern const ls_kernels ls_kernels_avx512;       /* streams "prefetch" */
 extern const ls_kernels ls_kernels_avx512_plain; /* streams "plain" */
+
+/* Largest row (bytes) ls_matmul_by_rows unpacks; wider X16 matrices are
+ * not packed (ls_x16_packable). */
+#define LS_X16_ROW_BYTES_MAX ((size_t)32768 / 32 * 34)
+int ls_x16_packable(const ls_mat *w);
+/* The X16 packing itself (a level's `pack`): ROWS -> X16 in place; a
+ * matrix that is not packable is left as it is (returns 0). */
+int ls_x16_pack(ls_mat *w, void *data);
+/* Row r of an X16 matrix as ROWS (row_bytes into out). */
+void ls_x16_unpack_row(const ls_mat *w, int64_t r, void *out);
+/* Row r of w (any layout) as f32 (w->cols floats). */
+void ls_mat_row_f32(const ls_mat *w, int64_t r, float *out);
+/* matmul through a level's own function one row at a time, each row
+ * unpacked from the X16 layout (its bits are that level's on ROWS: a row's
+ * result does not depend on the row range). */
+typedef void (*ls_matmul_fn)(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
+                             int64_t r1);
+void ls_matmul_by_rows(ls_matmul_fn f, const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy,
+                       int64_t r0, int64_t r1);
 
 /* Scalar reference functions, also used by levels that do not vectorise an op. */
 float ls_ref_silu(float x);

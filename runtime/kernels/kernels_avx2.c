@@ -205,6 +205,10 @@ F_TILE_FN(tile_bf16, LS_BF16)
 
 static void a2_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
                       int64_t r1) {
+  if (w->layout != LS_LAYOUT_ROWS) {
+    ls_matmul_by_rows(a2_matmul, w, xa, xs, n, y, ldy, r0, r1);
+    return;
+  }
   tile_fn tile;
   int tt = TQ;
   switch (w->type) {

@@ -738,11 +738,19 @@ AI void a5_matmul_streams(const int plain, const ls_mat *w, const void *xa, size
 
 static void a5_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
                       int64_t r1) {
+  if (w->layout != LS_LAYOUT_ROWS) {
+    ls_matmul_by_rows(a5_matmul, w, xa, xs, n, y, ldy, r0, r1);
+    return;
+  }
   a5_matmul_streams(0, w, xa, xs, n, y, ldy, r0, r1);
 }
 
 static void a5_matmul_plain(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
                             int64_t r1) {
+  if (w->layout != LS_LAYOUT_ROWS) {
+    ls_matmul_by_rows(a5_matmul_plain, w, xa, xs, n, y, ldy, r0, r1);
+    return;
+  }
   a5_matmul_streams(1, w, xa, xs, n, y, ldy, r0, r1);
 }
 

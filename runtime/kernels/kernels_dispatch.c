@@ -1,8 +1,12 @@
 /* Run-time choice of the kernel level: the CPU's features (cpuid via
- * __builtin_cpu_supports), overridable with LS_KERNELS=ref|avx2|avx512 for
+ * __builtin_cpu_supports), overridable with LS_KERNELS=ref|avx2|avx512|amx for
  * tests and benchmarks. */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "kernels.h"
 
@@ -37,6 +41,25 @@ static int cpu_has_avx512(void) {
 #endif
 }
 
+/* AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24 and 25), and Linux's
+ * permission to use the tile data (ARCH_REQ_XCOMP_PERM for XFEATURE 18,
+ * XTILEDATA): without it the first tile instruction raises SIGILL. Asked
+ * once, the first time a level is chosen (before the pool's threads start;
+ * the permission is the process's). */
+static int cpu_has_amx(void) {
+#if defined(__x86_64__) && defined(__linux__) && defined(SYS_arch_prctl)
+  static int has = -1;
+  if (has >= 0) return has;
+  unsigned a, b, c, d;
+  has = 0;
+  if (cpu_has_avx512() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 24)) && (d & (1u << 25)))
+    has = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+  return has;
+#else
+  return 0;
+#endif
+}
+
 /* AMD family 25 (Zen 3 and Zen 4; only Zen 4 has AVX-512): its hardware
  * prefetcher keeps up with one row stream per core, and the software
  * prefetches of the "prefetch" streams (tuned on Zen 5) cost it 5-20% at one
@@ -65,6 +88,7 @@ const ls_kernels *ls_kernels_level(int level) {
   case LS_KL_REF: return &ls_kernels_ref;
   case LS_KL_AVX2: return cpu_has_avx2() && ls_kernels_avx2.matmul ? &ls_kernels_avx2 : NULL;
   case LS_KL_AVX512: return cpu_has_avx512() && ls_kernels_avx512.matmul ? avx512_streams() : NULL;
+  case LS_KL_AMX: return cpu_has_amx() ? ls_kernels_amx_table(avx512_streams()) : NULL;
   default: return NULL;
   }
 }
@@ -76,10 +100,11 @@ const ls_kernels *ls_kernels_get(void) {
     if (!strcmp(want, "ref")) level = LS_KL_REF;
     else if (!strcmp(want, "avx2")) level = LS_KL_AVX2;
     else if (!strcmp(want, "avx512")) level = LS_KL_AVX512;
+    else if (!strcmp(want, "amx")) level = LS_KL_AMX;
     const ls_kernels *k = level >= 0 ? ls_kernels_level(level) : NULL;
     if (k) return k;
   }
-  for (int level = LS_KL_AVX512; level > LS_KL_REF; level--) {
+  for (int level = LS_KL_MAX; level > LS_KL_REF; level--) {
     const ls_kernels *k = ls_kernels_level(level);
     if (k) return k;
   }

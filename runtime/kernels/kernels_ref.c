@@ -65,6 +65,10 @@ static float dot_q4_0(const ls_block_q4_0 *w, const ls_block_q8_0 *x, int64_t nb
 
 static void ref_matmul(const ls_mat *w, const void *xa, size_t xa_stride, int n, float *y, int64_t ldy, int64_t r0,
                        int64_t r1) {
+  if (w->layout != LS_LAYOUT_ROWS) {
+    ls_matmul_by_rows(ref_matmul, w, xa, xa_stride, n, y, ldy, r0, r1);
+    return;
+  }
   int64_t cols = w->cols, nb = cols / LS_QK;
   if (ls_kq_is_type(w->type)) {
     ls_kq_matmul_ref(w, xa, xa_stride, n, y, ldy, r0, r1);

@@ -161,7 +161,7 @@ START_TEST(test_batch_rows_match_alone) {
   mask[1] = LS_SKIP_ATTN;
   mask[3] = LS_SKIP_FFN;
   mask[4] = LS_SKIP_ATTN | LS_SKIP_FFN;
-  for (int level = LS_KL_REF; level <= LS_KL_AVX512; level++) {
+  for (int level = LS_KL_REF; level <= LS_KL_MAX; level++) {
     const ls_kernels *k = ls_kernels_level(level);
     if (!k) continue;
     setenv("LS_KERNELS", k->name, 1);

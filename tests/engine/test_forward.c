@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "ls_forward.h"
 #include "ls_schedule.h"
 #include "ls_model.h"
@@ -68,7 +69,7 @@ static void ref_free(refnet *r) {
 /* out[rows] = W in, dequantising each row first, accumulating in double. */
 static void ref_matvec(refnet *r, const ls_mat *w, const float *in, float *out) {
   for (int64_t i = 0; i < w->rows; i++) {
-    ls_dequantize_row(w->type, (const char *)w->data + i * w->row_bytes, r->row, w->cols);
+    ls_mat_row_f32(w, i, r->row);
     double s = 0;
     for (int64_t j = 0; j < w->cols; j++) s += (double)r->row[j] * in[j];
     out[i] = (float)s;

@@ -137,8 +137,9 @@ static int check_greedy(const ls_model *m, const char *what, const int *prompt, 
 static void dequant_mat(ls_mat *w) {
   float *f = malloc(sizeof(float) * (size_t)(w->rows * w->cols));
   for (int64_t r = 0; r < w->rows; r++)
-    ls_dequantize_row(w->type, (const char *)w->data + (size_t)r * w->row_bytes, f + r * w->cols, w->cols);
+    ls_mat_row_f32(w, r, f + r * w->cols);
   w->type = LS_F32;
+  w->layout = LS_LAYOUT_ROWS;
   w->row_bytes = (size_t)w->cols * sizeof(float);
   w->data = f;
 }
@@ -225,7 +226,7 @@ static void check_fixture(const fixture *fx) {
   double llama_exact = ls_test_max_diff(oracle, exact, nl);
   free_f32_model(&e);
 
-  for (int level = LS_KL_AVX512; level >= LS_KL_REF; level--) {
+  for (int level = LS_KL_MAX; level >= LS_KL_REF; level--) {
     const ls_kernels *k = ls_kernels_level(level);
     if (!k) continue;
     setenv("LS_KERNELS", k->name, 1);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kernels.h"
 #include "gguf.h"
 #include "ls_forward.h"
 #include "ls_model.h"
@@ -476,8 +477,8 @@ static void check_q8(const ls_mat *src, const ls_mat *q, const char *what) {
   float *x = malloc((size_t)src->cols * 4), *y = malloc((size_t)src->cols * 4);
   int nonzero = 0;
   for (int64_t r = 0; r < src->rows; r++) {
-    ls_dequantize_row(src->type, (const char *)src->data + r * src->row_bytes, x, src->cols);
-    ls_dequantize_row(q->type, (const char *)q->data + r * q->row_bytes, y, q->cols);
+    ls_mat_row_f32(src, r, x);
+    ls_mat_row_f32(q, r, y); /* as stored: packed for the amx kernels */
     for (int64_t b = 0; b < src->cols; b += 32) {
       float amax = 0;
       for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b + j]));
@@ -571,7 +572,7 @@ START_TEST(synth_shape_and_determinism) {
     int n = 0;
     for (int64_t r = 0; r < m.layers[1].w_down.rows; r++) {
       ls_dequantize_row(LS_F32, (const char *)ref.layers[1].w_down.data + r * ref.layers[1].w_down.row_bytes, x, 160);
-      ls_dequantize_row(types[t], (const char *)m.layers[1].w_down.data + r * m.layers[1].w_down.row_bytes, y, 160);
+      ls_mat_row_f32(&m.layers[1].w_down, r, y); /* as stored: packed for the amx kernels */
       for (int j = 0; j < 160; j++) {
         ck_assert(fabsf(x[j]) < 0.02f * 3.5f);
         ck_assert_msg(fabsf(x[j] - y[j]) <= (types[t] == LS_Q4_0 ? 0.01f : 0.001f), "type %u: %g vs %g", types[t],

@@ -140,6 +140,64 @@ START_TEST(test_matmul) {
    * (32768 columns) take q_tile, with the same bits for every token count */
   check_matmul(k, LS_Q4_0, 3, 32768 + 160, 3);
   check_matmul(k, LS_Q8_0, 3, 32768 + 160, 5);
+  /* the amx level's 16-token AMX tiles, more than one, and VNNI for the
+   * tail, against every token alone (check_matmul's last checks) */
+  check_matmul(k, LS_Q8_0, 37, 96, 40);
+  check_matmul(k, LS_Q4_0, 37, 96, 40);
+}
+END_TEST
+
+/* The X16 layout (ls_model.h) gives the same bits as the rows it was packed
+ * from, at every level, for any row range and token count, and unpacks to
+ * the very bytes it was packed from. */
+static void check_x16(const ls_kernels *k, uint32_t type, int64_t rows, int64_t cols, int n) {
+  size_t rb = ls_dtype_row_bytes(type, cols);
+  char *wd = malloc(rb * rows), *wp = malloc(rb * rows), *row = malloc(rb);
+  float *wf = malloc(sizeof(float) * cols), *x = malloc(sizeof(float) * n * cols);
+  for (int64_t r = 0; r < rows; r++) {
+    for (int64_t c = 0; c < cols; c++) wf[c] = frand() * (1.0f + (float)(r % 3));
+    quantize_row(type, wf, wd + rb * r, cols);
+  }
+  for (int64_t i = 0; i < n * cols; i++) x[i] = frand() * 2.0f;
+  memcpy(wp, wd, rb * rows);
+  ls_mat w = {.type = type, .rows = rows, .cols = cols, .row_bytes = rb, .data = wd};
+  ls_mat p = w;
+  p.data = wp;
+  ck_assert(ls_x16_packable(&p));
+  ck_assert_int_eq(ls_x16_pack(&p, wp), 0);
+  ck_assert_int_eq(p.layout, LS_LAYOUT_X16);
+  ck_assert(memcmp(wp, wd, rb * rows) != 0); /* the bytes moved */
+  for (int64_t r = 0; r < rows; r++) {
+    ls_x16_unpack_row(&p, r, row);
+    ck_assert_msg(memcmp(row, wd + rb * r, rb) == 0, "%s row %lld does not unpack to its bytes", ls_dtype_name(type),
+                  (long long)r);
+  }
+  size_t stride;
+  void *xa = prepare(k, type, x, n, cols, &stride);
+  float *a = calloc((size_t)n * rows, 4), *b = calloc((size_t)n * rows, 4);
+  k->matmul(&w, xa, stride, n, a, rows, 0, rows);
+  int64_t cut = rows / 3 + 1; /* not a multiple of 16 */
+  k->matmul(&p, xa, stride, n, b, rows, cut, rows);
+  k->matmul(&p, xa, stride, n, b, rows, 0, cut);
+  for (int64_t i = 0; i < n * rows; i++)
+    ck_assert_msg(memcmp(&a[i], &b[i], 4) == 0, "%s %s rows %lld n %d: element %lld differs packed (%g vs %g)",
+                  k->name, ls_dtype_name(type), (long long)rows, n, (long long)i, (double)b[i], (double)a[i]);
+  free(a); free(b); free(xa); free(x); free(wf); free(row); free(wp); free(wd);
+}
+
+START_TEST(test_x16_layout) {
+  const ls_kernels *k = ls_kernels_level(_i);
+  if (!k) return;
+  const uint32_t qtypes[] = {LS_Q8_0, LS_Q4_0};
+  const int64_t xrows[] = {16, 37, 64};
+  const int xns[] = {1, 4, 16, 21};
+  for (int ti = 0; ti < 2; ti++)
+    for (int ri = 0; ri < 3; ri++)
+      for (int ni = 0; ni < 4; ni++) check_x16(k, qtypes[ti], xrows[ri], ri == 1 ? 4096 + 32 : 96, xns[ni]);
+  /* what is not packed: too few rows, another type */
+  ls_mat few = {.type = LS_Q8_0, .rows = 15, .cols = 32, .row_bytes = 34};
+  ls_mat f32 = {.type = LS_F32, .rows = 64, .cols = 32, .row_bytes = 128};
+  ck_assert(!ls_x16_packable(&few) && !ls_x16_packable(&f32));
 }
 END_TEST
 
@@ -341,6 +399,14 @@ START_TEST(test_dispatch) {
     ck_assert_ptr_eq(ls_kernels_level(LS_KL_AVX512), &ls_kernels_avx512);
     unsetenv("LS_STREAMS");
   }
+  if (ls_kernels_level(LS_KL_AMX)) { /* the CPU has AMX-INT8 and Linux granted the tiles */
+    ck_assert_str_eq(ls_kernels_level(LS_KL_AMX)->name, "amx");
+    ck_assert_ptr_nonnull(ls_kernels_level(LS_KL_AMX)->pack);
+    ck_assert_str_eq(ls_kernels_get()->name, "amx");
+    setenv("LS_KERNELS", "avx512", 1);
+    ck_assert_str_eq(ls_kernels_get()->name, "avx512");
+    unsetenv("LS_KERNELS");
+  }
 }
 END_TEST
 
@@ -420,12 +486,13 @@ int main(void) {
   Suite *s = suite_create("kernels");
   TCase *tc = tcase_create("levels");
   tcase_set_timeout(tc, 600);
-  /* loop index = level: 1 avx2, 2 avx512 (skipped inside if the CPU lacks it) */
-  tcase_add_loop_test(tc, test_quantize, LS_KL_REF, LS_KL_AVX512 + 1);
-  tcase_add_loop_test(tc, test_matmul, LS_KL_AVX2, LS_KL_AVX512 + 1);
-  tcase_add_loop_test(tc, test_elementwise, LS_KL_AVX2, LS_KL_AVX512 + 1);
-  tcase_add_loop_test(tc, test_attention, LS_KL_AVX2, LS_KL_AVX512 + 1);
-  tcase_add_loop_test(tc, test_attention_rows, LS_KL_AVX2, LS_KL_AVX512 + 1);
+  /* loop index = level: 1 avx2, 2 avx512, 3 amx (skipped inside if the CPU lacks it) */
+  tcase_add_loop_test(tc, test_quantize, LS_KL_REF, LS_KL_MAX + 1);
+  tcase_add_loop_test(tc, test_matmul, LS_KL_AVX2, LS_KL_MAX + 1);
+  tcase_add_loop_test(tc, test_elementwise, LS_KL_AVX2, LS_KL_MAX + 1);
+  tcase_add_loop_test(tc, test_attention, LS_KL_AVX2, LS_KL_MAX + 1);
+  tcase_add_loop_test(tc, test_attention_rows, LS_KL_AVX2, LS_KL_MAX + 1);
+  tcase_add_loop_test(tc, test_x16_layout, LS_KL_REF, LS_KL_MAX + 1);
   tcase_add_test(tc, test_streams_same_bits);
   tcase_add_test(tc, test_dispatch);
   tcase_add_test(tc, test_pool);

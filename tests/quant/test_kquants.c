@@ -258,7 +258,7 @@ static void check_matmul(uint32_t type, int64_t rows, int64_t cols, int n) {
                     t, (long long)r, (double)yr[t * rows + r], exact, bound);
     }
   }
-  for (int level = LS_KL_AVX2; level <= LS_KL_AVX512; level++) {
+  for (int level = LS_KL_AVX2; level <= LS_KL_MAX; level++) {
     const ls_kernels *k = ls_kernels_level(level);
     if (!k) continue;
     size_t ss;
@@ -326,7 +326,7 @@ START_TEST(test_act_q8_k_edges) {
   ref->act_prepare(LS_Q4_K, x, NB * LS_QK_K, want);
   ck_assert_int_eq(((const ls_block_q8_K *)want)[2].qs[0], -32); /* the edges were reached: -31.5 -> -32 */
   ck_assert_int_eq(((const ls_block_q8_K *)want)[2].qs[1], -30); /* -30.5 -> -30 */
-  for (int level = LS_KL_AVX2; level <= LS_KL_AVX512; level++) {
+  for (int level = LS_KL_AVX2; level <= LS_KL_MAX; level++) {
     const ls_kernels *k = ls_kernels_level(level);
     if (!k) continue;
     memset(got, 0xa5, n);
