@@ -109,6 +109,10 @@ extern const ls_kernels ls_kernels_ref;
 extern const ls_kernels ls_kernels_avx2;
 extern const ls_kernels ls_kernels_avx512;       /* streams "prefetch" */
 extern const ls_kernels ls_kernels_avx512_plain; /* streams "plain" */
+/* Software prefetch distances (bytes) of the AVX-512 float and K-quant
+ * tiles: the CPU's, set once by ls_kernels_level before it hands out an
+ * AVX-512 table (Zen 5's 8192 and 12288 by default; 2048 on Intel). */
+extern size_t ls_a5_float_pf_bytes, ls_a5_kquant_pf_bytes;
 
 /* Largest row (bytes) ls_matmul_by_rows unpacks; wider X16 matrices are
  * not packed (ls_x16_packable). */

@@ -11,16 +11,18 @@
  *     acc = fma((float)isum, dw[r][b] * dx[t][b], acc)
  * and y[t][r] = acc. Every element goes through the same operations in this
  * order whichever way its integer sums were formed, so:
- * - the VNNI tiles (1-4 tokens; lanes = 16 weight rows, the rows' bytes
- *   transposed in registers so that lane r holds row r's 4 bytes, each token's
- *   4 bytes broadcast) and
+ * - the VNNI passes (1-4 tokens, for calls or their last tokens under 16;
+ *   lanes = 16 weight rows, lane r holding row r's 4 bytes, each token's 4
+ *   bytes broadcast) and
  * - the AMX tiles (16 tokens x 16 rows x 32 bytes per tile multiply: A = the
- *   activations as stored, B = the same transposed weights, C = isum)
+ *   activations as stored, B = the 16 rows' bytes the same way, C = isum)
  * give the same bits, and a row's result does not depend on the other tokens
  * of the call, the row range or the thread count (tests/kernels).
  *
- * Weights are read from the model as they are (a copy or the file mapping:
- * the same bits), 16 rows at a time; the engine's row chunks (32 rows) are
+ * Weights are read 16 rows at a time: from the X16 layout the model's copy
+ * is packed into at load (ls_model.h; `pack` below), or from 16 row streams
+ * (the file mapping, rows past the last whole group), transposed in
+ * registers; both give the same bits. The engine's row chunks (32 rows) are
  * whole groups. Other types, and everything else, are the AVX-512 level's.
  * Linux hands out AMX state only after ARCH_REQ_XCOMP_PERM
  * (kernels_dispatch.c asks before choosing this level). */
@@ -41,8 +43,6 @@
 #define C_RING 8      /* product slots: C_LAG plus the two in flight, rounded up */
 
 static const ls_kernels *base; /* the AVX-512 table this level extends */
-
-
 
 static int is_quant(uint32_t t) { return t == LS_Q8_0 || t == LS_Q4_0; }
 static size_t round64(size_t b) { return (b + 63) / 64 * 64; }

@@ -221,7 +221,7 @@ AI quad_w unpack_quad(const int q4, const void *row, int64_t q, int64_t nb) {
  * per CPU-second, read loop 37-40 GB/s, two rows ahead at 2048 columns:
  * one token Q8_0 30.5 -> 36.7, Q4_0 30.4 -> 32, F16 35 -> 40; 4 tokens
  * Q8_0 15-20 -> 21.5, Q4_0 14-16.5 -> 20; 1 and 4 rows ahead measured the
- * same as 2). The distances: Q_PF_BYTES, F_PF_BYTES. */
+ * same as 2). The distances: Q_PF_BYTES, F_PF_BYTES (per CPU). */
 /* Quantised tiles (Q8_0/Q4_0) prefetch about Q_PF_BYTES ahead, in whole
  * tiles of R rows (2 to 8 tiles). bench_matmul, Zen 5, per CPU-second,
  * read loop 38-40 GB/s, load ~3-4, one token: 2048 columns Q4_0 31-32 ->
@@ -511,8 +511,12 @@ AI __m512 load_wf(const int type, const void *row, int64_t c, __mmask16 m) {
  * columns but 22 KB at 5632 (F16 FFN down), too far: bench_matmul, Zen 5,
  * one token, 1 thread, load ~3, read loop 39-43 GB/s: F16 5632 columns 4 KB
  * ahead 33, 8 KB 37-39.4, 12 KB 33, 16 KB 31.5, two rows 31-32; 2048
- * columns 8 KB 40-41, 12 KB 35.6, 16 KB 34. */
-#define F_PF_BYTES 8192
+ * columns 8 KB 40-41, 12 KB 35.6, 16 KB 34. Intel (the AMX Xeon, family 6
+ * model 167) wants 2 KB: F16 2048 columns, 1 token, 1 thread, 8 KB 11.0
+ * GB/s of a 19.1 read loop, 4 KB 14.7, 2 KB 16.1-16.6, 1 KB 15.8; so the
+ * distance is the CPU's (ls_a5_tune, kernels_dispatch.c). */
+size_t ls_a5_float_pf_bytes = 8192;
+#define F_PF_BYTES ls_a5_float_pf_bytes
 /* or'ed into f_tile's type: no software prefetch (the plain streams) */
 #define F_PLAIN 0x100
 

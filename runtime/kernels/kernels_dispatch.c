@@ -1,6 +1,7 @@
 /* Run-time choice of the kernel level: the CPU's features (cpuid via
  * __builtin_cpu_supports), overridable with LS_KERNELS=ref|avx2|avx512|amx for
  * tests and benchmarks. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__linux__)
@@ -76,8 +77,24 @@ static int cpu_prefers_plain_streams(void) {
 #endif
 }
 
+static int cpu_is_intel(void) {
+#if defined(__x86_64__)
+  unsigned a, b, c, d;
+  return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u; /* "Genu"ineIntel */
+#else
+  return 0;
+#endif
+}
+
+/* The AVX-512 tiles' prefetch distances for this CPU (kernels.h), once. */
+static void a5_tune(void) {
+  if (cpu_is_intel()) ls_a5_float_pf_bytes = 2048, ls_a5_kquant_pf_bytes = 2048;
+}
+
 /* The AVX-512 table with the streams LS_STREAMS names, else this CPU's. */
 static const ls_kernels *avx512_streams(void) {
+  static pthread_once_t tuned = PTHREAD_ONCE_INIT;
+  pthread_once(&tuned, a5_tune);
   const char *want = getenv("LS_STREAMS");
   int plain = want && !strcmp(want, "plain") ? 1 : want && !strcmp(want, "prefetch") ? 0 : cpu_prefers_plain_streams();
   return plain ? &ls_kernels_avx512_plain : &ls_kernels_avx512;

@@ -473,8 +473,12 @@ K_TILE8(tile8_q4k, LS_Q4_K)
 K_TILE8(tile8_q5k, LS_Q5_K)
 K_TILE8(tile8_q6k, LS_Q6_K)
 
-/* One token: the row prefetched about this far ahead, in whole rows (2 to 8). */
-#define KQ_PF_BYTES 12288
+/* One token: the row prefetched about this far ahead, in whole rows (2 to
+ * 8): 12 KB on Zen 5, 2 KB on Intel (the AMX Xeon: Q4_K 2048 columns, 1
+ * token, 1 thread, 12 KB 9.8 GB/s of an 18.1 read loop, 4 KB 14.3, 2 KB
+ * 15.1; ls_a5_tune, kernels_dispatch.c). */
+size_t ls_a5_kquant_pf_bytes = 12288;
+#define KQ_PF_BYTES ls_a5_kquant_pf_bytes
 
 /* y[t][r] for one row r x T tokens (T <= 4). */
 #define KQ_PLAIN 0x100 /* or'ed into k_tile's type: one token without software prefetch */
