@@ -105,7 +105,8 @@ typedef struct group_src {
 AI size_t block_bytes(const int q4) { return q4 ? sizeof(ls_block_q4_0) : sizeof(ls_block_q8_0); }
 
 /* w[k] lane r: row r's bytes 4k..4k+3 of the block, as unsigned (Q8_0: w +
- * 128, Q4_0: the nibble, w + 8) or signed; dw lane r: row r's scale. */
+ * 128, Q4_0: the nibble, w + 8, bytes 16.. as 16 times that) or signed; dw
+ * lane r: row r's scale. */
 typedef struct group_block {
   __m512i w[8];
   __m512 dw;
@@ -199,8 +200,12 @@ AI group_block load_block(const int q4, const group_src *src, int64_t b, const u
     #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
       g.w[k] = _mm512_and_si512(p[k], m4);
-      g.w[k + 4] = _mm512_and_si512(_mm512_srli_epi16(p[k], 4), m4);
-      if (is_signed) g.w[k] = _mm512_sub_epi8(g.w[k], k8), g.w[k + 4] = _mm512_sub_epi8(g.w[k + 4], k8);
+      if (is_signed) { /* the values themselves */
+        g.w[k] = _mm512_sub_epi8(g.w[k], k8);
+        g.w[k + 4] = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(p[k], 4), m4), k8);
+      } else { /* the high nibbles left in place: 16 x (w + 8), vnni_isum divides their sum by 16 */
+        g.w[k + 4] = _mm512_andnot_si512(m4, p[k]);
+      }
     }
   } else {
     if (blk) {
@@ -255,15 +260,17 @@ AI __m512i bcast4(const int8_t *p) {
   return _mm512_set1_epi32(v);
 }
 
-/* isum for one token: two chains of 4 dpbusd (integer: the split is exact). */
-AI __m512i vnni_isum(const group_block *g, const int8_t *xq, int32_t corr) {
+/* isum for one token: two chains of 4 dpbusd (integer: the split is exact),
+ * bytes 0..15 and 16..31; Q4_0's second is 16 times its sum (load_block),
+ * shifted back exactly. */
+AI __m512i vnni_isum(const int q4, const group_block *g, const int8_t *xq, int32_t corr) {
   __m512i c0 = _mm512_set1_epi32(corr), c1 = _mm512_setzero_si512();
   #pragma GCC unroll 4
   for (int k = 0; k < 4; k++) {
     c0 = _mm512_dpbusd_epi32(c0, g->w[k], bcast4(xq + 4 * k));
     c1 = _mm512_dpbusd_epi32(c1, g->w[k + 4], bcast4(xq + 4 * k + 16));
   }
-  return _mm512_add_epi32(c0, c1);
+  return _mm512_add_epi32(c0, q4 ? _mm512_srai_epi32(c1, 4) : c1);
 }
 
 AI void vnni_pass(const int q4, const int T, const group_src *src, int64_t nb, const void *xa, size_t xs, int t0,
@@ -285,7 +292,7 @@ AI void vnni_pass(const int q4, const int T, const group_src *src, int64_t nb, c
       group_block gb = load_block(q4, src, b, d16[j], 0);
       #pragma GCC unroll 4
       for (int t = 0; t < T; t++)
-        acc[t] = block_step(vnni_isum(&gb, v[t].q + b * LS_QK, v[t].corr[b]), gb.dw, v[t].dx[b], acc[t]);
+        acc[t] = block_step(vnni_isum(q4, &gb, v[t].q + b * LS_QK, v[t].corr[b]), gb.dw, v[t].dx[b], acc[t]);
     }
   }
   #pragma GCC unroll 4
