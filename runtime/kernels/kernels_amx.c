@@ -23,7 +23,13 @@
  * is packed into at load (ls_model.h; `pack` below), or from 16 row streams
  * (the file mapping, rows past the last whole group), transposed in
  * registers; both give the same bits. The engine's row chunks (32 rows) are
- * whole groups. Other types, and everything else, are the AVX-512 level's.
+ * whole groups.
+ *
+ * Q4_K from 16 tokens: each 32-value sub-block's exact product on the AMX
+ * tiles, then the reference's integer scaling and float step per
+ * super-block (q4k_amx_pass), so it is bit-identical to the reference as
+ * every level's K-quant kernels are; fewer tokens go to the AVX-512 tiles.
+ * Other types, and everything else, are the AVX-512 level's.
  * Linux hands out AMX state only after ARCH_REQ_XCOMP_PERM
  * (kernels_dispatch.c asks before choosing this level). */
 #include <immintrin.h>
@@ -32,6 +38,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "ls_kquants.h"
 
 #define AI static inline __attribute__((always_inline))
 
@@ -328,17 +335,21 @@ typedef struct tile_config {
 } tile_config;
 _Static_assert(sizeof(tile_config) == 64, "LDTILECFG reads 64 bytes");
 
+/* The configuration lives in read-only memory: GCC 12 dropped the row and
+ * column stores into a local struct before LDTILECFG where it did not
+ * inline this function (every tile then had 0 rows and the first tile load
+ * raised SIGILL). */
+static const tile_config amx_tiles __attribute__((aligned(64))) = {
+    .palette_id = 1,
+    .colsb = {[0] = 64, [1] = LS_QK, [2] = LANES * 4, [3] = LS_QK, [4] = LANES * 4, [5] = 64},
+    .rows = {[0] = 8, [1] = TILE_T, [2] = TILE_T, [3] = TILE_T, [4] = TILE_T, [5] = 8},
+};
+
 static _Thread_local int tiles_configured;
 
 static void configure_tiles(void) {
   if (tiles_configured) return;
-  tile_config c;
-  memset(&c, 0, sizeof c);
-  c.palette_id = 1;
-  c.rows[0] = c.rows[5] = 8, c.colsb[0] = c.colsb[5] = 64;
-  c.rows[1] = c.rows[3] = TILE_T, c.colsb[1] = c.colsb[3] = LS_QK;
-  c.rows[2] = c.rows[4] = TILE_T, c.colsb[2] = c.colsb[4] = LANES * 4;
-  _tile_loadconfig(&c);
+  _tile_loadconfig(&amx_tiles);
   tiles_configured = 1;
 }
 
@@ -415,10 +426,128 @@ static void amx_pass(const int q4, const group_src *src, int64_t nb, const void 
   for (int t = 0; t < n; t++) _mm512_mask_storeu_ps(y + (int64_t)(t0 + t) * ldy + g, live, _mm512_load_ps(acc[t]));
 }
 
+/* ---- Q4_K: sub-block products on AMX tiles, the reference's float step ---- */
+
+/* Super-block b of 16 ROWS rows: each sub-block's nibbles as a B tile (row k:
+ * lane r = row r's values 4k..4k+3 of the sub-block), and per row the
+ * 6-bit scales and mins (lanes = rows) and the fp16 d and dmin. */
+typedef struct q4k_group {
+  uint8_t tiles[8][8 * 64] __attribute__((aligned(64)));
+  int32_t sc[8][LANES] __attribute__((aligned(64)));
+  int32_t mn[8][LANES] __attribute__((aligned(64)));
+  uint16_t d[LANES] __attribute__((aligned(32)));
+  uint16_t dmin[LANES] __attribute__((aligned(32)));
+} q4k_group;
+
+static void q4k_group_load(const uint8_t *const *rows, int64_t b, q4k_group *o) {
+  const size_t off = (size_t)b * sizeof(ls_block_q4_K);
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  #pragma GCC unroll 1
+  for (int i = 0; i < 4; i++) { /* qs bytes 32i..32i+31: sub-blocks 2i (low nibbles) and 2i+1 (high) */
+    const size_t q = off + offsetof(ls_block_q4_K, qs) + 32 * (size_t)i;
+    __m512i z[8], p[8];
+    #pragma GCC unroll 8
+    for (int r = 0; r < 8; r++)
+      z[r] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(rows[r] + q))),
+                                _mm256_loadu_si256((const __m256i *)(rows[r + 8] + q)), 1);
+    transpose_8x8_halves(z, p);
+    #pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+      _mm512_store_si512(o->tiles[2 * i] + 64 * k, _mm512_and_si512(p[k], m4));
+      _mm512_store_si512(o->tiles[2 * i + 1] + 64 * k, _mm512_and_si512(_mm512_srli_epi16(p[k], 4), m4));
+    }
+  }
+  for (int r = 0; r < LANES; r++) {
+    const ls_block_q4_K *w = (const ls_block_q4_K *)(rows[r] + off);
+    for (int j = 0; j < 8; j++) ls_kq_scale_min_k4(w->scales, j, &o->sc[j][r], &o->mn[j][r]);
+    o->d[r] = w->d, o->dmin[r] = w->dmin;
+  }
+}
+
+/* Tokens t0 .. t0 + 16*nt - 1 of group g: y as the reference computes it
+ * (ls_kq_acc_k per super-block, kquants_kernels.h), bit for bit. */
+static void q4k_amx_pass(const group_src *src, int64_t nb, const void *xa, size_t xs, int t0, int nt, float *y,
+                         int64_t ldy, int64_t g, __mmask16 live) {
+  float acc[AMX_T_MAX][LANES] __attribute__((aligned(64)));
+  int32_t cbuf[8][TILE_T * LANES] __attribute__((aligned(64)));
+  q4k_group kg;
+  const int n = nt * TILE_T;
+  memset(acc, 0, sizeof(float) * LANES * (size_t)n);
+  configure_tiles();
+  for (int64_t b = 0; b < nb; b++) {
+    q4k_group_load(src->rows, b, &kg);
+    const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)kg.d));
+    const __m512 dm = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)kg.dmin));
+    #pragma GCC unroll 1
+    for (int i = 0; i < nt; i++) {
+      const int tt0 = t0 + TILE_T * i;
+      const char *xq = (const char *)xa + (size_t)tt0 * xs + (size_t)b * sizeof(ls_block_q8_K) +
+                       offsetof(ls_block_q8_K, qs);
+      #pragma GCC unroll 1
+      for (int j = 0; j < 8; j += 2) {
+        _tile_loadd(0, kg.tiles[j], 64);
+        _tile_loadd(5, kg.tiles[j + 1], 64);
+        _tile_loadd(1, xq + 32 * j, xs);
+        _tile_loadd(3, xq + 32 * (j + 1), xs);
+        _tile_zero(2);
+        _tile_zero(4);
+        _tile_dpbsud(2, 1, 0);
+        _tile_dpbsud(4, 3, 5);
+        _tile_stored(2, cbuf[j], LANES * 4);
+        _tile_stored(4, cbuf[j + 1], LANES * 4);
+      }
+      #pragma GCC unroll 1
+      for (int tt = 0; tt < TILE_T; tt++) {
+        const ls_block_q8_K *x = (const ls_block_q8_K *)((const char *)xa + (size_t)(tt0 + tt) * xs) + b;
+        __m512i isum = _mm512_setzero_si512(), msum = _mm512_setzero_si512();
+        #pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+          isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(_mm512_load_si512(cbuf[j] + LANES * tt),
+                                                           _mm512_load_si512(kg.sc[j])));
+          msum = _mm512_add_epi32(msum, _mm512_mullo_epi32(_mm512_load_si512(kg.mn[j]),
+                                                           _mm512_set1_epi32(x->bsums[2 * j] + x->bsums[2 * j + 1])));
+        }
+        const __m512 dx = _mm512_set1_ps(x->d);
+        __m512 a = _mm512_mul_ps(_mm512_mul_ps(dx, dw), _mm512_cvtepi32_ps(isum));
+        __m512 m = _mm512_mul_ps(_mm512_mul_ps(dx, dm), _mm512_cvtepi32_ps(msum));
+        float *s = acc[TILE_T * i + tt];
+        _mm512_store_ps(s, _mm512_add_ps(_mm512_load_ps(s), _mm512_sub_ps(a, m)));
+      }
+    }
+  }
+  #pragma GCC unroll 1
+  for (int t = 0; t < n; t++) _mm512_mask_storeu_ps(y + (int64_t)(t0 + t) * ldy + g, live, _mm512_load_ps(acc[t]));
+}
+
+/* Q4_K from 16 tokens: whole token tiles on AMX, the rest through the
+ * AVX-512 level (the same bits: both are the reference's). */
+static void q4k_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+  const int64_t nb = w->cols / LS_QK_K;
+  const int n_amx = n / TILE_T * TILE_T;
+  for (int64_t g = r0 - r0 % LANES; g < r1; g += LANES) {
+    group_src src;
+    group_source(w, g, &src);
+    const int64_t lo = r0 > g ? r0 - g : 0, hi = r1 - g < LANES ? r1 - g : LANES;
+    const __mmask16 live = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+    for (int t = 0; t < n_amx; t += AMX_T_MAX) {
+      int nt = (n_amx - t) / TILE_T;
+      if (nt > AMX_T_MAX / TILE_T) nt = AMX_T_MAX / TILE_T;
+      q4k_amx_pass(&src, nb, xa, xs, t, nt, y, ldy, g, live);
+    }
+  }
+  if (n_amx < n)
+    base->matmul(w, (const char *)xa + (size_t)n_amx * xs, xs, n - n_amx, y + (int64_t)n_amx * ldy, ldy, r0, r1);
+}
+
 /* ---- the matmul ----------------------------------------------------------- */
 
 static void amx_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
                        int64_t r1) {
+  if (w->type == LS_Q4_K && n >= TILE_T && w->layout == LS_LAYOUT_ROWS) {
+    q4k_matmul(w, xa, xs, n, y, ldy, r0, r1);
+    return;
+  }
   if (!is_quant(w->type)) {
     base->matmul(w, xa, xs, n, y, ldy, r0, r1);
     return;

@@ -301,6 +301,8 @@ START_TEST(test_matmul) {
         if (colss[ci] > 1000 && (rowss[ri] > 17 || ns[ni] > 9)) continue; /* keep it quick */
         check_matmul(type, rowss[ri], colss[ci], ns[ni]);
       }
+  /* the amx level's Q4_K: two 16-token AMX tiles and a tail, rows past a group */
+  if (type == LS_Q4_K) check_matmul(type, 37, 512, 40);
 }
 END_TEST
 
