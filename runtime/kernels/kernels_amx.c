@@ -20,7 +20,7 @@
  * of the call, the row range or the thread count (tests/kernels).
  *
  * Weights are read 16 rows at a time: from the X16 layout the model's copy
- * is packed into at load (ls_model.h; `pack` below), or from 16 row streams
+ * is packed into at load (ls_model.h; ls_x16_pack, layout_x16.c), or from 16 row streams
  * (the file mapping, rows past the last whole group), transposed in
  * registers; both give the same bits. The engine's row chunks (32 rows) are
  * whole groups.
