@@ -195,11 +195,11 @@ AI group_block load_block(const int q4, const group_src *src, int64_t b, const u
                           const int is_signed) {
   group_block g;
   __m512i p[4];
-  const uint8_t *blk = src->x16 ? src->x16 + (size_t)b * LANES * block_bytes(q4) : NULL;
+  const uint8_t *blk = src->x16 ? src->x16 + (size_t)b * ls_x16_block_bytes(q4 ? LS_Q4_0 : LS_Q8_0) : NULL;
   if (q4) {
     if (blk) {
       #pragma GCC unroll 4
-      for (int k = 0; k < 4; k++) p[k] = _mm512_loadu_si512(blk + 32 + 64 * k);
+      for (int k = 0; k < 4; k++) p[k] = _mm512_loadu_si512(blk + ls_x16_quant_at((size_t)k, 0));
     } else {
       rows_q4(src->rows, b, p);
     }
@@ -217,7 +217,7 @@ AI group_block load_block(const int q4, const group_src *src, int64_t b, const u
   } else {
     if (blk) {
       #pragma GCC unroll 8
-      for (int k = 0; k < 8; k++) g.w[k] = _mm512_loadu_si512(blk + 32 + 64 * k);
+      for (int k = 0; k < 8; k++) g.w[k] = _mm512_loadu_si512(blk + ls_x16_quant_at((size_t)k, 0));
     } else {
       rows_q8(src->rows, b, g.w);
     }
@@ -247,11 +247,7 @@ static void group_source(const ls_mat *w, int64_t g, group_src *src) {
  * the hardware's. */
 #define PF_AHEAD 2048
 AI void prefetch_ahead(const int q4, const group_src *src, int64_t b) {
-  if (!src->x16) return;
-  const size_t gb = LANES * block_bytes(q4); /* 544 or 288 bytes */
-  const char *p = (const char *)src->x16 + (size_t)b * gb + PF_AHEAD;
-  #pragma GCC unroll 9
-  for (size_t l = 0; l < (gb + 63) / 64; l++) _mm_prefetch(p + 64 * l, _MM_HINT_T0);
+  if (src->x16) ls_x16_prefetch(src->x16, q4 ? LS_Q4_0 : LS_Q8_0, b, PF_AHEAD);
 }
 
 /* acc = fma((float)isum, dw * dx, acc): the one float step per block. */

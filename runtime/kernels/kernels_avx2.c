@@ -1,51 +1,75 @@
 /* AVX2/FMA/F16C kernels (for x86-64 CPUs without AVX-512).
  *
- * Quantised matmuls (Q8_0, Q4_0 weights) use llama.cpp's integer dot
- * product: maddubs needs an unsigned operand, so |w| is multiplied with
- * sign(w) * x (exact), pairs of int16 are summed with madd, and each block's
- * 8 int32 lanes are converted to float and scaled by s = d_w * d_x.
+ * Q8_0 and Q4_0 weights: the amx level's "block order" (kernels_amx.c), in
+ * 8 lanes instead of 16, so this level gives the same bits as that one. For
+ * weight row r and token t, block b's integer dot product isum is exact;
+ * then, block after block from 0,
+ *     acc = fma((float)isum, dw[r][b] * dx[t][b], acc)
+ * and y[t][r] = acc. The lanes of a vector are 8 weight rows ("an oct"),
+ * lane r holding row r's 4 bytes k, against token t's 4 bytes k broadcast:
+ * - Q8_0: maddubs(|w|, sign(x, w)) (llama.cpp's way of giving maddubs an
+ *   unsigned operand; a pair is at most 2 * 128 * 127, no saturation), then
+ *   madd with ones to int32, per 4 bytes;
+ * - Q4_0: the stored nibbles (w + 8, unsigned) straight into maddubs, the 8
+ *   products of a block summed in int16 (at most 8 * 2 * 15 * 127 = 30480:
+ *   exact), one madd, and the exact correction -8 * sum(x) of the block.
  * Activations are quantised to Q8_0 once per matmul (bit-identical to
- * ls_quantize_row_q8_0) into this level's layout: the nb blocks' 32-byte
- * quants, then their scales as f32 (no fp16 conversion per row).
+ * ls_quantize_row_q8_0) into the amx level's layout: the nb blocks' 32-byte
+ * quants, their scales as f32, their corrections.
  *
- * Reduction order of one output element (r, t), the same in every tile, so
- * the result does not depend on the row range, the token count or the other
- * tokens of the call: blocks go in pairs (b, b+1): v = f_b * s_b;
- * v = fma(f_b+1, s_b+1, v); acc += v (8 lanes); a last odd block adds
- * f_b * s_b alone; then the 8 lanes are summed as (lo128 + hi128), then the
- * upper pair onto the lower, then lane 1 onto lane 0. Pairing halves the
- * length of the dependent add chain (one add per 68 bytes of Q8_0), which
- * keeps a single row stream from being latency bound.
- *
- * Tiles: one row x up to 4 tokens. One row at a time is one sequential
- * stream per thread (what the hardware prefetcher follows best; the rows of
- * a 32-row chunk are contiguous), and the row's weights, loaded and made
- * absolute once per block, serve up to 4 tokens from registers, so a small
- * batch reads the weights from memory once (a second token tile finds the
- * 32-row chunk in L2).
+ * Weights are read 8 rows at a time from the X16 layout the model's copy is
+ * packed into at load (ls_model.h, ls_x16_pack: a 16-row group is two octs,
+ * its 64-byte lines halves of 32), or from 8 row streams (the file mapping,
+ * rows past the last whole group), transposed in registers; both give the
+ * same bits. A row's result does not depend on the row range, the token
+ * count, the other tokens of the call or the thread count (tests/kernels).
+ * Against the one-row-at-a-time kernels this replaced, an oct needs no
+ * horizontal sum and Q4_0 one multiply per 32 products instead of two: on
+ * an AVX2-only AMD EPYC, where these kernels are compute bound at every
+ * token count, that is what decides their speed (bench/README.md).
  *
  * Float weights (F32, F16, BF16): 4 accumulators per element, column group
  * g = c/8 going to accumulator g % 4 (a short group at the end zero-padded),
- * summed as (a0 + a1) + (a2 + a3) and then lanes as above; tiles of one row
- * x up to 2 tokens. Norms, softmax, SwiGLU, RoPE and attention use the
+ * summed as (a0 + a1) + (a2 + a3) and then the 8 lanes as (lo128 + hi128),
+ * then the upper pair onto the lower, then lane 1 onto lane 0; tiles of one
+ * row x up to 2 tokens. Norms, softmax, SwiGLU, RoPE and attention use the
  * scalar reference (they are a small share of the time). */
 #include <immintrin.h>
 #include <string.h>
 
 #include "kernels.h"
-#include "kernels_tile.h"
 #include "kquants_kernels.h"
 
 #define AI static inline __attribute__((always_inline))
-#define TQ 4 /* tokens per quantised tile */
-#define TF 2 /* tokens per float tile */
+#define TF 2     /* tokens per float tile */
+#define OCT 8    /* weight rows per vector */
+#define OCT_T 4  /* tokens per oct pass */
 
 static int is_quant(uint32_t t) { return t == LS_Q8_0 || t == LS_Q4_0; }
+static size_t round64(size_t b) { return (b + 63) / 64 * 64; }
 
-/* Prepared activations: int8 q[nb][32], then float d[nb]. */
+/* ---- prepared activations ------------------------------------------------ */
+
+/* One token's: quants [nb][32], scales f32 [nb], corrections i32 [nb] (Q4_0:
+ * -8 times the block's sum of quants; Q8_0: 0), each part 64-byte rounded. */
+typedef struct act_view {
+  const int8_t *q;
+  const float *dx;
+  const int32_t *corr;
+} act_view;
+
+AI act_view act_at(const void *xa, size_t xs, int t, int64_t nb) {
+  const char *p = (const char *)xa + (size_t)t * xs;
+  const size_t qb = round64((size_t)nb * LS_QK), db = round64((size_t)nb * 4);
+  act_view v = {(const int8_t *)p, (const float *)(p + qb), (const int32_t *)(p + qb + db)};
+  return v;
+}
+
 static size_t a2_act_bytes(uint32_t wtype, int64_t cols) {
   if (ls_kq_is_type(wtype)) return ls_kq_act_bytes(wtype, cols);
-  return is_quant(wtype) ? (size_t)(cols / LS_QK) * (LS_QK + sizeof(float)) : 0;
+  if (!is_quant(wtype)) return 0;
+  const int64_t nb = cols / LS_QK;
+  return round64((size_t)nb * LS_QK) + 2 * round64((size_t)nb * 4);
 }
 
 static void a2_act_prepare(uint32_t wtype, const float *x, int64_t cols, void *xa) {
@@ -54,35 +78,252 @@ static void a2_act_prepare(uint32_t wtype, const float *x, int64_t cols, void *x
     return;
   }
   if (!is_quant(wtype)) return;
-  int64_t nb = cols / LS_QK;
-  int8_t *q = xa;
-  float *d = (float *)(q + nb * LS_QK);
+  const int64_t nb = cols / LS_QK;
+  act_view v = act_at(xa, 0, 0, nb);
+  int8_t *q = (int8_t *)v.q;
+  float *dx = (float *)v.dx;
+  int32_t *corr = (int32_t *)v.corr;
   for (int64_t b = 0; b < nb; b++) {
     ls_block_q8_0 blk;
     ls_quantize_row_q8_0(x + b * LS_QK, &blk, LS_QK);
     memcpy(q + b * LS_QK, blk.qs, LS_QK);
-    d[b] = ls_fp16_to_fp32(blk.d);
+    dx[b] = ls_fp16_to_fp32(blk.d);
+    int32_t sum = 0;
+    for (int k = 0; k < LS_QK; k++) sum += blk.qs[k];
+    corr[b] = wtype == LS_Q4_0 ? -8 * sum : 0;
   }
 }
 
-/* Block b of a row as 32 signed bytes; *d its scale. */
-AI __m256i load_wblock(const int q4, const void *row, int64_t b, float *d) {
+/* ---- 8 weight rows of one block ------------------------------------------ */
+
+/* Where an oct's rows are: half `half` of an X16 group (ls_model.h), or 8
+ * ROWS rows (rows past the matrix repeat its last row; their results are
+ * not stored). */
+typedef struct oct_src {
+  const uint8_t *x16; /* the X16 group's first byte, or NULL */
+  int half;
+  const uint8_t *rows[OCT];
+} oct_src;
+
+AI size_t block_bytes(const int q4) { return q4 ? sizeof(ls_block_q4_0) : sizeof(ls_block_q8_0); }
+
+/* w[k] lane r: row r's 4 bytes k of the block (Q8_0: signed, k < 8; Q4_0:
+ * w[k] the low nibbles of bytes 4k.., elements 4k.., w[k + 4] the high
+ * ones, elements 16 + 4k..; unsigned); a[k] = |w[k]| (Q8_0); dw lane r: row
+ * r's scale. */
+typedef struct oct_block {
+  __m256i w[8], a[8];
+  __m256 dw;
+} oct_block;
+
+/* z[i] = (rows i, i + 4: 4 dwords each, low and high 128 bits) -> p[k] lane
+ * r = row r's dword k: a 4 x 4 transpose of dwords in each half. */
+AI void transpose_4x4_halves(const __m256i *z, __m256i *p) {
+  __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
+  __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
+  p[0] = _mm256_unpacklo_epi64(t0, t2);
+  p[1] = _mm256_unpackhi_epi64(t0, t2);
+  p[2] = _mm256_unpacklo_epi64(t1, t3);
+  p[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* The 16 bytes at offset off of 8 ROWS rows, transposed into p[0..3]. */
+AI void rows_16b(const uint8_t *const *rows, size_t off, __m256i *p) {
+  __m256i z[4];
+  #pragma GCC unroll 4
+  for (int i = 0; i < 4; i++)
+    z[i] = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(rows[i + 4] + off)),
+                            _mm_loadu_si128((const __m128i *)(rows[i] + off)));
+  transpose_4x4_halves(z, p);
+}
+
+/* The block's 8 fp16 scales of 8 ROWS rows. */
+AI __m128i rows_scales(const uint8_t *const *rows, size_t off) {
+  uint16_t d;
+  memcpy(&d, rows[0] + off, 2);
+  __m128i v = _mm_cvtsi32_si128(d);
+  #define INS(i) memcpy(&d, rows[i] + off, 2), v = _mm_insert_epi16(v, d, i)
+  INS(1); INS(2); INS(3); INS(4); INS(5); INS(6); INS(7);
+  #undef INS
+  return v;
+}
+
+AI void load_oct(const int q4, const oct_src *s, int64_t b, oct_block *o) {
+  __m256i p[8];
+  const int nk = q4 ? 4 : 8;
+  if (s->x16) {
+    const uint8_t *blk = s->x16 + (size_t)b * ls_x16_block_bytes(q4 ? LS_Q4_0 : LS_Q8_0);
+    const size_t row = (size_t)OCT * s->half;
+    #pragma GCC unroll 8
+    for (int k = 0; k < nk; k++) p[k] = _mm256_loadu_si256((const __m256i *)(blk + ls_x16_quant_at((size_t)k, row)));
+    o->dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + ls_x16_scale_at(row))));
+  } else {
+    const size_t off = (size_t)b * block_bytes(q4);
+    rows_16b(s->rows, off + 2, p);
+    if (!q4) rows_16b(s->rows, off + 18, p + 4);
+    o->dw = _mm256_cvtph_ps(rows_scales(s->rows, off));
+  }
   if (q4) {
-    const ls_block_q4_0 *w = (const ls_block_q4_0 *)row + b;
-    *d = _cvtsh_ss(w->d);
-    __m128i v = _mm_loadu_si128((const __m128i *)w->qs);
-    __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
-    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    #pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+      o->w[k] = _mm256_and_si256(p[k], m4);
+      o->w[k + 4] = _mm256_and_si256(_mm256_srli_epi16(p[k], 4), m4);
+    }
+  } else {
+    #pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+      o->w[k] = p[k];
+      o->a[k] = _mm256_sign_epi8(p[k], p[k]);
+    }
   }
-  const ls_block_q8_0 *w = (const ls_block_q8_0 *)row + b;
-  *d = _cvtsh_ss(w->d);
-  return _mm256_loadu_si256((const __m256i *)w->qs);
 }
 
-/* The block's 8 int32 lanes of sum w*x, as floats. wa = |w|. */
-AI __m256 block_dot(__m256i wv, __m256i wa, const int8_t *xq) {
-  __m256i xs = _mm256_sign_epi8(_mm256_load_si256((const __m256i *)xq), wv);
-  return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wa, xs), _mm256_set1_epi16(1)));
+AI __m256i bcast4(const int8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+/* The block's exact isum for one token, lane r = row r. */
+AI __m256i oct_isum(const int q4, const oct_block *o, const int8_t *xq, int32_t corr) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if (q4) {
+    __m256i s = _mm256_setzero_si256();
+    #pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(o->w[k], bcast4(xq + 4 * k)));
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(o->w[k + 4], bcast4(xq + 16 + 4 * k)));
+    }
+    return _mm256_add_epi32(_mm256_madd_epi16(s, ones), _mm256_set1_epi32(corr));
+  }
+  __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+  #pragma GCC unroll 4
+  for (int k = 0; k < 8; k += 2) {
+    __m256i p0 = _mm256_maddubs_epi16(o->a[k], _mm256_sign_epi8(bcast4(xq + 4 * k), o->w[k]));
+    __m256i p1 = _mm256_maddubs_epi16(o->a[k + 1], _mm256_sign_epi8(bcast4(xq + 4 * k + 4), o->w[k + 1]));
+    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p0, ones));
+    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p1, ones));
+  }
+  return _mm256_add_epi32(s0, s1);
+}
+
+/* Up to 2 tokens, how far ahead an X16 group is prefetched: Q8_0 one token
+ * 9.9 -> 11.5 GB/s from DRAM on the AVX2-only EPYC (bench_matmul, 2048
+ * columns, 1 thread; 512: 9.7, 1024: 11.0, 4096: 11.5); Q4_0, compute bound
+ * there, does not change. */
+#define PF_AHEAD 2048
+
+/* acc = fma((float)isum, dw * dx, acc): the one float step per block. */
+AI __m256 block_step(__m256i isum, __m256 dw, float dx, __m256 acc) {
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(dx)), acc);
+}
+
+/* Lanes lo .. hi-1 of v to p. */
+AI void store_live(float *p, __m256 v, int lo, int hi) {
+  if (lo == 0 && hi == OCT) {
+    _mm256_storeu_ps(p, v);
+    return;
+  }
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i m = _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane),
+                                     _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo - 1)));
+  _mm256_maskstore_ps(p, m, v);
+}
+
+/* H octs (H * T <= 4 accumulators) x T tokens, all blocks. Oct h's rows are
+ * y columns row0[h] .. +7, of which lanes live[h][0] .. live[h][1]-1 are
+ * stored. */
+AI void oct_pass(const int q4, const int H, const int T, const oct_src *src, int64_t nb, const void *xa, size_t xs,
+                 int t0, float *y, int64_t ldy, const int64_t *row0, const int (*live)[2]) {
+  act_view v[OCT_T];
+  __m256 acc[2][OCT_T];
+  #pragma GCC unroll 4
+  for (int t = 0; t < T; t++) {
+    v[t] = act_at(xa, xs, t0 + t, nb);
+    #pragma GCC unroll 2
+    for (int h = 0; h < H; h++) acc[h][t] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < nb; b++) {
+    if (H == 2 && src[0].x16) ls_x16_prefetch(src[0].x16, q4 ? LS_Q4_0 : LS_Q8_0, b, PF_AHEAD);
+    #pragma GCC unroll 2
+    for (int h = 0; h < H; h++) {
+      oct_block o;
+      load_oct(q4, &src[h], b, &o);
+      #pragma GCC unroll 4
+      for (int t = 0; t < T; t++)
+        acc[h][t] = block_step(oct_isum(q4, &o, v[t].q + b * LS_QK, v[t].corr[b]), o.dw, v[t].dx[b], acc[h][t]);
+    }
+  }
+  #pragma GCC unroll 2
+  for (int h = 0; h < H; h++) {
+    #pragma GCC unroll 4
+    for (int t = 0; t < T; t++) store_live(y + (int64_t)(t0 + t) * ldy + row0[h], acc[h][t], live[h][0], live[h][1]);
+  }
+}
+
+typedef void (*oct_fn)(const oct_src *, int64_t, const void *, size_t, int, float *, int64_t, const int64_t *,
+                       const int (*)[2]);
+#define OCT_PASS(name, q4, H, T)                                                                                  \
+  __attribute__((noinline)) static void name(const oct_src *src, int64_t nb, const void *xa, size_t xs, int t0,    \
+                                             float *y, int64_t ldy, const int64_t *row0, const int(*live)[2]) { \
+    oct_pass(q4, H, T, src, nb, xa, xs, t0, y, ldy, row0, live);                                                \
+  }
+#define OCT_PASSES(ty, q4)                                                                                      \
+  OCT_PASS(oct_##ty##_h1t1, q4, 1, 1) OCT_PASS(oct_##ty##_h1t2, q4, 1, 2) OCT_PASS(oct_##ty##_h1t3, q4, 1, 3)   \
+      OCT_PASS(oct_##ty##_h1t4, q4, 1, 4) OCT_PASS(oct_##ty##_h2t1, q4, 2, 1) OCT_PASS(oct_##ty##_h2t2, q4, 2, 2)
+OCT_PASSES(q8, 0)
+OCT_PASSES(q4, 1)
+/* [type][H - 1][T - 1] (one table: UBSan's object-size check rejects a call
+ * through a choice between two arrays); H = 2 only up to 2 tokens. */
+static const oct_fn oct_passes[2][2][OCT_T] = {
+    {{oct_q8_h1t1, oct_q8_h1t2, oct_q8_h1t3, oct_q8_h1t4}, {oct_q8_h2t1, oct_q8_h2t2, NULL, NULL}},
+    {{oct_q4_h1t1, oct_q4_h1t2, oct_q4_h1t3, oct_q4_h1t4}, {oct_q4_h2t1, oct_q4_h2t2, NULL, NULL}}};
+
+/* Oct o (rows o .. o+7, o a multiple of 8) of w. */
+static void oct_source(const ls_mat *w, int64_t o, oct_src *src) {
+  const int64_t whole = w->layout == LS_LAYOUT_X16 ? w->rows / LS_X16_ROWS * LS_X16_ROWS : 0;
+  const int64_t g = o - o % LS_X16_ROWS;
+  src->half = (int)(o - g) / OCT;
+  src->x16 = g + LS_X16_ROWS <= whole ? (const uint8_t *)w->data + (size_t)g * w->row_bytes : NULL;
+  if (src->x16) return;
+  #pragma GCC unroll 8
+  for (int i = 0; i < OCT; i++) {
+    int64_t r = o + i < w->rows ? o + i : w->rows - 1;
+    src->rows[i] = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+  }
+}
+
+/* Rows r0 .. r1-1: the octs from the one holding r0, each with its stored
+ * lanes; up to 2 tokens the two octs of a 16-row group go together (one
+ * stream of bytes from an X16 group), from 3 tokens one at a time. */
+static void quant_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1) {
+  const int q4 = w->type == LS_Q4_0;
+  const int64_t nb = w->cols / LS_QK;
+  for (int64_t o = r0 - r0 % OCT; o < r1; o += 2 * OCT) {
+    oct_src src[2];
+    int64_t row0[2];
+    int live[2][2];
+    const int H = o + OCT < r1 ? 2 : 1;
+    for (int h = 0; h < H; h++) {
+      const int64_t oh = o + OCT * h;
+      oct_source(w, oh, &src[h]);
+      row0[h] = oh;
+      live[h][0] = r0 > oh ? (int)(r0 - oh) : 0;
+      live[h][1] = r1 - oh < OCT ? (int)(r1 - oh) : OCT;
+    }
+    int t = 0;
+    if (H == 2 && n <= 2) {
+      oct_passes[q4][1][n - 1](src, nb, xa, xs, 0, y, ldy, row0, live);
+      continue;
+    }
+    for (int h = 0; h < H; h++)
+      for (t = 0; t < n; t += OCT_T) {
+        const int T = n - t < OCT_T ? n - t : OCT_T;
+        oct_passes[q4][0][T - 1](&src[h], nb, xa, xs, t, y, ldy, &row0[h], &live[h]);
+      }
+  }
 }
 
 AI float hsum8(__m256 a) {
@@ -90,47 +331,6 @@ AI float hsum8(__m256 a) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
-}
-
-/* y[t0+t][r] for one row r of a quantised matrix and T tokens. */
-AI void q_tile(const int T, const int q4, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
-               int64_t ldy) {
-  const int64_t nb = w->cols / LS_QK;
-  const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
-  const int8_t *xq[TQ];
-  const float *xd[TQ];
-  __m256 acc[TQ];
-#pragma GCC unroll 4
-  for (int t = 0; t < T; t++) {
-    xq[t] = (const int8_t *)((const char *)xa + (size_t)(t0 + t) * xs);
-    xd[t] = (const float *)(xq[t] + nb * LS_QK);
-    acc[t] = _mm256_setzero_ps();
-  }
-  int64_t b = 0;
-  for (; b + 1 < nb; b += 2) {
-    float d0, d1;
-    __m256i w0 = load_wblock(q4, row, b, &d0), w1 = load_wblock(q4, row, b + 1, &d1);
-    __m256i a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
-    __m256 dw0 = _mm256_set1_ps(d0), dw1 = _mm256_set1_ps(d1);
-#pragma GCC unroll 4
-    for (int t = 0; t < T; t++) {
-      __m256 v = _mm256_mul_ps(block_dot(w0, a0, xq[t] + b * LS_QK), _mm256_mul_ps(dw0, _mm256_broadcast_ss(xd[t] + b)));
-      v = _mm256_fmadd_ps(block_dot(w1, a1, xq[t] + (b + 1) * LS_QK),
-                          _mm256_mul_ps(dw1, _mm256_broadcast_ss(xd[t] + b + 1)), v);
-      acc[t] = _mm256_add_ps(acc[t], v);
-    }
-  }
-  if (b < nb) {
-    float d0;
-    __m256i w0 = load_wblock(q4, row, b, &d0), a0 = _mm256_sign_epi8(w0, w0);
-    __m256 dw0 = _mm256_set1_ps(d0);
-#pragma GCC unroll 4
-    for (int t = 0; t < T; t++)
-      acc[t] = _mm256_add_ps(
-          acc[t], _mm256_mul_ps(block_dot(w0, a0, xq[t] + b * LS_QK), _mm256_mul_ps(dw0, _mm256_broadcast_ss(xd[t] + b))));
-  }
-#pragma GCC unroll 4
-  for (int t = 0; t < T; t++) y[(int64_t)(t0 + t) * ldy + r] = hsum8(acc[t]);
 }
 
 /* 8 weights from column c as floats (n < 8: the rest zero). */
@@ -197,26 +397,26 @@ typedef void (*tile_fn)(int T, const ls_mat *w, int64_t r, const void *xa, size_
     if (T == 1) f_tile(1, type, w, r, xa, xs, t0, y, ldy);                                                       \
     else f_tile(2, type, w, r, xa, xs, t0, y, ldy);                                                              \
   }
-LS_TILE_T4(tile_q8, q_tile, 0)
-LS_TILE_T4(tile_q4, q_tile, 1)
 F_TILE_FN(tile_f32, LS_F32)
 F_TILE_FN(tile_f16, LS_F16)
 F_TILE_FN(tile_bf16, LS_BF16)
 
 static void a2_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
                       int64_t r1) {
+  if (is_quant(w->type)) {
+    quant_matmul(w, xa, xs, n, y, ldy, r0, r1);
+    return;
+  }
   if (w->layout != LS_LAYOUT_ROWS) {
     ls_matmul_by_rows(a2_matmul, w, xa, xs, n, y, ldy, r0, r1);
     return;
   }
   tile_fn tile;
-  int tt = TQ;
+  int tt = TF;
   switch (w->type) {
-  case LS_Q8_0: tile = tile_q8; break;
-  case LS_Q4_0: tile = tile_q4; break;
-  case LS_F32: tile = tile_f32, tt = TF; break;
-  case LS_F16: tile = tile_f16, tt = TF; break;
-  case LS_BF16: tile = tile_bf16, tt = TF; break;
+  case LS_F32: tile = tile_f32; break;
+  case LS_F16: tile = tile_f16; break;
+  case LS_BF16: tile = tile_bf16; break;
   default:
     if (ls_kq_is_type(w->type)) ls_kq_matmul_avx2(w, xa, xs, n, y, ldy, r0, r1);
     return;
@@ -233,6 +433,7 @@ const ls_kernels ls_kernels_avx2 = {
     .act_bytes = a2_act_bytes,
     .act_prepare = a2_act_prepare,
     .matmul = a2_matmul,
+    .pack = ls_x16_pack,
     .quantize_q8_0 = ls_quantize_row_q8_0,
     .rmsnorm = ls_ref_rmsnorm,
     .softmax = ls_ref_softmax,

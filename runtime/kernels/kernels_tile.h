@@ -1,4 +1,4 @@
-/* Shared by the SIMD levels (kernels_avx2.c, kernels_avx512.c): a tile
+/* Used by the AVX-512 level (kernels_avx512.c): a tile
  * function inlined for each compile-time token count, picked at run time.
  * tile(T, arg, w, r, xa, xs, t0, y, ldy) computes y for row r and tokens
  * t0 .. t0+T-1; T is a constant in each case so the tile keeps its

@@ -7,25 +7,20 @@
 
 #include "kernels.h"
 
-static size_t quant_bytes(uint32_t type) { return type == LS_Q8_0 ? 32 : 16; }
-
 int ls_x16_packable(const ls_mat *w) {
   return (w->type == LS_Q8_0 || w->type == LS_Q4_0) && w->layout == LS_LAYOUT_ROWS && w->rows >= LS_X16_ROWS &&
          w->row_bytes <= LS_X16_ROW_BYTES_MAX && w->cols % LS_QK == 0;
 }
 
-/* Group bytes of block b: scales then quants (ls_model.h). */
-static size_t group_block_bytes(uint32_t type) { return LS_X16_ROWS * (2 + quant_bytes(type)); }
-
 /* One group: rows (ROWS, 16 x row_bytes) -> out (X16). */
 static void pack_group(uint32_t type, int64_t nb, size_t row_bytes, const uint8_t *rows, uint8_t *out) {
-  const size_t bb = 2 + quant_bytes(type), qb = quant_bytes(type);
+  const size_t bb = 2 + ls_x16_quant_bytes(type), qb = ls_x16_quant_bytes(type);
   for (int64_t b = 0; b < nb; b++) {
-    uint8_t *blk = out + (size_t)b * group_block_bytes(type);
+    uint8_t *blk = out + (size_t)b * ls_x16_block_bytes(type);
     for (int i = 0; i < LS_X16_ROWS; i++) {
       const uint8_t *src = rows + (size_t)i * row_bytes + (size_t)b * bb;
-      memcpy(blk + 2 * i, src, 2);
-      for (size_t k = 0; k < qb / 4; k++) memcpy(blk + 32 + 64 * k + 4 * (size_t)i, src + 2 + 4 * k, 4);
+      memcpy(blk + ls_x16_scale_at((size_t)i), src, 2);
+      for (size_t k = 0; k < qb / 4; k++) memcpy(blk + ls_x16_quant_at(k, (size_t)i), src + 2 + 4 * k, 4);
     }
   }
 }
@@ -53,14 +48,14 @@ void ls_x16_unpack_row(const ls_mat *w, int64_t r, void *out) {
     memcpy(out, data + (size_t)r * w->row_bytes, w->row_bytes);
     return;
   }
-  const size_t bb = 2 + quant_bytes(w->type), qb = quant_bytes(w->type);
+  const size_t bb = 2 + ls_x16_quant_bytes(w->type), qb = ls_x16_quant_bytes(w->type);
   const int64_t g = r / LS_X16_ROWS, i = r % LS_X16_ROWS, nb = w->cols / LS_QK;
   const uint8_t *grp = data + (size_t)(g * LS_X16_ROWS) * w->row_bytes;
   for (int64_t b = 0; b < nb; b++) {
-    const uint8_t *blk = grp + (size_t)b * group_block_bytes(w->type);
+    const uint8_t *blk = grp + (size_t)b * ls_x16_block_bytes(w->type);
     uint8_t *dst = (uint8_t *)out + (size_t)b * bb;
-    memcpy(dst, blk + 2 * i, 2);
-    for (size_t k = 0; k < qb / 4; k++) memcpy(dst + 2 + 4 * k, blk + 32 + 64 * k + 4 * (size_t)i, 4);
+    memcpy(dst, blk + ls_x16_scale_at((size_t)i), 2);
+    for (size_t k = 0; k < qb / 4; k++) memcpy(dst + 2 + 4 * k, blk + ls_x16_quant_at(k, (size_t)i), 4);
   }
 }
 

@@ -201,6 +201,99 @@ START_TEST(test_x16_layout) {
 }
 END_TEST
 
+/* The integer sums at their largest: Q8_0 weights -128 and 127, Q4_0 nibbles
+ * all 15 or all 0, activations quantised to +-127 (the AVX2 level sums a
+ * Q4_0 block's products in int16: 8 * 2 * 15 * 127 = 30480 must not
+ * saturate, nor one Q8_0 pair, 2 * 128 * 127). Every level against a
+ * double-precision sum of the same quantised values, rows and packed (X16)
+ * alike, with the same bits both ways. */
+static void check_extreme(const ls_kernels *k, uint32_t type, int64_t rows, int n) {
+  const int64_t cols = 96, nb = cols / LS_QK;
+  const size_t rb = ls_dtype_row_bytes(type, cols);
+  uint8_t *wd = malloc(rb * rows), *wp = malloc(rb * rows);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t b = 0; b < nb; b++) {
+      uint8_t *blk = wd + rb * r + (size_t)b * (rb / nb);
+      uint16_t d = ls_fp32_to_fp16(0.25f * (float)(1 + r % 3));
+      memcpy(blk, &d, 2);
+      if (type == LS_Q8_0) memset(blk + 2, (r + b) % 2 ? 0x80 : 0x7f, 32); /* -128 or 127 */
+      else memset(blk + 2, (r + b) % 2 ? 0x00 : 0xff, 16);                 /* -8 or 7 */
+    }
+  float *x = malloc(sizeof(float) * n * cols), *deq = malloc(sizeof(float) * cols), *xq = malloc(sizeof(float) * cols);
+  for (int t = 0; t < n; t++)
+    for (int64_t c = 0; c < cols; c++) x[t * cols + c] = (t + c / LS_QK) % 2 ? -1.0f : 1.0f; /* quants -127 or 127 */
+  size_t stride, sref;
+  void *xa = prepare(k, type, x, n, cols, &stride), *xr = prepare(&ls_kernels_ref, type, x, n, cols, &sref);
+  float *y = calloc((size_t)n * rows, 4), *yp = calloc((size_t)n * rows, 4);
+  ls_mat w = {.type = type, .rows = rows, .cols = cols, .row_bytes = rb, .data = wd};
+  k->matmul(&w, xa, stride, n, y, rows, 0, rows);
+  memcpy(wp, wd, rb * rows);
+  ls_mat p = w;
+  p.data = wp;
+  ck_assert_int_eq(ls_x16_pack(&p, wp), 0);
+  k->matmul(&p, xa, stride, n, yp, rows, 0, rows);
+  for (int t = 0; t < n; t++) {
+    ls_dequantize_row(LS_Q8_0, (char *)xr + sref * t, xq, cols);
+    for (int64_t r = 0; r < rows; r++) {
+      ls_dequantize_row(type, wd + rb * r, deq, cols);
+      double want = 0, bound = 0;
+      for (int64_t c = 0; c < cols; c++) {
+        want += (double)deq[c] * xq[c];
+        bound += fabs((double)deq[c] * xq[c]);
+      }
+      const float got = y[t * rows + r];
+      ck_assert_msg(fabs(got - want) <= 2e-5 * bound, "%s %s extreme quants y[%d][%lld] = %g, want %g", k->name,
+                    ls_dtype_name(type), t, (long long)r, (double)got, want);
+      ck_assert_msg(memcmp(&got, &yp[t * rows + r], 4) == 0, "%s %s extreme quants: packed differs", k->name,
+                    ls_dtype_name(type));
+    }
+  }
+  free(y); free(yp); free(xa); free(xr); free(x); free(deq); free(xq); free(wd); free(wp);
+}
+
+START_TEST(test_extreme_quants) {
+  const ls_kernels *k = ls_kernels_level(_i);
+  if (!k) return;
+  const int xns[] = {1, 2, 5, 17};
+  for (int i = 0; i < 4; i++) {
+    check_extreme(k, LS_Q8_0, 37, xns[i]);
+    check_extreme(k, LS_Q4_0, 37, xns[i]);
+  }
+}
+END_TEST
+
+/* The avx2 level computes Q8_0 and Q4_0 in the amx level's block order, 8
+ * rows to a vector where that one has 16: the same bits (kernels_avx2.c).
+ * Only where the CPU has both. */
+START_TEST(test_avx2_amx_same_bits) {
+  const ls_kernels *a2 = ls_kernels_level(LS_KL_AVX2), *amx = ls_kernels_level(LS_KL_AMX);
+  if (!a2 || !amx) return; /* this CPU lacks AMX: nothing to compare */
+  const uint32_t qtypes[] = {LS_Q8_0, LS_Q4_0};
+  const int64_t rows = 37, cols = 4096 + 32;
+  const int n = 21;
+  for (int ti = 0; ti < 2; ti++) {
+    const uint32_t type = qtypes[ti];
+    const size_t rb = ls_dtype_row_bytes(type, cols);
+    char *wd = malloc(rb * rows);
+    float *wf = malloc(sizeof(float) * cols), *x = malloc(sizeof(float) * n * cols);
+    for (int64_t r = 0; r < rows; r++) {
+      for (int64_t c = 0; c < cols; c++) wf[c] = frand() * (1.0f + (float)(r % 4));
+      quantize_row(type, wf, wd + rb * r, cols);
+    }
+    for (int64_t i = 0; i < n * cols; i++) x[i] = frand() * 2.0f;
+    ls_mat w = {.type = type, .rows = rows, .cols = cols, .row_bytes = rb, .data = wd};
+    size_t s2, s3;
+    void *x2 = prepare(a2, type, x, n, cols, &s2), *x3 = prepare(amx, type, x, n, cols, &s3);
+    float *y2 = calloc((size_t)n * rows, 4), *y3 = calloc((size_t)n * rows, 4);
+    a2->matmul(&w, x2, s2, n, y2, rows, 0, rows);
+    amx->matmul(&w, x3, s3, n, y3, rows, 0, rows);
+    ck_assert_msg(memcmp(y2, y3, sizeof(float) * (size_t)n * rows) == 0, "%s: avx2 and amx differ",
+                  ls_dtype_name(type));
+    free(y2); free(y3); free(x2); free(x3); free(x); free(wf); free(wd);
+  }
+}
+END_TEST
+
 START_TEST(test_quantize) {
   const ls_kernels *k = level_or_skip(_i);
   if (!k) return;
@@ -493,6 +586,8 @@ int main(void) {
   tcase_add_loop_test(tc, test_attention, LS_KL_AVX2, LS_KL_MAX + 1);
   tcase_add_loop_test(tc, test_attention_rows, LS_KL_AVX2, LS_KL_MAX + 1);
   tcase_add_loop_test(tc, test_x16_layout, LS_KL_REF, LS_KL_MAX + 1);
+  tcase_add_loop_test(tc, test_extreme_quants, LS_KL_REF, LS_KL_MAX + 1);
+  tcase_add_test(tc, test_avx2_amx_same_bits);
   tcase_add_test(tc, test_streams_same_bits);
   tcase_add_test(tc, test_dispatch);
   tcase_add_test(tc, test_pool);
