@@ -11,6 +11,7 @@
  * integer, and the float combine is ls_kq_acc_k in block order, so results
  * are bit-identical to the reference for any row range or token count. */
 #include <immintrin.h>
+#include <string.h>
 
 #include "kquants_kernels.h"
 
@@ -20,7 +21,7 @@
 typedef struct {
   __m256i q[8];  /* values of elements 32c .. 32c+31 */
   __m256i sc[8]; /* int16 scales: low 128 bits for elements 32c..32c+15, high for the rest */
-  int bmul[16];  /* multiplier of the activation's bsums[j] (mins, or Q6_K's -32 * scale) */
+  __m256i bmul;  /* int16 multiplier of the activation's bsums[j] (mins, or Q6_K's -32 * scale) */
   float d, dmin;
 } kblock;
 
@@ -31,14 +32,61 @@ AI int32_t hsum_i32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-/* The 6-bit scales and mins of Q4_K/Q5_K (ls_kq_scale_min_k4, inlined). */
-AI void scales_k4(const uint8_t *s, int *sc, int *m) {
-  for (int j = 0; j < 4; j++) {
-    sc[j] = s[j] & 63;
-    m[j] = s[j + 4] & 63;
-    sc[j + 4] = (s[j + 8] & 15) | ((s[j] >> 6) << 4);
-    m[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
-  }
+/* The 8 6-bit scales and 8 mins of a Q4_K/Q5_K super-block as int16:
+ * scales in the low 128 bits, mins in the high (llama.cpp's unpacking of
+ * the 12 bytes: the values ls_kq_scale_min_k4 gives, 4 at a time). */
+AI __m256i scales_mins_k4(const uint8_t *s) {
+  const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+  uint32_t u[4];
+  memcpy(u, s, 12);
+  u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4); /* mins 4..7 */
+  const uint32_t mins03 = u[1] & kmask1;
+  u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4); /* scales 4..7 */
+  u[2] = mins03;
+  u[0] &= kmask1; /* scales 0..3 */
+  return _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], u[1], u[0]));
+}
+
+/* pshufb control: int16 word a of a 128-bit lane in every word of the low
+ * lane, word b in every word of the high lane. */
+AI __m256i word_bcast(int a, int b) {
+  return _mm256_set_m128i(_mm_set1_epi16((short)(((2 * b + 1) << 8) | (2 * b))),
+                          _mm_set1_epi16((short)(((2 * a + 1) << 8) | (2 * a))));
+}
+
+/* The 8 scales of scales_mins_k4 (low 128 bits) in both lanes; scale j to
+ * every int16 of a vector. */
+AI __m256i k4_scales_both(__m256i sm) { return _mm256_permute2x128_si256(sm, sm, 0x00); }
+AI __m256i k4_scale(__m256i both, int j) { return _mm256_shuffle_epi8(both, word_bcast(j, j)); }
+
+/* sum_j m[j] * (bsums[2j] + bsums[2j+1]) as 4 int32 lanes to add up: a
+ * pair of bsums is at most 32 * 127, an int16. */
+AI __m128i k4_mins_dot(__m256i sm, const int16_t *bsums) {
+  __m128i q8sums = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums), _mm_loadu_si128((const __m128i *)(bsums + 8)));
+  return _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), q8sums);
+}
+
+AI int32_t hsum_i32x4(__m128i s) {
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+/* Q6_K's 16 int8 scales as int16 vectors: sc(c) = scale 2c in the low lane,
+ * 2c + 1 in the high lane. */
+typedef struct {
+  __m256i s16, lo, hi; /* s16 = [s0..s7 | s8..s15]; lo, hi: s0..s7, s8..s15 in both lanes */
+} q6_scales;
+
+AI q6_scales q6_scales_load(const int8_t *scales) {
+  q6_scales q;
+  q.s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales));
+  q.lo = _mm256_permute2x128_si256(q.s16, q.s16, 0x00);
+  q.hi = _mm256_permute2x128_si256(q.s16, q.s16, 0x11);
+  return q;
+}
+AI __m256i q6_scale(const q6_scales *q, int c) {
+  return _mm256_shuffle_epi8(c < 4 ? q->lo : q->hi, word_bcast((2 * c) % 8, (2 * c + 1) % 8));
 }
 
 /* Q4_K and Q5_K (qh NULL for Q4_K). */
@@ -56,12 +104,12 @@ AI void unpack_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, 
       k->q[i] = _mm256_or_si256(k->q[i], _mm256_slli_epi16(bit, 4));
     }
   }
-  int sc[8], m[8];
-  scales_k4(scales, sc, m);
-  for (int j = 0; j < 8; j++) {
-    k->sc[j] = _mm256_set1_epi16((short)sc[j]);
-    k->bmul[2 * j] = k->bmul[2 * j + 1] = m[j];
-  }
+  const __m256i sm = scales_mins_k4(scales), both = k4_scales_both(sm);
+  #pragma GCC unroll 8
+  for (int j = 0; j < 8; j++) k->sc[j] = k4_scale(both, j);
+  /* the mins, each twice: madd with the 16 bsums gives m[j] * (bsums[2j] + bsums[2j+1]) */
+  const __m128i m = _mm256_extracti128_si256(sm, 1);
+  k->bmul = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
 }
 
 AI void unpack_q6(const ls_block_q6_K *w, kblock *k) {
@@ -77,9 +125,10 @@ AI void unpack_q6(const ls_block_q6_K *w, kblock *k) {
     k->q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), TOP(6));
 #undef TOP
   }
-  for (int c = 0; c < 8; c++)
-    k->sc[c] = _mm256_set_m128i(_mm_set1_epi16(w->scales[2 * c + 1]), _mm_set1_epi16(w->scales[2 * c]));
-  for (int j = 0; j < 16; j++) k->bmul[j] = -32 * w->scales[j];
+  const q6_scales q = q6_scales_load(w->scales);
+  #pragma GCC unroll 8
+  for (int c = 0; c < 8; c++) k->sc[c] = q6_scale(&q, c);
+  k->bmul = _mm256_mullo_epi16(q.s16, _mm256_set1_epi16(-32)); /* at most 32 * 128: an int16 */
 }
 
 LS_KQ_UNPACK_FN(kblock)
@@ -92,10 +141,9 @@ AI float block_dot(const int q6, const kblock *k, const ls_block_q8_K *x, float 
     __m256i p = _mm256_maddubs_epi16(k->q[c], xv);
     acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, k->sc[c]));
   }
-  int32_t isum = hsum_i32(acc), corr = 0;
-  for (int j = 0; j < 16; j++) corr += k->bmul[j] * x->bsums[j];
-  if (q6) return ls_kq_acc_k(s, x->d, k->d, 0.0f, isum + corr, 0);
-  return ls_kq_acc_k(s, x->d, k->d, k->dmin, isum, corr);
+  const __m256i corr = _mm256_madd_epi16(k->bmul, _mm256_loadu_si256((const __m256i *)x->bsums));
+  if (q6) return ls_kq_acc_k(s, x->d, k->d, 0.0f, hsum_i32(_mm256_add_epi32(acc, corr)), 0);
+  return ls_kq_acc_k(s, x->d, k->d, k->dmin, hsum_i32(acc), hsum_i32(corr));
 }
 
 /* One token (decode): the same integers as unpack + block_dot, without
@@ -103,8 +151,7 @@ AI float block_dot(const int q6, const kblock *k, const ls_block_q8_K *x, float 
 AI float dot1_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, float d, float dmin,
                   const ls_block_q8_K *x, float s) {
   const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
-  int sc[8], m[8];
-  scales_k4(scales, sc, m);
+  const __m256i sm = scales_mins_k4(scales), both = k4_scales_both(sm);
   __m256i h = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
   __m256i acc = _mm256_setzero_si256();
   for (int g = 0; g < 4; g++) {
@@ -116,17 +163,19 @@ AI float dot1_q45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, f
     }
     __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * g)));
     __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * g + 32)));
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * g])));
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * g + 1])));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p0, k4_scale(both, 2 * g)));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p1, k4_scale(both, 2 * g + 1)));
   }
-  int32_t msum = 0;
-  for (int j = 0; j < 8; j++) msum += m[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
-  return ls_kq_acc_k(s, x->d, d, dmin, hsum_i32(acc), msum);
+  return ls_kq_acc_k(s, x->d, d, dmin, hsum_i32(acc), hsum_i32x4(k4_mins_dot(sm, x->bsums)));
 }
 
 AI float dot1_q6(const ls_block_q6_K *w, const ls_block_q8_K *x, float s) {
   const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
-  __m256i acc = _mm256_setzero_si256();
+  const q6_scales qs = q6_scales_load(w->scales);
+  /* sum of (q - 32) x = sum q x - 32 sum x: the -32 through the bsums, per lane */
+  __m256i acc = _mm256_madd_epi16(_mm256_slli_epi16(qs.s16, 5), _mm256_loadu_si256((const __m256i *)x->bsums));
+  acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
+  #pragma GCC unroll 2
   for (int h = 0; h < 2; h++) {
     __m256i a = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h));
     __m256i b = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h + 32));
@@ -138,16 +187,14 @@ AI float dot1_q6(const ls_block_q6_K *w, const ls_block_q8_K *x, float s) {
     q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), TOP(4));
     q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), TOP(6));
 #undef TOP
+    #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
-      int k = 4 * h + c;
-      __m256i sc = _mm256_set_m128i(_mm_set1_epi16(w->scales[2 * k + 1]), _mm_set1_epi16(w->scales[2 * k]));
+      const int k = 4 * h + c;
       __m256i p = _mm256_maddubs_epi16(q[c], _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k)));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, q6_scale(&qs, k)));
     }
   }
-  int32_t corr = 0; /* sum of (q - 32) x = sum q x - 32 sum x */
-  for (int j = 0; j < 16; j++) corr += w->scales[j] * x->bsums[j];
-  return ls_kq_acc_k(s, x->d, _cvtsh_ss(w->d), 0.0f, hsum_i32(acc) - 32 * corr, 0);
+  return ls_kq_acc_k(s, x->d, _cvtsh_ss(w->d), 0.0f, hsum_i32(acc), 0);
 }
 
 AI void rows_k(const uint32_t type, const ls_mat *w, const void *xa, size_t xs, int t0, int T, float *y, int64_t ldy,
