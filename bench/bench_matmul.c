@@ -9,14 +9,17 @@
  * microseconds against a 256 KiB pass of a few microseconds, do not count.
  *
  * Rows (tab-separated key=value):
- *   bench=matmul type= kernels= threads= tokens= mib= gb_s= (weight bytes /
+ *   bench=matmul type= kernels= layout= (x16 or rows) threads= tokens= mib= gb_s= (weight bytes /
  *   median time) read_gb_s= (plain read, median) frac= (gb_s / read_gb_s)
  *   x_1tok= (time against the 1-token call) l2_gb_s= (in-cache) load=
  *   cpu_gb_s= read_cpu_gb_s= l2_cpu_gb_s= (the same per second of process CPU
  *   time: with 1 thread, what the core did while it ran)
  *
  * usage: bench_matmul [--type q8_0|q4_0|q4_k|q6_k|f16] [--threads 1,2] [--tokens 1,4]
- *                     [--mib 512] [--cols 2048] [--reps 9] */
+ *                     [--mib 512] [--cols 2048] [--reps 9] [--layout level|rows]
+ * --layout: the weights as the engine's copy has them for this level
+ * (level: packed where the level packs, the default) or as the file has
+ * them (rows: the plain mapping, `--weights map`). */
 #include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +125,7 @@ int main(int argc, char **argv) {
   uint32_t type = LS_Q8_0;
   int threads[8] = {1, 2}, n_threads = 2, tokens[16] = {1, 2, 4, 8, 16, 32}, n_tokens = 6, reps = 9;
   long mib = 512, cols = 2048;
+  int pack = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *a = argv[i], *v = argv[i + 1];
     if (!strcmp(a, "--type")) {
@@ -136,7 +140,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--mib")) mib = atol(v);
     else if (!strcmp(a, "--cols")) cols = atol(v);
     else if (!strcmp(a, "--reps")) reps = atoi(v);
-    else { fprintf(stderr, "bench_matmul: %s: unknown option\n", a); return 2; }
+    else if (!strcmp(a, "--layout")) {
+      if (!strcmp(v, "rows")) pack = 0;
+      else if (!strcmp(v, "level")) pack = 1;
+      else { fprintf(stderr, "bench_matmul: --layout %s: expected rows or level\n", v); return 2; }
+    } else { fprintf(stderr, "bench_matmul: %s: unknown option\n", a); return 2; }
   }
   if (argc % 2 == 0) { fprintf(stderr, "bench_matmul: %s: missing value\n", argv[argc - 1]); return 2; }
   if (mib < 1 || mib > 8192 || cols < 32 || cols % 32 || cols > 65536 || reps < 1 || reps > 64) {
@@ -182,7 +190,7 @@ int main(int argc, char **argv) {
     else memcpy(xa + xs * t, x + t * cols, sizeof(float) * cols);
   /* weights in the layout the engine gives this level (ls_model_copy_weights) */
   ls_mat w = {.type = type, .rows = rows, .cols = cols, .row_bytes = rb, .data = wd};
-  if (k->pack && ls_x16_packable(&w) && k->pack(&w, wd)) { fprintf(stderr, "bench_matmul: out of memory\n"); return 1; }
+  if (pack && k->pack && ls_x16_packable(&w) && k->pack(&w, wd)) { fprintf(stderr, "bench_matmul: out of memory\n"); return 1; }
   for (int ti = 0; ti < n_threads; ti++) {
     ls_pool *p;
     ls_err err = {0};
@@ -204,9 +212,9 @@ int main(int argc, char **argv) {
       j.repeat = L2_REPEAT;
       double l2 = median_ms(p, mm_task, &j, reps < 9 ? 9 : reps, &l2_cpu);
       double l2_bytes = (double)L2_REPEAT * l2_rows * rb;
-      printf("bench=matmul\ttype=%s\tkernels=%s\tthreads=%d\ttokens=%d\tmib=%.0f\tgb_s=%.2f\tread_gb_s=%.2f\t"
+      printf("bench=matmul\ttype=%s\tkernels=%s\tlayout=%s\tthreads=%d\ttokens=%d\tmib=%.0f\tgb_s=%.2f\tread_gb_s=%.2f\t"
              "frac=%.2f\tx_1tok=%.2f\tl2_gb_s=%.2f\tcpu_gb_s=%.2f\tread_cpu_gb_s=%.2f\tl2_cpu_gb_s=%.2f\tload=%.2f\n",
-             ls_dtype_name(type), k->name, threads[ti], j.n, bytes / 1048576.0, bytes / mm / 1e6,
+             ls_dtype_name(type), k->name, w.layout == LS_LAYOUT_X16 ? "x16" : "rows", threads[ti], j.n, bytes / 1048576.0, bytes / mm / 1e6,
              bytes / rd / 1e6, rd / mm, one > 0 ? mm / one : 0.0, l2_bytes / l2 / 1e6, bytes / mm_cpu / 1e6,
              bytes / rd_cpu / 1e6, l2_bytes / l2_cpu / 1e6, load);
       fflush(stdout);

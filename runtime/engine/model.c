@@ -151,22 +151,24 @@ static const void *moved(const ls_model *m, const uint8_t *copy, const void *p) 
 
 /* The copied Q8_0 / Q4_0 matrices in the layout of the kernel level new
  * contexts take (ls_kernels_get: the CPU's best, or LS_KERNELS), if it has
- * one (the amx level: X16, ls_model.h); contexts at other levels read them
+ * one (amx and avx2: X16, ls_model.h); contexts at other levels read them
  * row by row (ls_matmul_by_rows). The token embedding is looked up by row,
  * so neither it nor an output matrix sharing its bytes is packed. */
+static int pack_one(const ls_model *m, const ls_kernels *k, ls_mat *w, ls_err *err) {
+  if (ls_x16_packable(w) && k->pack(w, (void *)w->data))
+    return ls_err_set(err, LS_ENOMEM, "%s: out of memory packing weights for the %s kernels", m->path, k->name);
+  return LS_OK;
+}
+
 static int pack_weights(ls_model *m, ls_err *err) {
   const ls_kernels *k = ls_kernels_get();
   if (!k->pack) return LS_OK;
   for (int l = 0; l < m->cfg.n_layers; l++) {
     ls_layer *L = &m->layers[l];
     ls_mat *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-    for (int i = 0; i < 7; i++)
-      if (ls_x16_packable(ws[i]) && k->pack(ws[i], (void *)ws[i]->data))
-        return ls_err_set(err, LS_ENOMEM, "%s: out of memory packing weights for the %s kernels", m->path, k->name);
+    for (int i = 0; i < 7; i++) LS_TRY(pack_one(m, k, ws[i], err));
   }
-  if (m->output.data != m->tok_embd.data && ls_x16_packable(&m->output) &&
-      k->pack(&m->output, (void *)m->output.data))
-    return ls_err_set(err, LS_ENOMEM, "%s: out of memory packing weights for the %s kernels", m->path, k->name);
+  if (m->output.data != m->tok_embd.data) LS_TRY(pack_one(m, k, &m->output, err));
   return LS_OK;
 }
 

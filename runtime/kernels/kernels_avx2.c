@@ -39,10 +39,10 @@
 
 #include "kernels.h"
 #include "kquants_kernels.h"
+#include "oct_avx2.h"
 
 #define AI static inline __attribute__((always_inline))
 #define TF 2     /* tokens per float tile */
-#define OCT 8    /* weight rows per vector */
 #define OCT_T 4  /* tokens per oct pass */
 
 static int is_quant(uint32_t t) { return t == LS_Q8_0 || t == LS_Q4_0; }
@@ -96,15 +96,6 @@ static void a2_act_prepare(uint32_t wtype, const float *x, int64_t cols, void *x
 
 /* ---- 8 weight rows of one block ------------------------------------------ */
 
-/* Where an oct's rows are: half `half` of an X16 group (ls_model.h), or 8
- * ROWS rows (rows past the matrix repeat its last row; their results are
- * not stored). */
-typedef struct oct_src {
-  const uint8_t *x16; /* the X16 group's first byte, or NULL */
-  int half;
-  const uint8_t *rows[OCT];
-} oct_src;
-
 AI size_t block_bytes(const int q4) { return q4 ? sizeof(ls_block_q4_0) : sizeof(ls_block_q8_0); }
 
 /* w[k] lane r: row r's 4 bytes k of the block (Q8_0: signed, k < 8; Q4_0:
@@ -115,27 +106,6 @@ typedef struct oct_block {
   __m256i w[8], a[8];
   __m256 dw;
 } oct_block;
-
-/* z[i] = (rows i, i + 4: 4 dwords each, low and high 128 bits) -> p[k] lane
- * r = row r's dword k: a 4 x 4 transpose of dwords in each half. */
-AI void transpose_4x4_halves(const __m256i *z, __m256i *p) {
-  __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
-  __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
-  p[0] = _mm256_unpacklo_epi64(t0, t2);
-  p[1] = _mm256_unpackhi_epi64(t0, t2);
-  p[2] = _mm256_unpacklo_epi64(t1, t3);
-  p[3] = _mm256_unpackhi_epi64(t1, t3);
-}
-
-/* The 16 bytes at offset off of 8 ROWS rows, transposed into p[0..3]. */
-AI void rows_16b(const uint8_t *const *rows, size_t off, __m256i *p) {
-  __m256i z[4];
-  #pragma GCC unroll 4
-  for (int i = 0; i < 4; i++)
-    z[i] = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(rows[i + 4] + off)),
-                            _mm_loadu_si128((const __m128i *)(rows[i] + off)));
-  transpose_4x4_halves(z, p);
-}
 
 /* The block's 8 fp16 scales of 8 ROWS rows. */
 AI __m128i rows_scales(const uint8_t *const *rows, size_t off) {
@@ -159,8 +129,8 @@ AI void load_oct(const int q4, const oct_src *s, int64_t b, oct_block *o) {
     o->dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + ls_x16_scale_at(row))));
   } else {
     const size_t off = (size_t)b * block_bytes(q4);
-    rows_16b(s->rows, off + 2, p);
-    if (!q4) rows_16b(s->rows, off + 18, p + 4);
+    oct_rows_16b(s->rows, off + 2, p);
+    if (!q4) oct_rows_16b(s->rows, off + 18, p + 4);
     o->dw = _mm256_cvtph_ps(rows_scales(s->rows, off));
   }
   if (q4) {
@@ -179,12 +149,6 @@ AI void load_oct(const int q4, const oct_src *s, int64_t b, oct_block *o) {
   }
 }
 
-AI __m256i bcast4(const int8_t *p) {
-  int32_t v;
-  memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
-
 /* The block's exact isum for one token, lane r = row r. */
 AI __m256i oct_isum(const int q4, const oct_block *o, const int8_t *xq, int32_t corr) {
   const __m256i ones = _mm256_set1_epi16(1);
@@ -192,16 +156,16 @@ AI __m256i oct_isum(const int q4, const oct_block *o, const int8_t *xq, int32_t 
     __m256i s = _mm256_setzero_si256();
     #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
-      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(o->w[k], bcast4(xq + 4 * k)));
-      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(o->w[k + 4], bcast4(xq + 16 + 4 * k)));
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(o->w[k], oct_bcast4(xq + 4 * k)));
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(o->w[k + 4], oct_bcast4(xq + 16 + 4 * k)));
     }
     return _mm256_add_epi32(_mm256_madd_epi16(s, ones), _mm256_set1_epi32(corr));
   }
   __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
   #pragma GCC unroll 4
   for (int k = 0; k < 8; k += 2) {
-    __m256i p0 = _mm256_maddubs_epi16(o->a[k], _mm256_sign_epi8(bcast4(xq + 4 * k), o->w[k]));
-    __m256i p1 = _mm256_maddubs_epi16(o->a[k + 1], _mm256_sign_epi8(bcast4(xq + 4 * k + 4), o->w[k + 1]));
+    __m256i p0 = _mm256_maddubs_epi16(o->a[k], _mm256_sign_epi8(oct_bcast4(xq + 4 * k), o->w[k]));
+    __m256i p1 = _mm256_maddubs_epi16(o->a[k + 1], _mm256_sign_epi8(oct_bcast4(xq + 4 * k + 4), o->w[k + 1]));
     s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p0, ones));
     s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p1, ones));
   }
@@ -217,18 +181,6 @@ AI __m256i oct_isum(const int q4, const oct_block *o, const int8_t *xq, int32_t 
 /* acc = fma((float)isum, dw * dx, acc): the one float step per block. */
 AI __m256 block_step(__m256i isum, __m256 dw, float dx, __m256 acc) {
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(dx)), acc);
-}
-
-/* Lanes lo .. hi-1 of v to p. */
-AI void store_live(float *p, __m256 v, int lo, int hi) {
-  if (lo == 0 && hi == OCT) {
-    _mm256_storeu_ps(p, v);
-    return;
-  }
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i m = _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane),
-                                     _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo - 1)));
-  _mm256_maskstore_ps(p, m, v);
 }
 
 /* H octs (H * T <= 4 accumulators) x T tokens, all blocks. Oct h's rows are
@@ -258,7 +210,7 @@ AI void oct_pass(const int q4, const int H, const int T, const oct_src *src, int
   #pragma GCC unroll 2
   for (int h = 0; h < H; h++) {
     #pragma GCC unroll 4
-    for (int t = 0; t < T; t++) store_live(y + (int64_t)(t0 + t) * ldy + row0[h], acc[h][t], live[h][0], live[h][1]);
+    for (int t = 0; t < T; t++) oct_store(y + (int64_t)(t0 + t) * ldy + row0[h], acc[h][t], live[h][0], live[h][1]);
   }
 }
 
@@ -279,20 +231,6 @@ OCT_PASSES(q4, 1)
 static const oct_fn oct_passes[2][2][OCT_T] = {
     {{oct_q8_h1t1, oct_q8_h1t2, oct_q8_h1t3, oct_q8_h1t4}, {oct_q8_h2t1, oct_q8_h2t2, NULL, NULL}},
     {{oct_q4_h1t1, oct_q4_h1t2, oct_q4_h1t3, oct_q4_h1t4}, {oct_q4_h2t1, oct_q4_h2t2, NULL, NULL}}};
-
-/* Oct o (rows o .. o+7, o a multiple of 8) of w. */
-static void oct_source(const ls_mat *w, int64_t o, oct_src *src) {
-  const int64_t whole = w->layout == LS_LAYOUT_X16 ? w->rows / LS_X16_ROWS * LS_X16_ROWS : 0;
-  const int64_t g = o - o % LS_X16_ROWS;
-  src->half = (int)(o - g) / OCT;
-  src->x16 = g + LS_X16_ROWS <= whole ? (const uint8_t *)w->data + (size_t)g * w->row_bytes : NULL;
-  if (src->x16) return;
-  #pragma GCC unroll 8
-  for (int i = 0; i < OCT; i++) {
-    int64_t r = o + i < w->rows ? o + i : w->rows - 1;
-    src->rows[i] = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-  }
-}
 
 /* Rows r0 .. r1-1: the octs from the one holding r0, each with its stored
  * lanes; up to 2 tokens the two octs of a 16-row group go together (one
