@@ -33,14 +33,17 @@ typedef struct ls_config {
 
 /* How a matrix's bytes are laid out.
  * ROWS: row r at data + r*row_bytes, as the file has it.
- * X16 (Q8_0 and Q4_0 only; written by a kernel level's `pack`, kernels.h):
+ * X16 (Q8_0, Q4_0 and Q4_K; written by a kernel level's `pack`, kernels.h):
  *   rows in groups of 16, group g at data + 16g*row_bytes (the same bytes
- *   per group as ROWS). Block b of a group: the 16 rows' fp16 scales (32
- *   bytes), then their quants 4 bytes of a row at a time: bytes 4k..4k+3 of
- *   row i at 64k + 4i (Q8_0: 8 x 64 bytes; Q4_0: the packed nibble bytes,
- *   4 x 64). A whole block of 16 rows is one contiguous read and the
- *   operand AMX tiles and VNNI lanes take as it is. Rows after the last
- *   whole group stay as ROWS. */
+ *   per group as ROWS). Block b of a group: the 16 rows' heads (Q8_0 and
+ *   Q4_0: the fp16 scale, 16 x 2 bytes; Q4_K: d, dmin and the 12 bytes of
+ *   scales and mins, 16 x 16), then their quants 4 bytes of a row at a
+ *   time: bytes 4k..4k+3 of row i at 16 * head + 64k + 4i (Q8_0: 8 x 64
+ *   bytes; Q4_0: the packed nibble bytes, 4 x 64; Q4_K: 32 x 64). A whole
+ *   block of 16 rows is one contiguous read and the operand AMX tiles,
+ *   VNNI lanes and AVX2 octs take as it is (ls_x16_head_at,
+ *   ls_x16_quant_at in kernels.h). Rows after the last whole group stay as
+ *   ROWS. The amx level leaves Q4_K as ROWS (its tiles read rows). */
 typedef enum { LS_LAYOUT_ROWS = 0, LS_LAYOUT_X16 = 1 } ls_layout;
 #define LS_X16_ROWS 16
 

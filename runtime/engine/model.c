@@ -149,9 +149,10 @@ static const void *moved(const ls_model *m, const uint8_t *copy, const void *p) 
   return q >= b && q < b + m->map_size ? copy + (q - b) : p;
 }
 
-/* The copied Q8_0 / Q4_0 matrices in the layout of the kernel level new
- * contexts take (ls_kernels_get: the CPU's best, or LS_KERNELS), if it has
- * one (amx and avx2: X16, ls_model.h); contexts at other levels read them
+/* The copied Q8_0 / Q4_0 (avx2: and Q4_K) matrices in the layout of the
+ * kernel level new contexts take (ls_kernels_get: the CPU's best, or
+ * LS_KERNELS), if it has one (amx and avx2: X16, ls_model.h; a level's
+ * `pack` leaves what it reads as rows); contexts at other levels read them
  * row by row (ls_matmul_by_rows). The token embedding is looked up by row,
  * so neither it nor an output matrix sharing its bytes is packed. */
 static int pack_one(const ls_model *m, const ls_kernels *k, ls_mat *w, ls_err *err) {

@@ -115,19 +115,28 @@ extern const ls_kernels ls_kernels_avx512_plain; /* streams "plain" */
 extern size_t ls_a5_float_pf_bytes, ls_a5_kquant_pf_bytes;
 
 /* The X16 layout's offsets (ls_model.h), one definition for the packer and
- * the kernels that read it: the bytes of one block of a 16-row group, and
- * where in it row i's scale and 4-byte quant word k are. */
-static inline size_t ls_x16_quant_bytes(uint32_t type) { return type == LS_Q8_0 ? 32 : 16; }
-static inline size_t ls_x16_block_bytes(uint32_t type) { return LS_X16_ROWS * (2 + ls_x16_quant_bytes(type)); }
-static inline size_t ls_x16_scale_at(size_t i) { return 2 * i; }
-static inline size_t ls_x16_quant_at(size_t k, size_t i) { return 2 * LS_X16_ROWS + 64 * k + 4 * i; }
+ * the kernels that read it: a block's head (Q8_0 and Q4_0: the scale d;
+ * Q4_K: d, dmin and the 12 bytes of scales and mins) and quant bytes, the
+ * bytes of one block of a 16-row group, and where in it row i's head and
+ * 4-byte quant word k are. */
+static inline size_t ls_x16_head_bytes(uint32_t type) { return type == LS_Q4_K ? 16 : 2; }
+static inline size_t ls_x16_quant_bytes(uint32_t type) {
+  return type == LS_Q8_0 ? 32 : type == LS_Q4_K ? 128 : 16;
+}
+static inline size_t ls_x16_block_bytes(uint32_t type) {
+  return LS_X16_ROWS * (ls_x16_head_bytes(type) + ls_x16_quant_bytes(type));
+}
+static inline size_t ls_x16_head_at(uint32_t type, size_t i) { return ls_x16_head_bytes(type) * i; }
+static inline size_t ls_x16_quant_at(uint32_t type, size_t k, size_t i) {
+  return LS_X16_ROWS * ls_x16_head_bytes(type) + 64 * k + 4 * i;
+}
 /* Prefetch the lines of block b of the X16 group at `group`, `ahead` bytes
  * further on: a group is one stream of bytes, and the hardware prefetcher
  * alone falls behind on it (docs/engine.md). */
 static inline void ls_x16_prefetch(const void *group, uint32_t type, int64_t b, size_t ahead) {
-  const size_t gb = ls_x16_block_bytes(type); /* 544 or 288 bytes */
+  const size_t gb = ls_x16_block_bytes(type); /* 544, 288 or 2304 bytes */
   const char *p = (const char *)group + (size_t)b * gb + ahead;
-#pragma GCC unroll 9
+#pragma GCC unroll 36
   for (size_t l = 0; l < (gb + 63) / 64; l++) __builtin_prefetch(p + 64 * l, 0, 3);
 }
 

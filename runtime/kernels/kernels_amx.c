@@ -199,7 +199,7 @@ AI group_block load_block(const int q4, const group_src *src, int64_t b, const u
   if (q4) {
     if (blk) {
       #pragma GCC unroll 4
-      for (int k = 0; k < 4; k++) p[k] = _mm512_loadu_si512(blk + ls_x16_quant_at((size_t)k, 0));
+      for (int k = 0; k < 4; k++) p[k] = _mm512_loadu_si512(blk + ls_x16_quant_at(LS_Q4_0, (size_t)k, 0));
     } else {
       rows_q4(src->rows, b, p);
     }
@@ -217,7 +217,7 @@ AI group_block load_block(const int q4, const group_src *src, int64_t b, const u
   } else {
     if (blk) {
       #pragma GCC unroll 8
-      for (int k = 0; k < 8; k++) g.w[k] = _mm512_loadu_si512(blk + ls_x16_quant_at((size_t)k, 0));
+      for (int k = 0; k < 8; k++) g.w[k] = _mm512_loadu_si512(blk + ls_x16_quant_at(LS_Q8_0, (size_t)k, 0));
     } else {
       rows_q8(src->rows, b, g.w);
     }
@@ -569,6 +569,9 @@ static void amx_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float 
   }
 }
 
+/* X16 for Q8_0 and Q4_0; Q4_K stays as ROWS, what q4k_matmul's tiles read. */
+static int amx_pack(ls_mat *w, void *data) { return w->type == LS_Q4_K ? 0 : ls_x16_pack(w, data); }
+
 static ls_kernels amx_table;
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 
@@ -579,7 +582,7 @@ static void amx_build(void) {
   amx_table.act_bytes = amx_act_bytes;
   amx_table.act_prepare = amx_act_prepare;
   amx_table.matmul = amx_matmul;
-  amx_table.pack = ls_x16_pack;
+  amx_table.pack = amx_pack;
 }
 
 const ls_kernels *ls_kernels_amx_table(const ls_kernels *avx512) {

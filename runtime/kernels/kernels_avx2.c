@@ -124,9 +124,10 @@ AI void load_oct(const int q4, const oct_src *s, int64_t b, oct_block *o) {
   if (s->x16) {
     const uint8_t *blk = s->x16 + (size_t)b * ls_x16_block_bytes(q4 ? LS_Q4_0 : LS_Q8_0);
     const size_t row = (size_t)OCT * s->half;
+    const uint32_t type = q4 ? LS_Q4_0 : LS_Q8_0;
     #pragma GCC unroll 8
-    for (int k = 0; k < nk; k++) p[k] = _mm256_loadu_si256((const __m256i *)(blk + ls_x16_quant_at((size_t)k, row)));
-    o->dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + ls_x16_scale_at(row))));
+    for (int k = 0; k < nk; k++) p[k] = _mm256_loadu_si256((const __m256i *)(blk + ls_x16_quant_at(type, (size_t)k, row)));
+    o->dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + ls_x16_head_at(type, row))));
   } else {
     const size_t off = (size_t)b * block_bytes(q4);
     oct_rows_16b(s->rows, off + 2, p);
@@ -343,6 +344,10 @@ static void a2_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
                       int64_t r1) {
   if (is_quant(w->type)) {
     quant_matmul(w, xa, xs, n, y, ldy, r0, r1);
+    return;
+  }
+  if (w->type == LS_Q4_K) { /* ROWS or X16 (kquants_avx2.c) */
+    ls_kq_matmul_avx2(w, xa, xs, n, y, ldy, r0, r1);
     return;
   }
   if (w->layout != LS_LAYOUT_ROWS) {

@@ -266,12 +266,16 @@ static void matmul_q6k(const ls_mat *w, const void *xa, size_t xs, int t0, int T
  * through one madd with the activation's bsums pair; then the reference's
  * float step (ls_kq_acc_k) lane by lane: the same integers and the same
  * float operations, so the same bits as the reference and as rows_k. One
- * multiply per 32 products where rows_k has two, and no horizontal sums,
- * against 8 row streams transposed in registers once per pass: from 2
- * tokens. One token stays with rows_k (one stream, prefetched), which read
- * Q4_K from DRAM a little faster than an oct did here (AVX2-only EPYC,
- * bench_matmul: 4.1-4.7 against 4.0-4.4 GB/s at 1 thread), as it also did
- * from an X16 copy of the rows; so Q4_K is not packed. */
+ * multiply per 32 products where rows_k has two, and no horizontal sums.
+ * The avx2 level packs Q4_K into the X16 layout at load (ls_model.h: a
+ * group's heads, then its rows' quant words interleaved): an oct's words
+ * are then plain loads, and one token reads a group's two octs in one pass,
+ * one stream (k4_dot1). From ROWS (the file mapping) the 8 rows are
+ * transposed in registers; one token there stays with rows_k, one stream
+ * and prefetched, which read DRAM faster than an oct of 8 row streams.
+ * AVX2-only EPYC, bench_matmul one token from DRAM, 1 / 2 threads: rows_k
+ * 5.1 / 8.8 GB/s, X16 octs 5.9-6.3 / 10.6-11.5 (software prefetch took
+ * them down to 4.5-5.0: it is left to the hardware). */
 
 typedef struct k4_oct {
   __m256i q[8][8];      /* [sub-block j][word kk] lane r: row r's values 32j + 4kk .. +3 (0..15) */
@@ -288,12 +292,40 @@ AI __m256i dword_byte_pairs(__m256i v, const int b) {
 
 /* Super-block b of 8 rows: their heads (d, dmin, the 12 bytes of scales and
  * mins) and quant words, transposed. */
-AI void k4_oct_load(const uint8_t *const *rows, int64_t b, k4_oct *o) {
-  __m256i h[4], w[32];
-  const size_t off = (size_t)b * sizeof(ls_block_q4_K);
-  oct_rows_16b(rows, off, h);
+/* Super-block b of an oct: h[0] lane r = row r's d | dmin << 16, h[1..3]
+ * its 12 bytes of scales and mins. */
+AI void k4_heads(const oct_src *s, int64_t b, __m256i *h) {
+  if (!s->x16) {
+    oct_rows_16b(s->rows, (size_t)b * sizeof(ls_block_q4_K), h);
+    return;
+  }
+  const uint8_t *blk = s->x16 + (size_t)b * ls_x16_block_bytes(LS_Q4_K);
+  const uint8_t *heads[OCT];
   #pragma GCC unroll 8
-  for (int c = 0; c < 8; c++) oct_rows_16b(rows, off + 16 + 16 * (size_t)c, w + 4 * c);
+  for (int i = 0; i < OCT; i++) heads[i] = blk + ls_x16_head_at(LS_Q4_K, (size_t)(OCT * s->half + i));
+  oct_rows_16b(heads, 0, h);
+}
+
+/* The 8 quant words of 32-byte group g (sub-blocks 2g and 2g + 1). */
+AI void k4_group_words(const oct_src *s, int64_t b, int g, __m256i *w) {
+  if (!s->x16) {
+    const size_t off = (size_t)b * sizeof(ls_block_q4_K) + 16 + 32 * (size_t)g;
+    oct_rows_16b(s->rows, off, w);
+    oct_rows_16b(s->rows, off + 16, w + 4);
+    return;
+  }
+  const uint8_t *blk = s->x16 + (size_t)b * ls_x16_block_bytes(LS_Q4_K);
+  #pragma GCC unroll 8
+  for (int kk = 0; kk < 8; kk++)
+    w[kk] = _mm256_loadu_si256(
+        (const __m256i *)(blk + ls_x16_quant_at(LS_Q4_K, (size_t)(8 * g + kk), (size_t)(OCT * s->half))));
+}
+
+AI void k4_oct_load(const oct_src *src, int64_t b, k4_oct *o) {
+  __m256i h[4], w[32];
+  k4_heads(src, b, h);
+  #pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) k4_group_words(src, b, g, w + 8 * g);
   /* scales_mins_k4's unpacking, lane by lane: h[1..3] = the 12 bytes */
   const __m256i k1 = _mm256_set1_epi32(0x3f3f3f3f), k2 = _mm256_set1_epi32(0x0f0f0f0f),
                 k3 = _mm256_set1_epi32(0x03030303);
@@ -345,6 +377,69 @@ AI __m256 k4_oct_step(const k4_oct *o, const ls_block_q8_K *x, __m256 acc) {
   return _mm256_add_ps(acc, _mm256_sub_ps(a, m));
 }
 
+/* One token, without the k4_oct copy (its 80 vector stores per super-block
+ * would cost more than the products): each 16-byte column of the 8 rows is
+ * transposed, split into nibbles and multiplied as it is loaded. The same
+ * integers and float step as k4_oct_load + k4_oct_step. */
+AI __m256 k4_oct_dot1(const oct_src *src, int64_t b, const ls_block_q8_K *x, __m256 acc) {
+  __m256i h[4];
+  k4_heads(src, b, h);
+  const __m256i k1 = _mm256_set1_epi32(0x3f3f3f3f), k2 = _mm256_set1_epi32(0x0f0f0f0f),
+                k3 = _mm256_set1_epi32(0x03030303), m4 = _mm256_set1_epi8(15);
+  const __m256i u0 = h[1], u1 = h[2], u2 = h[3];
+  const __m256i s03 = _mm256_and_si256(u0, k1), m03 = _mm256_and_si256(u1, k1);
+  const __m256i s47 = _mm256_or_si256(_mm256_and_si256(u2, k2),
+                                      _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u0, 6), k3), 4));
+  const __m256i m47 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), k2),
+                                      _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u1, 6), k3), 4));
+  __m256i isum = _mm256_setzero_si256(), msum = _mm256_setzero_si256();
+  #pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g + 1 (high) */
+    __m256i lo16 = _mm256_setzero_si256(), hi16 = _mm256_setzero_si256(), w[8];
+    k4_group_words(src, b, g, w);
+    #pragma GCC unroll 8
+    for (int kk = 0; kk < 8; kk++) {
+      lo16 = _mm256_add_epi16(lo16, _mm256_maddubs_epi16(_mm256_and_si256(w[kk], m4),
+                                                         oct_bcast4(x->qs + 64 * g + 4 * kk)));
+      hi16 = _mm256_add_epi16(hi16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w[kk], 4), m4),
+                                                         oct_bcast4(x->qs + 64 * g + 32 + 4 * kk)));
+    }
+    const __m256i sv = g < 2 ? s03 : s47, mv = g < 2 ? m03 : m47;
+    const int j = (2 * g) % 4;
+    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(lo16, dword_byte_pairs(sv, j)));
+    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(hi16, dword_byte_pairs(sv, j + 1)));
+    msum = _mm256_add_epi32(msum, _mm256_madd_epi16(dword_byte_pairs(mv, j), oct_bcast4(x->bsums + 4 * g)));
+    msum = _mm256_add_epi32(msum, _mm256_madd_epi16(dword_byte_pairs(mv, j + 1), oct_bcast4(x->bsums + 4 * g + 2)));
+  }
+  __m256i dd = _mm256_packus_epi32(_mm256_and_si256(h[0], _mm256_set1_epi32(0xffff)), _mm256_srli_epi32(h[0], 16));
+  dd = _mm256_permute4x64_epi64(dd, 0xd8);
+  const __m256 dx = _mm256_set1_ps(x->d);
+  const __m256 a = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_cvtph_ps(_mm256_castsi256_si128(dd))), _mm256_cvtepi32_ps(isum));
+  const __m256 m = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_cvtph_ps(_mm256_extracti128_si256(dd, 1))),
+                                 _mm256_cvtepi32_ps(msum));
+  return _mm256_add_ps(acc, _mm256_sub_ps(a, m));
+}
+
+/* One token, H octs (H = 2: the two halves of an X16 group, one stream). */
+AI void k4_dot1(const int H, const oct_src *src, int64_t nb, const ls_block_q8_K *x, float *y, const int64_t *row0,
+                const int (*live)[2]) {
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int64_t b = 0; b < nb; b++) {
+    #pragma GCC unroll 2
+    for (int h = 0; h < H; h++) acc[h] = k4_oct_dot1(&src[h], b, x + b, acc[h]);
+  }
+  #pragma GCC unroll 2
+  for (int h = 0; h < H; h++) oct_store(y + row0[h], acc[h], live[h][0], live[h][1]);
+}
+__attribute__((noinline)) static void k4_dot1_h1(const oct_src *src, int64_t nb, const ls_block_q8_K *x, float *y,
+                                                 const int64_t *row0, const int (*live)[2]) {
+  k4_dot1(1, src, nb, x, y, row0, live);
+}
+__attribute__((noinline)) static void k4_dot1_h2(const oct_src *src, int64_t nb, const ls_block_q8_K *x, float *y,
+                                                 const int64_t *row0, const int (*live)[2]) {
+  k4_dot1(2, src, nb, x, y, row0, live);
+}
+
 #define K4_T 8 /* tokens per oct pass */
 
 AI void k4_pass(const int T, const oct_src *src, int64_t nb, const void *xa, size_t xs, int t0, float *y, int64_t ldy,
@@ -354,7 +449,7 @@ AI void k4_pass(const int T, const oct_src *src, int64_t nb, const void *xa, siz
   for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
   k4_oct o;
   for (int64_t b = 0; b < nb; b++) {
-    k4_oct_load(src->rows, b, &o);
+    k4_oct_load(src, b, &o);
     #pragma GCC unroll 8
     for (int t = 0; t < T; t++)
       acc[t] = k4_oct_step(&o, (const ls_block_q8_K *)((const char *)xa + (size_t)(t0 + t) * xs) + b, acc[t]);
@@ -380,22 +475,37 @@ K4_PASS(8)
 static const k4_pass_fn k4_passes[K4_T] = {k4_pass_1, k4_pass_2, k4_pass_3, k4_pass_4,
                                            k4_pass_5, k4_pass_6, k4_pass_7, k4_pass_8};
 
-/* 2 tokens or more (a last token alone takes a 1-token pass: the same bits). */
+/* Octs in pairs (one X16 group): one token goes through k4_dot1, both
+ * octs together; more tokens through k4_pass, an oct at a time, K4_T
+ * tokens a pass (a last token alone takes a 1-token pass: the same bits). */
 static void matmul_q4k_octs(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
                             int64_t r1) {
   const int64_t nb = w->cols / LS_QK_K;
-  for (int64_t o = r0 - r0 % OCT; o < r1; o += OCT) {
-    oct_src src;
-    oct_source(w, o, &src);
-    const int lo = r0 > o ? (int)(r0 - o) : 0, hi = r1 - o < OCT ? (int)(r1 - o) : OCT;
-    for (int t = 0; t < n; t += K4_T) k4_passes[(n - t < K4_T ? n - t : K4_T) - 1](&src, nb, xa, xs, t, y, ldy, o, lo, hi);
+  for (int64_t o = r0 - r0 % OCT; o < r1; o += 2 * OCT) {
+    oct_src src[2];
+    int64_t row0[2];
+    int live[2][2];
+    const int H = o + OCT < r1 ? 2 : 1;
+    for (int h = 0; h < H; h++) {
+      row0[h] = o + OCT * h;
+      oct_source(w, row0[h], &src[h]);
+      live[h][0] = r0 > row0[h] ? (int)(r0 - row0[h]) : 0;
+      live[h][1] = r1 - row0[h] < OCT ? (int)(r1 - row0[h]) : OCT;
+    }
+    if (n == 1) {
+      (H == 2 ? k4_dot1_h2 : k4_dot1_h1)(src, nb, (const ls_block_q8_K *)xa, y, row0, live);
+      continue;
+    }
+    for (int h = 0; h < H; h++)
+      for (int t = 0; t < n; t += K4_T)
+        k4_passes[(n - t < K4_T ? n - t : K4_T) - 1](&src[h], nb, xa, xs, t, y, ldy, row0[h], live[h][0], live[h][1]);
   }
 }
 
 void ls_kq_matmul_avx2(const ls_mat *w, const void *xa, size_t xa_stride, int n, float *y, int64_t ldy, int64_t r0,
                        int64_t r1) {
   void (*fn)(const ls_mat *, const void *, size_t, int, int, float *, int64_t, int64_t, int64_t);
-  if (w->type == LS_Q4_K && n >= 2) {
+  if (w->type == LS_Q4_K && (n >= 2 || w->layout == LS_LAYOUT_X16)) {
     matmul_q4k_octs(w, xa, xa_stride, n, y, ldy, r0, r1);
     return;
   }

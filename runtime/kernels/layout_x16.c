@@ -8,19 +8,22 @@
 #include "kernels.h"
 
 int ls_x16_packable(const ls_mat *w) {
-  return (w->type == LS_Q8_0 || w->type == LS_Q4_0) && w->layout == LS_LAYOUT_ROWS && w->rows >= LS_X16_ROWS &&
-         w->row_bytes <= LS_X16_ROW_BYTES_MAX && w->cols % LS_QK == 0;
+  return (w->type == LS_Q8_0 || w->type == LS_Q4_0 || w->type == LS_Q4_K) && w->layout == LS_LAYOUT_ROWS &&
+         w->rows >= LS_X16_ROWS && w->row_bytes <= LS_X16_ROW_BYTES_MAX &&
+         w->cols % ls_dtype_block_elems(w->type) == 0;
 }
+
+static int64_t blocks_per_row(const ls_mat *w) { return w->cols / ls_dtype_block_elems(w->type); }
 
 /* One group: rows (ROWS, 16 x row_bytes) -> out (X16). */
 static void pack_group(uint32_t type, int64_t nb, size_t row_bytes, const uint8_t *rows, uint8_t *out) {
-  const size_t bb = 2 + ls_x16_quant_bytes(type), qb = ls_x16_quant_bytes(type);
+  const size_t hb = ls_x16_head_bytes(type), qb = ls_x16_quant_bytes(type), bb = hb + qb;
   for (int64_t b = 0; b < nb; b++) {
     uint8_t *blk = out + (size_t)b * ls_x16_block_bytes(type);
     for (int i = 0; i < LS_X16_ROWS; i++) {
       const uint8_t *src = rows + (size_t)i * row_bytes + (size_t)b * bb;
-      memcpy(blk + ls_x16_scale_at((size_t)i), src, 2);
-      for (size_t k = 0; k < qb / 4; k++) memcpy(blk + ls_x16_quant_at(k, (size_t)i), src + 2 + 4 * k, 4);
+      memcpy(blk + ls_x16_head_at(type, (size_t)i), src, hb);
+      for (size_t k = 0; k < qb / 4; k++) memcpy(blk + ls_x16_quant_at(type, k, (size_t)i), src + hb + 4 * k, 4);
     }
   }
 }
@@ -30,7 +33,7 @@ int ls_x16_pack(ls_mat *w, void *data) {
   const size_t group_bytes = LS_X16_ROWS * w->row_bytes;
   uint8_t *rows = malloc(group_bytes);
   if (!rows) return -1;
-  const int64_t nb = w->cols / LS_QK;
+  const int64_t nb = blocks_per_row(w);
   for (int64_t g = 0; g + LS_X16_ROWS <= w->rows; g += LS_X16_ROWS) {
     uint8_t *p = (uint8_t *)data + (size_t)g * w->row_bytes;
     memcpy(rows, p, group_bytes);
@@ -48,14 +51,14 @@ void ls_x16_unpack_row(const ls_mat *w, int64_t r, void *out) {
     memcpy(out, data + (size_t)r * w->row_bytes, w->row_bytes);
     return;
   }
-  const size_t bb = 2 + ls_x16_quant_bytes(w->type), qb = ls_x16_quant_bytes(w->type);
-  const int64_t g = r / LS_X16_ROWS, i = r % LS_X16_ROWS, nb = w->cols / LS_QK;
+  const size_t hb = ls_x16_head_bytes(w->type), qb = ls_x16_quant_bytes(w->type), bb = hb + qb;
+  const int64_t g = r / LS_X16_ROWS, i = r % LS_X16_ROWS, nb = blocks_per_row(w);
   const uint8_t *grp = data + (size_t)(g * LS_X16_ROWS) * w->row_bytes;
   for (int64_t b = 0; b < nb; b++) {
     const uint8_t *blk = grp + (size_t)b * ls_x16_block_bytes(w->type);
     uint8_t *dst = (uint8_t *)out + (size_t)b * bb;
-    memcpy(dst, blk + ls_x16_scale_at((size_t)i), 2);
-    for (size_t k = 0; k < qb / 4; k++) memcpy(dst + 2 + 4 * k, blk + ls_x16_quant_at(k, (size_t)i), 4);
+    memcpy(dst, blk + ls_x16_head_at(w->type, (size_t)i), hb);
+    for (size_t k = 0; k < qb / 4; k++) memcpy(dst + hb + 4 * k, blk + ls_x16_quant_at(w->type, k, (size_t)i), 4);
   }
 }
 

@@ -230,6 +230,49 @@ static double q81_sum_rounding(uint32_t type, const void *row, const void *xa, i
   return e;
 }
 
+/* A packable matrix (Q4_K, 16 rows or more: the avx2 level packs it at
+ * load) in the X16 layout: unpacks to its bytes, and every level still gives
+ * the reference's bits yr, for a row range cut inside a group; one token
+ * alone and one row at a time too. */
+static void check_x16(const ls_mat *w, const float *x, int n, const float *yr) {
+  if (!ls_x16_packable(w)) return;
+  const size_t bytes = w->row_bytes * (size_t)w->rows;
+  char *wp = malloc(bytes), *row = malloc(w->row_bytes);
+  memcpy(wp, w->data, bytes);
+  ls_mat p = *w;
+  p.data = wp;
+  ck_assert_int_eq(ls_x16_pack(&p, wp), 0);
+  ck_assert_int_eq(p.layout, LS_LAYOUT_X16);
+  ck_assert(memcmp(wp, w->data, bytes) != 0); /* the bytes moved */
+  for (int64_t r = 0; r < w->rows; r++) {
+    ls_x16_unpack_row(&p, r, row);
+    ck_assert(memcmp(row, (const char *)w->data + w->row_bytes * (size_t)r, w->row_bytes) == 0);
+  }
+  const int64_t rows = w->rows;
+  float *y = calloc((size_t)n * (size_t)rows, 4), *y1 = calloc((size_t)rows, 4);
+  for (int level = LS_KL_REF; level <= LS_KL_MAX; level++) {
+    const ls_kernels *k = ls_kernels_level(level);
+    if (!k) continue;
+    size_t ss;
+    void *xs = prepare(k, w->type, x, n, w->cols, &ss);
+    const int64_t cut = rows / 3 + 1; /* not a multiple of 8 or 16 */
+    memset(y, 0, sizeof(float) * (size_t)n * (size_t)rows);
+    k->matmul(&p, xs, ss, n, y, rows, cut, rows);
+    k->matmul(&p, xs, ss, n, y, rows, 0, cut);
+    ck_assert_msg(memcmp(y, yr, sizeof(float) * (size_t)n * (size_t)rows) == 0,
+                  "%s %s X16 rows %lld n %d: not bit-identical to the reference", k->name, ls_dtype_name(w->type),
+                  (long long)rows, n);
+    for (int t = 0; t < n; t += 1 + n / 3) {
+      k->matmul(&p, (char *)xs + ss * t, ss, 1, y1, rows, 0, rows);
+      for (int64_t r = rows - 1; r >= 0; r -= 5) k->matmul(&p, (char *)xs + ss * t, ss, 1, y1, 0, r, r + 1);
+      ck_assert_msg(memcmp(y1, yr + (size_t)t * (size_t)rows, sizeof(float) * (size_t)rows) == 0,
+                    "%s %s X16 one token: not bit-identical to the reference", k->name, ls_dtype_name(w->type));
+    }
+    free(xs);
+  }
+  free(y); free(y1); free(row); free(wp);
+}
+
 static void check_matmul(uint32_t type, int64_t rows, int64_t cols, int n) {
   const ls_kernels *ref = &ls_kernels_ref;
   size_t rb = ls_dtype_row_bytes(type, cols);
@@ -282,6 +325,7 @@ static void check_matmul(uint32_t type, int64_t rows, int64_t cols, int n) {
     free(y1);
     free(xs);
   }
+  check_x16(&w, x, n, yr);
   free(xq); free(yr); free(ys); free(xr); free(x); free(wd); free(deq);
 }
 
