@@ -126,7 +126,8 @@ AI void load_oct(const int q4, const oct_src *s, int64_t b, oct_block *o) {
     const size_t row = (size_t)OCT * s->half;
     const uint32_t type = q4 ? LS_Q4_0 : LS_Q8_0;
     #pragma GCC unroll 8
-    for (int k = 0; k < nk; k++) p[k] = _mm256_loadu_si256((const __m256i *)(blk + ls_x16_quant_at(type, (size_t)k, row)));
+    for (int k = 0; k < nk; k++)
+      p[k] = _mm256_loadu_si256((const __m256i *)(blk + ls_x16_quant_at(type, (size_t)k, row)));
     o->dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + ls_x16_head_at(type, row))));
   } else {
     const size_t off = (size_t)b * block_bytes(q4);
@@ -241,26 +242,17 @@ static void quant_matmul(const ls_mat *w, const void *xa, size_t xs, int n, floa
   const int q4 = w->type == LS_Q4_0;
   const int64_t nb = w->cols / LS_QK;
   for (int64_t o = r0 - r0 % OCT; o < r1; o += 2 * OCT) {
-    oct_src src[2];
-    int64_t row0[2];
-    int live[2][2];
-    const int H = o + OCT < r1 ? 2 : 1;
-    for (int h = 0; h < H; h++) {
-      const int64_t oh = o + OCT * h;
-      oct_source(w, oh, &src[h]);
-      row0[h] = oh;
-      live[h][0] = r0 > oh ? (int)(r0 - oh) : 0;
-      live[h][1] = r1 - oh < OCT ? (int)(r1 - oh) : OCT;
-    }
+    oct_pair p;
+    const int H = oct_pair_at(w, o, r0, r1, &p);
     int t = 0;
     if (H == 2 && n <= 2) {
-      oct_passes[q4][1][n - 1](src, nb, xa, xs, 0, y, ldy, row0, live);
+      oct_passes[q4][1][n - 1](p.src, nb, xa, xs, 0, y, ldy, p.row0, p.live);
       continue;
     }
     for (int h = 0; h < H; h++)
       for (t = 0; t < n; t += OCT_T) {
         const int T = n - t < OCT_T ? n - t : OCT_T;
-        oct_passes[q4][0][T - 1](&src[h], nb, xa, xs, t, y, ldy, &row0[h], &live[h]);
+        oct_passes[q4][0][T - 1](&p.src[h], nb, xa, xs, t, y, ldy, &p.row0[h], &p.live[h]);
       }
   }
 }

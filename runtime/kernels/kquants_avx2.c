@@ -68,7 +68,8 @@ AI __m256i k4_scale(__m256i both, int j) { return _mm256_shuffle_epi8(both, word
 /* sum_j m[j] * (bsums[2j] + bsums[2j+1]) as 4 int32 lanes to add up: a
  * pair of bsums is at most 32 * 127, an int16. */
 AI __m128i k4_mins_dot(__m256i sm, const int16_t *bsums) {
-  __m128i q8sums = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums), _mm_loadu_si128((const __m128i *)(bsums + 8)));
+  const __m128i lo = _mm_loadu_si128((const __m128i *)bsums), hi = _mm_loadu_si128((const __m128i *)(bsums + 8));
+  const __m128i q8sums = _mm_hadd_epi16(lo, hi);
   return _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), q8sums);
 }
 
@@ -286,8 +287,8 @@ typedef struct k4_oct {
 /* Byte b of each dword of v as an int16 in both halves of the dword. */
 AI __m256i dword_byte_pairs(__m256i v, const int b) {
   const char z = (char)0x80;
-  return _mm256_shuffle_epi8(v, _mm256_setr_epi8(b, z, b, z, 4 + b, z, 4 + b, z, 8 + b, z, 8 + b, z, 12 + b, z, 12 + b,
-                                                 z, b, z, b, z, 4 + b, z, 4 + b, z, 8 + b, z, 8 + b, z, 12 + b, z, 12 + b, z));
+  const __m128i lane = _mm_setr_epi8(b, z, b, z, 4 + b, z, 4 + b, z, 8 + b, z, 8 + b, z, 12 + b, z, 12 + b, z);
+  return _mm256_shuffle_epi8(v, _mm256_set_m128i(lane, lane));
 }
 
 /* Super-block b of 8 rows: their heads (d, dmin, the 12 bytes of scales and
@@ -321,32 +322,44 @@ AI void k4_group_words(const oct_src *s, int64_t b, int g, __m256i *w) {
         (const __m256i *)(blk + ls_x16_quant_at(LS_Q4_K, (size_t)(8 * g + kk), (size_t)(OCT * s->half))));
 }
 
+/* The 6-bit scales and mins of an oct's super-block (scales_mins_k4's
+ * unpacking, lane by lane) from its heads h[1..3]: s[0] scales 0..3, s[1]
+ * scales 4..7, s[2] mins 0..3, s[3] mins 4..7, a byte each per lane. */
+AI void k4_scales_mins(const __m256i *h, __m256i *s) {
+  const __m256i k1 = _mm256_set1_epi32(0x3f3f3f3f), k2 = _mm256_set1_epi32(0x0f0f0f0f),
+                k3 = _mm256_set1_epi32(0x03030303);
+  const __m256i u0 = h[1], u1 = h[2], u2 = h[3];
+  s[0] = _mm256_and_si256(u0, k1);
+  s[1] = _mm256_or_si256(_mm256_and_si256(u2, k2),
+                         _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u0, 6), k3), 4));
+  s[2] = _mm256_and_si256(u1, k1);
+  s[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), k2),
+                         _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u1, 6), k3), 4));
+}
+
+/* d and dmin of the oct's rows from h[0] (lane r = d | dmin << 16, fp16). */
+AI void k4_d_dmin(__m256i h0, __m256 *d, __m256 *dmin) {
+  __m256i dd = _mm256_packus_epi32(_mm256_and_si256(h0, _mm256_set1_epi32(0xffff)), _mm256_srli_epi32(h0, 16));
+  dd = _mm256_permute4x64_epi64(dd, 0xd8); /* d of rows 0..7, then dmin of rows 0..7 */
+  *d = _mm256_cvtph_ps(_mm256_castsi256_si128(dd));
+  *dmin = _mm256_cvtph_ps(_mm256_extracti128_si256(dd, 1));
+}
+
 AI void k4_oct_load(const oct_src *src, int64_t b, k4_oct *o) {
   __m256i h[4], w[32];
   k4_heads(src, b, h);
   #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) k4_group_words(src, b, g, w + 8 * g);
-  /* scales_mins_k4's unpacking, lane by lane: h[1..3] = the 12 bytes */
-  const __m256i k1 = _mm256_set1_epi32(0x3f3f3f3f), k2 = _mm256_set1_epi32(0x0f0f0f0f),
-                k3 = _mm256_set1_epi32(0x03030303);
-  const __m256i u0 = h[1], u1 = h[2], u2 = h[3];
-  const __m256i s03 = _mm256_and_si256(u0, k1), m03 = _mm256_and_si256(u1, k1);
-  const __m256i s47 = _mm256_or_si256(_mm256_and_si256(u2, k2),
-                                      _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u0, 6), k3), 4));
-  const __m256i m47 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), k2),
-                                      _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u1, 6), k3), 4));
+  __m256i sm[4];
+  k4_scales_mins(h, sm);
   #pragma GCC unroll 4
   for (int j = 0; j < 4; j++) {
-    o->sc[j] = dword_byte_pairs(s03, j);
-    o->sc[j + 4] = dword_byte_pairs(s47, j);
-    o->mn[j] = dword_byte_pairs(m03, j);
-    o->mn[j + 4] = dword_byte_pairs(m47, j);
+    o->sc[j] = dword_byte_pairs(sm[0], j);
+    o->sc[j + 4] = dword_byte_pairs(sm[1], j);
+    o->mn[j] = dword_byte_pairs(sm[2], j);
+    o->mn[j + 4] = dword_byte_pairs(sm[3], j);
   }
-  /* h[0] lane r = d | dmin << 16 (fp16) */
-  __m256i dd = _mm256_packus_epi32(_mm256_and_si256(h[0], _mm256_set1_epi32(0xffff)), _mm256_srli_epi32(h[0], 16));
-  dd = _mm256_permute4x64_epi64(dd, 0xd8); /* d of rows 0..7, then dmin of rows 0..7 */
-  o->dw = _mm256_cvtph_ps(_mm256_castsi256_si128(dd));
-  o->dmin = _mm256_cvtph_ps(_mm256_extracti128_si256(dd, 1));
+  k4_d_dmin(h[0], &o->dw, &o->dmin);
   /* 32-byte group g: sub-block 2g in the low nibbles, 2g + 1 in the high */
   const __m256i m4 = _mm256_set1_epi8(15);
   #pragma GCC unroll 4
@@ -384,14 +397,9 @@ AI __m256 k4_oct_step(const k4_oct *o, const ls_block_q8_K *x, __m256 acc) {
 AI __m256 k4_oct_dot1(const oct_src *src, int64_t b, const ls_block_q8_K *x, __m256 acc) {
   __m256i h[4];
   k4_heads(src, b, h);
-  const __m256i k1 = _mm256_set1_epi32(0x3f3f3f3f), k2 = _mm256_set1_epi32(0x0f0f0f0f),
-                k3 = _mm256_set1_epi32(0x03030303), m4 = _mm256_set1_epi8(15);
-  const __m256i u0 = h[1], u1 = h[2], u2 = h[3];
-  const __m256i s03 = _mm256_and_si256(u0, k1), m03 = _mm256_and_si256(u1, k1);
-  const __m256i s47 = _mm256_or_si256(_mm256_and_si256(u2, k2),
-                                      _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u0, 6), k3), 4));
-  const __m256i m47 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), k2),
-                                      _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u1, 6), k3), 4));
+  const __m256i m4 = _mm256_set1_epi8(15);
+  __m256i sm[4];
+  k4_scales_mins(h, sm);
   __m256i isum = _mm256_setzero_si256(), msum = _mm256_setzero_si256();
   #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g + 1 (high) */
@@ -404,19 +412,18 @@ AI __m256 k4_oct_dot1(const oct_src *src, int64_t b, const ls_block_q8_K *x, __m
       hi16 = _mm256_add_epi16(hi16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w[kk], 4), m4),
                                                          oct_bcast4(x->qs + 64 * g + 32 + 4 * kk)));
     }
-    const __m256i sv = g < 2 ? s03 : s47, mv = g < 2 ? m03 : m47;
+    const __m256i sv = sm[g / 2], mv = sm[2 + g / 2];
     const int j = (2 * g) % 4;
     isum = _mm256_add_epi32(isum, _mm256_madd_epi16(lo16, dword_byte_pairs(sv, j)));
     isum = _mm256_add_epi32(isum, _mm256_madd_epi16(hi16, dword_byte_pairs(sv, j + 1)));
     msum = _mm256_add_epi32(msum, _mm256_madd_epi16(dword_byte_pairs(mv, j), oct_bcast4(x->bsums + 4 * g)));
     msum = _mm256_add_epi32(msum, _mm256_madd_epi16(dword_byte_pairs(mv, j + 1), oct_bcast4(x->bsums + 4 * g + 2)));
   }
-  __m256i dd = _mm256_packus_epi32(_mm256_and_si256(h[0], _mm256_set1_epi32(0xffff)), _mm256_srli_epi32(h[0], 16));
-  dd = _mm256_permute4x64_epi64(dd, 0xd8);
+  __m256 dw, dmin;
+  k4_d_dmin(h[0], &dw, &dmin);
   const __m256 dx = _mm256_set1_ps(x->d);
-  const __m256 a = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_cvtph_ps(_mm256_castsi256_si128(dd))), _mm256_cvtepi32_ps(isum));
-  const __m256 m = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_cvtph_ps(_mm256_extracti128_si256(dd, 1))),
-                                 _mm256_cvtepi32_ps(msum));
+  const __m256 a = _mm256_mul_ps(_mm256_mul_ps(dx, dw), _mm256_cvtepi32_ps(isum));
+  const __m256 m = _mm256_mul_ps(_mm256_mul_ps(dx, dmin), _mm256_cvtepi32_ps(msum));
   return _mm256_add_ps(acc, _mm256_sub_ps(a, m));
 }
 
@@ -482,23 +489,17 @@ static void matmul_q4k_octs(const ls_mat *w, const void *xa, size_t xs, int n, f
                             int64_t r1) {
   const int64_t nb = w->cols / LS_QK_K;
   for (int64_t o = r0 - r0 % OCT; o < r1; o += 2 * OCT) {
-    oct_src src[2];
-    int64_t row0[2];
-    int live[2][2];
-    const int H = o + OCT < r1 ? 2 : 1;
-    for (int h = 0; h < H; h++) {
-      row0[h] = o + OCT * h;
-      oct_source(w, row0[h], &src[h]);
-      live[h][0] = r0 > row0[h] ? (int)(r0 - row0[h]) : 0;
-      live[h][1] = r1 - row0[h] < OCT ? (int)(r1 - row0[h]) : OCT;
-    }
+    oct_pair p;
+    const int H = oct_pair_at(w, o, r0, r1, &p);
     if (n == 1) {
-      (H == 2 ? k4_dot1_h2 : k4_dot1_h1)(src, nb, (const ls_block_q8_K *)xa, y, row0, live);
+      (H == 2 ? k4_dot1_h2 : k4_dot1_h1)(p.src, nb, (const ls_block_q8_K *)xa, y, p.row0, p.live);
       continue;
     }
     for (int h = 0; h < H; h++)
-      for (int t = 0; t < n; t += K4_T)
-        k4_passes[(n - t < K4_T ? n - t : K4_T) - 1](&src[h], nb, xa, xs, t, y, ldy, row0[h], live[h][0], live[h][1]);
+      for (int t = 0; t < n; t += K4_T) {
+        const int T = n - t < K4_T ? n - t : K4_T;
+        k4_passes[T - 1](&p.src[h], nb, xa, xs, t, y, ldy, p.row0[h], p.live[h][0], p.live[h][1]);
+      }
   }
 }
 

@@ -33,6 +33,27 @@ static inline void oct_source(const ls_mat *w, int64_t o, oct_src *src) {
   }
 }
 
+/* The octs of rows r0 .. r1-1 come in pairs, o and o + 8 (o from the oct
+ * holding r0, in steps of 16): the pair's sources, first rows and stored
+ * lanes [live[h][0], live[h][1]); returns how many of the two are in range. */
+typedef struct oct_pair {
+  oct_src src[2];
+  int64_t row0[2];
+  int live[2][2];
+} oct_pair;
+
+static inline int oct_pair_at(const ls_mat *w, int64_t o, int64_t r0, int64_t r1, oct_pair *p) {
+  const int H = o + OCT < r1 ? 2 : 1;
+  for (int h = 0; h < H; h++) {
+    const int64_t oh = o + OCT * h;
+    oct_source(w, oh, &p->src[h]);
+    p->row0[h] = oh;
+    p->live[h][0] = r0 > oh ? (int)(r0 - oh) : 0;
+    p->live[h][1] = r1 - oh < OCT ? (int)(r1 - oh) : OCT;
+  }
+  return H;
+}
+
 /* z[i] = (rows i, i + 4: 4 dwords each, low and high 128 bits) -> p[k] lane
  * r = row r's dword k: a 4 x 4 transpose of dwords in each half. */
 static inline __attribute__((always_inline)) void oct_transpose_4x4(const __m256i *z, __m256i *p) {
