@@ -271,7 +271,7 @@ static void matmul_q6k(const ls_mat *w, const void *xa, size_t xs, int t0, int T
  * The avx2 level packs Q4_K into the X16 layout at load (ls_model.h: a
  * group's heads, then its rows' quant words interleaved): an oct's words
  * are then plain loads, and one token reads a group's two octs in one pass,
- * one stream (k4_dot1). From ROWS (the file mapping) the 8 rows are
+ * one stream (k4_dot; 2 tokens too). From ROWS (the file mapping) the 8 rows are
  * transposed in registers; one token there stays with rows_k, one stream
  * and prefetched, which read DRAM faster than an oct of 8 row streams.
  * AVX2-only EPYC, bench_matmul one token from DRAM, 1 / 2 threads: rows_k
@@ -390,62 +390,89 @@ AI __m256 k4_oct_step(const k4_oct *o, const ls_block_q8_K *x, __m256 acc) {
   return _mm256_add_ps(acc, _mm256_sub_ps(a, m));
 }
 
-/* One token, without the k4_oct copy (its 80 vector stores per super-block
- * would cost more than the products): each 16-byte column of the 8 rows is
- * transposed, split into nibbles and multiplied as it is loaded. The same
- * integers and float step as k4_oct_load + k4_oct_step. */
-AI __m256 k4_oct_dot1(const oct_src *src, int64_t b, const ls_block_q8_K *x, __m256 acc) {
+/* 1 or 2 tokens, without the k4_oct copy (its 80 vector stores per
+ * super-block would cost more than the products): each column of quant
+ * words is split into nibbles and multiplied as it is loaded. The same
+ * integers and float step as k4_oct_load + k4_oct_step. x[t]: token t's
+ * block b. */
+AI void k4_oct_dot(const int T, const oct_src *src, int64_t b, const ls_block_q8_K *const *x, __m256 *acc) {
   __m256i h[4];
   k4_heads(src, b, h);
   const __m256i m4 = _mm256_set1_epi8(15);
   __m256i sm[4];
   k4_scales_mins(h, sm);
-  __m256i isum = _mm256_setzero_si256(), msum = _mm256_setzero_si256();
+  __m256i isum[2], msum[2];
+  #pragma GCC unroll 2
+  for (int t = 0; t < T; t++) isum[t] = msum[t] = _mm256_setzero_si256();
   #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g + 1 (high) */
-    __m256i lo16 = _mm256_setzero_si256(), hi16 = _mm256_setzero_si256(), w[8];
+    __m256i lo16[2], hi16[2], w[8];
+    #pragma GCC unroll 2
+    for (int t = 0; t < T; t++) lo16[t] = hi16[t] = _mm256_setzero_si256();
     k4_group_words(src, b, g, w);
     #pragma GCC unroll 8
     for (int kk = 0; kk < 8; kk++) {
-      lo16 = _mm256_add_epi16(lo16, _mm256_maddubs_epi16(_mm256_and_si256(w[kk], m4),
-                                                         oct_bcast4(x->qs + 64 * g + 4 * kk)));
-      hi16 = _mm256_add_epi16(hi16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w[kk], 4), m4),
-                                                         oct_bcast4(x->qs + 64 * g + 32 + 4 * kk)));
+      const __m256i lo = _mm256_and_si256(w[kk], m4), hi = _mm256_and_si256(_mm256_srli_epi16(w[kk], 4), m4);
+      #pragma GCC unroll 2
+      for (int t = 0; t < T; t++) {
+        lo16[t] = _mm256_add_epi16(lo16[t], _mm256_maddubs_epi16(lo, oct_bcast4(x[t]->qs + 64 * g + 4 * kk)));
+        hi16[t] = _mm256_add_epi16(hi16[t], _mm256_maddubs_epi16(hi, oct_bcast4(x[t]->qs + 64 * g + 32 + 4 * kk)));
+      }
     }
-    const __m256i sv = sm[g / 2], mv = sm[2 + g / 2];
     const int j = (2 * g) % 4;
-    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(lo16, dword_byte_pairs(sv, j)));
-    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(hi16, dword_byte_pairs(sv, j + 1)));
-    msum = _mm256_add_epi32(msum, _mm256_madd_epi16(dword_byte_pairs(mv, j), oct_bcast4(x->bsums + 4 * g)));
-    msum = _mm256_add_epi32(msum, _mm256_madd_epi16(dword_byte_pairs(mv, j + 1), oct_bcast4(x->bsums + 4 * g + 2)));
+    const __m256i sc0 = dword_byte_pairs(sm[g / 2], j), sc1 = dword_byte_pairs(sm[g / 2], j + 1);
+    const __m256i mn0 = dword_byte_pairs(sm[2 + g / 2], j), mn1 = dword_byte_pairs(sm[2 + g / 2], j + 1);
+    #pragma GCC unroll 2
+    for (int t = 0; t < T; t++) {
+      isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(lo16[t], sc0));
+      isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(hi16[t], sc1));
+      msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(mn0, oct_bcast4(x[t]->bsums + 4 * g)));
+      msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(mn1, oct_bcast4(x[t]->bsums + 4 * g + 2)));
+    }
   }
   __m256 dw, dmin;
   k4_d_dmin(h[0], &dw, &dmin);
-  const __m256 dx = _mm256_set1_ps(x->d);
-  const __m256 a = _mm256_mul_ps(_mm256_mul_ps(dx, dw), _mm256_cvtepi32_ps(isum));
-  const __m256 m = _mm256_mul_ps(_mm256_mul_ps(dx, dmin), _mm256_cvtepi32_ps(msum));
-  return _mm256_add_ps(acc, _mm256_sub_ps(a, m));
+  #pragma GCC unroll 2
+  for (int t = 0; t < T; t++) {
+    const __m256 dx = _mm256_set1_ps(x[t]->d);
+    const __m256 a = _mm256_mul_ps(_mm256_mul_ps(dx, dw), _mm256_cvtepi32_ps(isum[t]));
+    const __m256 m = _mm256_mul_ps(_mm256_mul_ps(dx, dmin), _mm256_cvtepi32_ps(msum[t]));
+    acc[t] = _mm256_add_ps(acc[t], _mm256_sub_ps(a, m));
+  }
 }
 
-/* One token, H octs (H = 2: the two halves of an X16 group, one stream). */
-AI void k4_dot1(const int H, const oct_src *src, int64_t nb, const ls_block_q8_K *x, float *y, const int64_t *row0,
-                const int (*live)[2]) {
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+/* 1 or 2 tokens, H octs (H = 2: the two halves of an X16 group, one stream). */
+AI void k4_dot(const int H, const int T, const oct_src *src, int64_t nb, const void *xa, size_t xs, float *y,
+               int64_t ldy, const int64_t *row0, const int (*live)[2]) {
+  __m256 acc[2][2];
+  #pragma GCC unroll 2
+  for (int h = 0; h < H; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
+  const ls_block_q8_K *x0 = xa, *x1 = (const ls_block_q8_K *)((const char *)xa + xs);
   for (int64_t b = 0; b < nb; b++) {
+    const ls_block_q8_K *x[2] = {x0 + b, x1 + b};
     #pragma GCC unroll 2
-    for (int h = 0; h < H; h++) acc[h] = k4_oct_dot1(&src[h], b, x + b, acc[h]);
+    for (int h = 0; h < H; h++) k4_oct_dot(T, &src[h], b, x, acc[h]);
   }
   #pragma GCC unroll 2
-  for (int h = 0; h < H; h++) oct_store(y + row0[h], acc[h], live[h][0], live[h][1]);
+  for (int h = 0; h < H; h++) {
+    #pragma GCC unroll 2
+    for (int t = 0; t < T; t++) oct_store(y + (int64_t)t * ldy + row0[h], acc[h][t], live[h][0], live[h][1]);
+  }
 }
-__attribute__((noinline)) static void k4_dot1_h1(const oct_src *src, int64_t nb, const ls_block_q8_K *x, float *y,
-                                                 const int64_t *row0, const int (*live)[2]) {
-  k4_dot1(1, src, nb, x, y, row0, live);
-}
-__attribute__((noinline)) static void k4_dot1_h2(const oct_src *src, int64_t nb, const ls_block_q8_K *x, float *y,
-                                                 const int64_t *row0, const int (*live)[2]) {
-  k4_dot1(2, src, nb, x, y, row0, live);
-}
+
+typedef void (*k4_dot_fn)(const oct_src *, int64_t, const void *, size_t, float *, int64_t, const int64_t *,
+                          const int (*)[2]);
+#define K4_DOT(H, T)                                                                                            \
+  __attribute__((noinline)) static void k4_dot_h##H##t##T(const oct_src *src, int64_t nb, const void *xa,         \
+                                                          size_t xs, float *y, int64_t ldy, const int64_t *row0,  \
+                                                          const int(*live)[2]) {                                 \
+    k4_dot(H, T, src, nb, xa, xs, y, ldy, row0, live);                                                          \
+  }
+K4_DOT(1, 1)
+K4_DOT(1, 2)
+K4_DOT(2, 1)
+K4_DOT(2, 2)
+static const k4_dot_fn k4_dots[2][2] = {{k4_dot_h1t1, k4_dot_h1t2}, {k4_dot_h2t1, k4_dot_h2t2}}; /* [H-1][T-1] */
 
 #define K4_T 8 /* tokens per oct pass */
 
@@ -482,7 +509,7 @@ K4_PASS(8)
 static const k4_pass_fn k4_passes[K4_T] = {k4_pass_1, k4_pass_2, k4_pass_3, k4_pass_4,
                                            k4_pass_5, k4_pass_6, k4_pass_7, k4_pass_8};
 
-/* Octs in pairs (one X16 group): one token goes through k4_dot1, both
+/* Octs in pairs (one X16 group): 1 or 2 tokens go through k4_dot, both
  * octs together; more tokens through k4_pass, an oct at a time, K4_T
  * tokens a pass (a last token alone takes a 1-token pass: the same bits). */
 static void matmul_q4k_octs(const ls_mat *w, const void *xa, size_t xs, int n, float *y, int64_t ldy, int64_t r0,
@@ -491,8 +518,8 @@ static void matmul_q4k_octs(const ls_mat *w, const void *xa, size_t xs, int n, f
   for (int64_t o = r0 - r0 % OCT; o < r1; o += 2 * OCT) {
     oct_pair p;
     const int H = oct_pair_at(w, o, r0, r1, &p);
-    if (n == 1) {
-      (H == 2 ? k4_dot1_h2 : k4_dot1_h1)(p.src, nb, (const ls_block_q8_K *)xa, y, p.row0, p.live);
+    if (n <= 2) {
+      k4_dots[H - 1][n - 1](p.src, nb, xa, xs, y, ldy, p.row0, p.live);
       continue;
     }
     for (int h = 0; h < H; h++)
