@@ -32,9 +32,11 @@
  * g = c/8 going to accumulator g % 4 (a short group at the end zero-padded),
  * summed as (a0 + a1) + (a2 + a3) and then the 8 lanes as (lo128 + hi128),
  * then the upper pair onto the lower, then lane 1 onto lane 0; tiles of one
- * row x up to 2 tokens. Norms, softmax, SwiGLU, RoPE and attention use the
- * scalar reference (they are a small share of the time). */
+ * row x up to 2 tokens, 8 rows' lane sums taken together (hsum8x8). Softmax,
+ * SwiGLU and attention are vectorised (below); the norm and RoPE use the
+ * scalar reference. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -264,40 +266,59 @@ AI float hsum8(__m256 a) {
   return _mm_cvtss_f32(s);
 }
 
-/* 8 weights from column c as floats (n < 8: the rest zero). */
+/* The first min(left, 8) floats at p, the rest zero; plain moves unless
+ * short (a masked move costs several times a plain one on AMD parts). */
+AI __m256i tail8(int left) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+AI __m256 load8(const float *p, int left) {
+  return left >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, tail8(left));
+}
+
+AI void store8(float *p, __m256 v, int left) {
+  if (left >= 8) _mm256_storeu_ps(p, v);
+  else _mm256_maskstore_ps(p, tail8(left), v);
+}
+
+/* 8 weights from column c as floats (n < 8: the rest zero; exact conversions). */
 AI __m256 load_wf(const int type, const void *row, int64_t c, int n) {
-  if (n == 8) {
-    if (type == LS_F32) return _mm256_loadu_ps((const float *)row + c);
-    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + c));
-    if (type == LS_F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  if (type == LS_F32) return load8((const float *)row + c, n);
+  __m128i h;
+  if (n == 8) h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + c));
+  else {
+    uint16_t tmp[8] = {0};
+    memcpy(tmp, (const uint16_t *)row + c, sizeof(uint16_t) * (size_t)n);
+    h = _mm_loadu_si128((const __m128i *)tmp);
   }
-  float tmp[8] = {0};
-  for (int j = 0; j < n; j++) {
-    if (type == LS_F32) tmp[j] = ((const float *)row)[c + j];
-    else if (type == LS_F16) tmp[j] = ls_fp16_to_fp32(((const uint16_t *)row)[c + j]);
-    else tmp[j] = ls_bf16_to_fp32(((const uint16_t *)row)[c + j]);
-  }
-  return _mm256_loadu_ps(tmp);
+  if (type == LS_F16) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-AI __m256 load_xf(const float *x, int64_t c, int n) {
-  if (n == 8) return _mm256_loadu_ps(x + c);
-  float tmp[8] = {0};
-  memcpy(tmp, x + c, sizeof(float) * (size_t)n);
-  return _mm256_loadu_ps(tmp);
+/* Lane r = hsum8(v[r]) bit for bit (the same additions: lo128 + hi128, then
+ * elements (0, 1) + (2, 3), then 0 + 1), 8 rows' shuffles shared: at the
+ * head sizes of small models the per-row sum was most of a row's work. */
+AI __m256 hsum8x8(const __m256 *v) {
+  __m256 s[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) /* [rows 2i | 2i + 1]: lo128 + hi128 */
+    s[i] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x20),
+                         _mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x31));
+  /* [r0, r0, r2, r2 | r1, r1, r3, r3] and rows 4..7 likewise: (0, 1) + (2, 3) */
+  const __m256 p = _mm256_add_ps(_mm256_shuffle_ps(s[0], s[1], 0x44), _mm256_shuffle_ps(s[0], s[1], 0xee));
+  const __m256 q = _mm256_add_ps(_mm256_shuffle_ps(s[2], s[3], 0x44), _mm256_shuffle_ps(s[2], s[3], 0xee));
+  const __m256 f = _mm256_add_ps(_mm256_shuffle_ps(p, q, 0x88), _mm256_shuffle_ps(p, q, 0xdd)); /* r0 r2 r4 r6 | r1.. */
+  return _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-/* y[t0+t][r] for one row r of a float matrix and T tokens. */
-AI void f_tile(const int T, const int type, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y,
-               int64_t ldy) {
+/* Row r of a float matrix against T tokens: sum[t] = (a0 + a1) + (a2 + a3),
+ * its lanes still to be added (hsum8x8). */
+AI void f_row(const int T, const int type, const ls_mat *w, int64_t r, const float *const *xt, __m256 *sum) {
   const int64_t cols = w->cols, full = cols / 32 * 32;
   const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
-  const float *xt[TF];
   __m256 acc[TF][4];
 #pragma GCC unroll 2
   for (int t = 0; t < T; t++) {
-    xt[t] = (const float *)((const char *)xa + (size_t)(t0 + t) * xs);
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) acc[t][k] = _mm256_setzero_ps();
   }
@@ -313,20 +334,37 @@ AI void f_tile(const int T, const int type, const ls_mat *w, int64_t r, const vo
     int n = cols - c >= 8 ? 8 : (int)(cols - c), k = (int)((c / 8) % 4);
     __m256 wv = load_wf(type, row, c, n);
 #pragma GCC unroll 2
-    for (int t = 0; t < T; t++) acc[t][k] = _mm256_fmadd_ps(wv, load_xf(xt[t], c, n), acc[t][k]);
+    for (int t = 0; t < T; t++) acc[t][k] = _mm256_fmadd_ps(wv, load8(xt[t] + c, n), acc[t][k]);
   }
 #pragma GCC unroll 2
   for (int t = 0; t < T; t++)
-    y[(int64_t)(t0 + t) * ldy + r] =
-        hsum8(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])));
+    sum[t] = _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3]));
 }
 
-typedef void (*tile_fn)(int T, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y, int64_t ldy);
+/* y[t0+t][r .. r+nr) for nr <= 8 rows of a float matrix and T tokens. */
+AI void f_tile(const int T, const int type, const ls_mat *w, int64_t r, int nr, const void *xa, size_t xs, int t0,
+               float *y, int64_t ldy) {
+  const float *xt[TF];
+#pragma GCC unroll 2
+  for (int t = 0; t < T; t++) xt[t] = (const float *)((const char *)xa + (size_t)(t0 + t) * xs);
+  __m256 sum[TF][8], one[TF];
+  for (int i = 0; i < 8; i++) {
+    if (i < nr) f_row(T, type, w, r + i, xt, one);
+#pragma GCC unroll 2
+    for (int t = 0; t < T; t++) sum[t][i] = i < nr ? one[t] : _mm256_setzero_ps();
+  }
+#pragma GCC unroll 2
+  for (int t = 0; t < T; t++) store8(y + (int64_t)(t0 + t) * ldy + r, hsum8x8(sum[t]), nr);
+}
 
-#define F_TILE_FN(name, type)                                                                                    \
-  static void name(int T, const ls_mat *w, int64_t r, const void *xa, size_t xs, int t0, float *y, int64_t ldy) { \
-    if (T == 1) f_tile(1, type, w, r, xa, xs, t0, y, ldy);                                                       \
-    else f_tile(2, type, w, r, xa, xs, t0, y, ldy);                                                              \
+typedef void (*tile_fn)(int T, const ls_mat *w, int64_t r, int nr, const void *xa, size_t xs, int t0, float *y,
+                        int64_t ldy);
+
+#define F_TILE_FN(name, type)                                                                                   \
+  static void name(int T, const ls_mat *w, int64_t r, int nr, const void *xa, size_t xs, int t0, float *y,       \
+                   int64_t ldy) {                                                                               \
+    if (T == 1) f_tile(1, type, w, r, nr, xa, xs, t0, y, ldy);                                                  \
+    else f_tile(2, type, w, r, nr, xa, xs, t0, y, ldy);                                                         \
   }
 F_TILE_FN(tile_f32, LS_F32)
 F_TILE_FN(tile_f16, LS_F16)
@@ -358,8 +396,139 @@ static void a2_matmul(const ls_mat *w, const void *xa, size_t xs, int n, float *
   }
   for (int t0 = 0; t0 < n; t0 += tt) {
     int T = n - t0 < tt ? n - t0 : tt;
-    for (int64_t r = r0; r < r1; r++) tile(T, w, r, xa, xs, t0, y, ldy);
+    for (int64_t r = r0; r < r1; r += 8) tile(T, w, r, r1 - r < 8 ? (int)(r1 - r) : 8, xa, xs, t0, y, ldy);
   }
+}
+
+/* ---- softmax, SwiGLU and attention -----------------------------------------
+ * Each sum in an order fixed by n (or n_pos and head_dim) alone: a row gives
+ * the same bits in any batch and at any thread count. Against the scalar
+ * reference these were half of a small model's time (a search on
+ * stories260K: the reference's attention, softmax and libm's expf). The
+ * norm stays the reference's (see a2_attention). */
+
+/* e^x, the Cephes expf polynomial of exp512 (kernels_avx512.c); 2^n is put
+ * into the exponent field directly (x is clamped, so -126 <= n <= 127: a
+ * normal number, and the product rounds once, as scalef's does). */
+AI __m256 exp256(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+AI float hmax8(__m256 a) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+/* Lane sums e_j by j mod 8 in j order, then hsum8. */
+static void a2_softmax(float *x, int n) {
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  __m256 mx = ninf;
+  for (int i = 0; i < n; i += 8) {
+    const __m256 v = load8(x + i, n - i);
+    mx = _mm256_max_ps(mx, n - i >= 8 ? v : _mm256_blendv_ps(ninf, v, _mm256_castsi256_ps(tail8(n - i))));
+  }
+  const __m256 vmax = _mm256_set1_ps(hmax8(mx));
+  __m256 sum = _mm256_setzero_ps();
+  for (int i = 0; i < n; i += 8) {
+    __m256 e = exp256(_mm256_sub_ps(load8(x + i, n - i), vmax));
+    if (n - i < 8) e = _mm256_and_ps(e, _mm256_castsi256_ps(tail8(n - i)));
+    store8(x + i, e, n - i);
+    sum = _mm256_add_ps(sum, e);
+  }
+  const __m256 total = _mm256_set1_ps(hsum8(sum));
+  for (int i = 0; i < n; i += 8) store8(x + i, _mm256_div_ps(load8(x + i, n - i), total), n - i);
+}
+
+static void a2_swiglu(float *h, const float *g, const float *u, int n) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (int i = 0; i < n; i += 8) {
+    const __m256 gv = load8(g + i, n - i), uv = load8(u + i, n - i);
+    const __m256 sig = _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), gv))));
+    store8(h + i, _mm256_mul_ps(_mm256_mul_ps(gv, sig), uv), n - i);
+  }
+}
+
+/* In place: p[r] lane c -> p[c] lane r (8 x 8 floats). */
+AI void transpose8x8(__m256 *p) {
+  __m256 t[8], u[8];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(p[2 * i], p[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(p[2 * i], p[2 * i + 1]);
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; i++) {
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    p[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    p[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+/* att[0 .. nk) = q.k_j * scale for 1 <= nk <= 8 keys from k, keys in lanes:
+ * s = s + q[i] * k_j[i] for i = 0, 1, ... (a multiply, then an add), then
+ * s * scale: the reference's operations in its order, so its bits. A
+ * block of 8 keys x 8 head elements is transposed in registers. Keys past
+ * nk repeat the last; not stored. */
+AI void scores8(float *att, const float *q, const float *k, int64_t kv_stride, int head_dim, float scale, int nk) {
+  const float *kr[8];
+  for (int r = 0; r < 8; r++) kr[r] = k + (int64_t)(r < nk ? r : nk - 1) * kv_stride;
+  __m256 s = _mm256_setzero_ps();
+  for (int i = 0; i < head_dim; i += 8) {
+    __m256 col[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) col[r] = load8(kr[r] + i, head_dim - i);
+    transpose8x8(col); /* col[c] lane r = key r's element i + c */
+    const int n = head_dim - i < 8 ? head_dim - i : 8;
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++)
+      if (c < n) s = _mm256_add_ps(s, _mm256_mul_ps(_mm256_set1_ps(q[i + c]), col[c]));
+  }
+  store8(att, _mm256_mul_ps(s, _mm256_set1_ps(scale)), nk);
+}
+
+/* out[i..i+8) (lanes i < left) = sum_j att[j] v_j[i..], in j order (a
+ * multiply, then an add): the reference's bits for these probabilities. */
+AI void weighted_values8(float *out, const float *att, const float *v, int64_t kv_stride, int n_pos, int left) {
+  __m256 a = _mm256_setzero_ps();
+  for (int j = 0; j < n_pos; j++)
+    a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_set1_ps(att[j]), load8(v + (int64_t)j * kv_stride, left)));
+  store8(out, a, left);
+}
+
+/* The reference's scores and weighted sums, bit for bit; only softmax's
+ * exp is a vector polynomial (and its sum 8 lanes wide). Why the
+ * reference's order and not the avx512 level's 8-lane partial sums: the
+ * K-quant fixtures agree with llama.cpp to 1e-3 only while no Q8_K
+ * activation rounds differently from llama.cpp's, and with those sums (or
+ * with an 8-lane rmsnorm, or one summed in double) one activation of the
+ * rand256 Q3_K_M file did, 0.34 in a logit (tests/engine). */
+static void a2_attention(float *out, const float *q, const float *k, const float *v, int64_t kv_stride, int n_pos,
+                         int head_dim, float scale, float *att) {
+  for (int j = 0; j < n_pos; j += 8)
+    scores8(att + j, q, k + (int64_t)j * kv_stride, kv_stride, head_dim, scale, n_pos - j < 8 ? n_pos - j : 8);
+  a2_softmax(att, n_pos);
+  for (int i = 0; i < head_dim; i += 8) weighted_values8(out + i, att, v + i, kv_stride, n_pos, head_dim - i);
 }
 
 const ls_kernels ls_kernels_avx2 = {
@@ -371,8 +540,8 @@ const ls_kernels ls_kernels_avx2 = {
     .pack = ls_x16_pack,
     .quantize_q8_0 = ls_quantize_row_q8_0,
     .rmsnorm = ls_ref_rmsnorm,
-    .softmax = ls_ref_softmax,
-    .swiglu = ls_ref_swiglu,
+    .softmax = a2_softmax,
+    .swiglu = a2_swiglu,
     .rope = ls_ref_rope,
-    .attention = ls_ref_attention,
+    .attention = a2_attention,
 };

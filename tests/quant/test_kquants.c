@@ -338,10 +338,12 @@ START_TEST(test_matmul) {
   const int64_t *colss = k_type ? colss_k : colss_32;
   const int n_cols = k_type ? 4 : 3;
   const int64_t rowss[] = {1, 3, 17, 67};
-  const int ns[] = {1, 2, 5, 9, 17};
+  /* tokens: alone and after whole passes (the avx2 Q4_K passes take 1-2 tokens, or up to 8) */
+  const int ns[] = {1, 2, 3, 6, 7, 8, 9, 17};
+  const int n_ns = (int)(sizeof ns / sizeof ns[0]);
   for (int ci = 0; ci < n_cols; ci++)
     for (int ri = 0; ri < 4; ri++)
-      for (int ni = 0; ni < 5; ni++) {
+      for (int ni = 0; ni < n_ns; ni++) {
         if (colss[ci] > 1000 && (rowss[ri] > 17 || ns[ni] > 9)) continue; /* keep it quick */
         check_matmul(type, rowss[ri], colss[ci], ns[ni]);
       }
